@@ -1,0 +1,212 @@
+//! The immutable graph (SPEC §2): forward CSR for push steps, per-source-tier reverse CSRs for pull
+//! steps, tiers, labels and embeddings. Built once by [`GraphBuilder`], then shared by `Arc`.
+
+mod builder;
+mod tsv;
+
+pub use builder::GraphBuilder;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where the host keeps a memory; spreading processes tiers in this order at each depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Tier {
+    /// Fast storage (default).
+    #[default]
+    Hot = 0,
+    /// Medium storage.
+    Warm = 1,
+    /// Slow storage.
+    Cold = 2,
+}
+
+impl Tier {
+    /// All tiers in processing order.
+    pub const ALL: [Tier; 3] = [Tier::Hot, Tier::Warm, Tier::Cold];
+
+    /// The lowercase name used in JSON and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Warm => "warm",
+            Tier::Cold => "cold",
+        }
+    }
+
+    /// The tier for a C/Python integer (0 hot, 1 warm, 2 cold).
+    pub fn from_index(value: u32) -> Option<Tier> {
+        match value {
+            0 => Some(Tier::Hot),
+            1 => Some(Tier::Warm),
+            2 => Some(Tier::Cold),
+            _ => None,
+        }
+    }
+
+    /// The tier for a name (`hot`, `warm`, `cold`) or digit (`0`, `1`, `2`).
+    pub fn parse(text: &str) -> Option<Tier> {
+        match text {
+            "hot" | "0" => Some(Tier::Hot),
+            "warm" | "1" => Some(Tier::Warm),
+            "cold" | "2" => Some(Tier::Cold),
+            _ => None,
+        }
+    }
+
+    /// 0, 1 or 2.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Compressed sparse rows: `neighbours[offsets[v]..offsets[v+1]]` with parallel `weights`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Csr {
+    pub(crate) offsets: Vec<u32>,
+    pub(crate) neighbours: Vec<u32>,
+    pub(crate) weights: Vec<f32>,
+}
+
+impl Csr {
+    #[inline]
+    pub(crate) fn range(&self, v: usize) -> std::ops::Range<usize> {
+        self.offsets[v] as usize..self.offsets[v + 1] as usize
+    }
+
+    fn bytes(&self) -> usize {
+        (self.offsets.capacity() + self.neighbours.capacity() + self.weights.capacity()) * 4
+    }
+}
+
+/// Node embeddings: one dimension, stored row-major with precomputed norms (0 = no embedding).
+#[derive(Debug, Clone)]
+pub(crate) struct Embeddings {
+    pub(crate) dim: usize,
+    pub(crate) values: Vec<f32>,
+    pub(crate) norms: Vec<f32>,
+}
+
+impl Embeddings {
+    #[inline]
+    pub(crate) fn row(&self, v: usize) -> &[f32] {
+        &self.values[v * self.dim..(v + 1) * self.dim]
+    }
+}
+
+/// An immutable weighted directed graph of memories.
+///
+/// Thread-safe (`Send + Sync`); share it with `Arc` and swap it into a running engine with
+/// [`crate::Engine::replace_graph`].
+#[derive(Debug)]
+pub struct Graph {
+    pub(crate) node_count: u32,
+    pub(crate) forward: Csr,
+    /// `reverse[t]` holds, for every destination, the in-edges whose *source* is in tier `t`, sorted by
+    /// source id then insertion order — the canonical summation order shared by push and pull steps.
+    pub(crate) reverse: [Csr; 3],
+    pub(crate) tiers: Vec<Tier>,
+    pub(crate) tier_counts: [u32; 3],
+    pub(crate) labels: Option<Vec<Option<Box<str>>>>,
+    pub(crate) embeddings: Option<Embeddings>,
+    label_index: OnceLock<HashMap<Box<str>, u32>>,
+}
+
+impl Graph {
+    /// Number of nodes; ids are `0..node_count`.
+    pub fn node_count(&self) -> usize {
+        self.node_count as usize
+    }
+
+    /// Number of edges, parallel edges and self-loops included.
+    pub fn edge_count(&self) -> usize {
+        self.forward.neighbours.len()
+    }
+
+    /// Out-degree of `node` (every out-edge counts).
+    pub fn out_degree(&self, node: u32) -> usize {
+        self.forward.range(node as usize).len()
+    }
+
+    /// Out-edges of `node` as `(dst, weight)` in insertion order.
+    pub fn out_edges(&self, node: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let range = self.forward.range(node as usize);
+        self.forward.neighbours[range.clone()].iter().copied().zip(self.forward.weights[range].iter().copied())
+    }
+
+    /// Tier of `node`.
+    pub fn tier(&self, node: u32) -> Tier {
+        self.tiers[node as usize]
+    }
+
+    /// Number of nodes in each tier (hot, warm, cold).
+    pub fn tier_counts(&self) -> [u32; 3] {
+        self.tier_counts
+    }
+
+    /// Label of `node`, if it has one.
+    pub fn label(&self, node: u32) -> Option<&str> {
+        self.labels.as_ref()?.get(node as usize)?.as_deref()
+    }
+
+    /// Whether any node has a label.
+    pub fn has_labels(&self) -> bool {
+        self.labels.is_some()
+    }
+
+    /// The node carrying exactly this label (the lowest id when several do).
+    pub fn find(&self, label: &str) -> Option<u32> {
+        let labels = self.labels.as_ref()?;
+        let index = self.label_index.get_or_init(|| {
+            let mut index = HashMap::with_capacity(labels.len());
+            for (node, label) in labels.iter().enumerate() {
+                if let Some(label) = label {
+                    index.entry(label.clone()).or_insert(node as u32);
+                }
+            }
+            index
+        });
+        index.get(label).copied()
+    }
+
+    /// Embedding dimension, if the graph has embeddings.
+    pub fn embedding_dim(&self) -> Option<usize> {
+        self.embeddings.as_ref().map(|e| e.dim)
+    }
+
+    /// Embedding of `node`, if it has one.
+    pub fn embedding(&self, node: u32) -> Option<&[f32]> {
+        let embeddings = self.embeddings.as_ref()?;
+        (embeddings.norms.get(node as usize)? > &0.0).then(|| embeddings.row(node as usize))
+    }
+
+    /// Heap bytes held by the graph's arrays (CSR, reverse CSRs, tiers, embeddings; labels estimated).
+    pub fn memory_bytes(&self) -> usize {
+        let labels = self.labels.as_ref().map_or(0, |l| {
+            l.capacity() * std::mem::size_of::<Option<Box<str>>>()
+                + l.iter().flatten().map(|s| s.len()).sum::<usize>()
+        });
+        let embeddings = self.embeddings.as_ref().map_or(0, |e| (e.values.capacity() + e.norms.capacity()) * 4);
+        self.forward.bytes() + self.reverse.iter().map(Csr::bytes).sum::<usize>() + self.tiers.capacity() + labels + embeddings
+    }
+
+    /// Load a graph from a TSV edge list (`src<TAB>dst<TAB>weight`, `#` comments) and an optional node
+    /// file (`id<TAB>tier<TAB>label`). Errors name the file and line.
+    pub fn from_tsv(edges_path: impl AsRef<std::path::Path>, nodes_path: Option<&std::path::Path>) -> Result<Graph> {
+        tsv::load(edges_path.as_ref(), nodes_path)
+    }
+
+    /// Build a graph from parallel edge arrays with `node_count` nodes, all hot.
+    pub fn from_edges(node_count: u32, src: &[u32], dst: &[u32], weight: &[f32]) -> Result<Graph> {
+        let mut builder = GraphBuilder::new(node_count);
+        builder.add_edges(src, dst, weight)?;
+        builder.build()
+    }
+    }
+}

@@ -1,0 +1,26 @@
+//! Axonal core: a spreading-activation engine with resilience and monitoring.
+//!
+//! The crate is organised by concept: [`graph`] holds the immutable CSR graph and its loaders,
+//! [`spread`] the normative spreading algorithm (SPEC §3), [`engine`] the long-lived engine that owns
+//! the thread pool, scratch buffers and live configuration, and [`recall`] the cue → result pipeline
+//! with its fallback path (SPEC §4).
+
+pub mod breaker;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod graph;
+pub mod recall;
+pub mod similarity;
+pub mod spread;
+
+pub use breaker::BreakerOverride;
+pub use config::{CyclePolicy, EngineConfig, OpenClMode};
+pub use engine::Engine;
+pub use error::{Error, ErrorKind};
+pub use graph::{Graph, GraphBuilder, Tier};
+pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
+pub use spread::{Backend, SpreadStats};
+
+/// The crate version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

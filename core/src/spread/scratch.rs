@@ -1,0 +1,242 @@
+//! Reusable per-call buffers and their pool: once warm, a recall allocates nothing here.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::graph::Graph;
+use crate::recall::Activation;
+
+pub(crate) const UNREACHED: u8 = u8::MAX;
+
+/// Dense per-node state of one spread plus the sparse lists that make resetting it cheap.
+///
+/// Invariant between uses: every dense array holds its neutral value (0, `UNREACHED`, `false`) and
+/// every list is empty.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// x_d: activation arriving at the current depth.
+    pub(crate) current: Vec<f32>,
+    /// Accumulator of x_{d+1}.
+    pub(crate) next: Vec<f32>,
+    /// Pull steps: `x_d[u] · decay` for frontier nodes, 0 elsewhere.
+    pub(crate) send: Vec<f32>,
+    /// A: accumulated activation.
+    pub(crate) activation: Vec<f32>,
+    /// Depth at which a node was first reached; `UNREACHED` otherwise.
+    pub(crate) hops: Vec<u8>,
+    pub(crate) fired: Vec<bool>,
+    pub(crate) in_next: Vec<bool>,
+    /// Nodes with x_d > 0, when `active_is_list`.
+    pub(crate) active: Vec<u32>,
+    pub(crate) next_active: Vec<u32>,
+    pub(crate) frontier: [Vec<u32>; 3],
+    /// Nodes with A > 0, unless `dense` (then scan).
+    pub(crate) reached: Vec<u32>,
+    pub(crate) fired_list: Vec<u32>,
+    /// A pull step ran: the sparse lists are incomplete and state lives in the dense arrays alone.
+    pub(crate) dense: bool,
+    /// Resolved seeds of the call in progress (unique, sorted by id).
+    pub(crate) seeds: Vec<(u32, f32)>,
+    /// Similarity search results (seeding and fallback).
+    pub(crate) similar: Vec<(u32, f32)>,
+    candidates: Vec<u32>,
+}
+
+impl Scratch {
+    fn resize(&mut self, n: usize) {
+        self.current.resize(n, 0.0);
+        self.next.resize(n, 0.0);
+        self.send.resize(n, 0.0);
+        self.activation.resize(n, 0.0);
+        self.hops.resize(n, UNREACHED);
+        self.fired.resize(n, false);
+        self.in_next.resize(n, false);
+    }
+
+    fn bytes(&self) -> usize {
+        self.current.capacity() * 16
+            + self.hops.capacity() * 3
+            + (self.active.capacity() + self.next_active.capacity() + self.reached.capacity()) * 4
+    }
+
+    /// Top-`k` qualifying nodes into `out`; returns the activation mass (over all non-seed nodes).
+    pub(crate) fn collect(&mut self, graph: &Graph, threshold: f32, k: usize, out: &mut Vec<Activation>) -> f64 {
+        out.clear();
+        self.candidates.clear();
+        let mut mass = 0.0f64;
+        let mut visit = |v: u32, candidates: &mut Vec<u32>| {
+            let (a, hops) = (self.activation[v as usize], self.hops[v as usize]);
+            if hops != 0 {
+                mass += a as f64;
+            }
+            if hops == 0 || a >= threshold {
+                candidates.push(v);
+            }
+        };
+        let mut candidates = std::mem::take(&mut self.candidates);
+        if self.dense {
+            for v in 0..self.activation.len() {
+                if self.activation[v] > 0.0 {
+                    visit(v as u32, &mut candidates);
+                }
+            }
+        } else {
+            // Ascending order makes the mass sum independent of the order nodes were reached in.
+            self.reached.sort_unstable();
+            for &v in &self.reached {
+                visit(v, &mut candidates);
+            }
+        }
+        let activation = &self.activation;
+        let order = |a: &u32, b: &u32| {
+            activation[*b as usize].total_cmp(&activation[*a as usize]).then(a.cmp(b))
+        };
+        if k == 0 {
+            candidates.clear();
+        } else if candidates.len() > k {
+            candidates.select_nth_unstable_by(k - 1, order);
+            candidates.truncate(k);
+        }
+        candidates.sort_unstable_by(order);
+        out.extend(candidates.iter().map(|&v| Activation {
+            node: v,
+            activation: activation[v as usize],
+            hops: self.hops[v as usize] as u32,
+            tier: graph.tier(v),
+        }));
+        self.candidates = candidates;
+        mass
+    }
+
+    /// Restore the between-uses invariant.
+    pub(crate) fn reset(&mut self) {
+        if self.dense {
+            self.current.fill(0.0);
+            self.next.fill(0.0);
+            self.send.fill(0.0);
+            self.activation.fill(0.0);
+            self.hops.fill(UNREACHED);
+            self.fired.fill(false);
+            self.in_next.fill(false);
+        } else {
+            for &v in &self.reached {
+                self.current[v as usize] = 0.0;
+                self.activation[v as usize] = 0.0;
+                self.hops[v as usize] = UNREACHED;
+            }
+            for &u in &self.fired_list {
+                self.fired[u as usize] = false;
+            }
+        }
+        self.dense = false;
+        self.active.clear();
+        self.next_active.clear();
+        self.reached.clear();
+        self.fired_list.clear();
+        self.seeds.clear();
+        for list in &mut self.frontier {
+            list.clear();
+        }
+    }
+}
+
+/// A pool of [`Scratch`] buffers shared by all recalls of an engine.
+///
+/// The lock is held only to pop or push one buffer. A buffer that was in use when a panic unwound is
+/// dropped rather than returned, so a half-written buffer never serves another call.
+#[derive(Debug)]
+pub struct ScratchPool {
+    idle: Mutex<Vec<Scratch>>,
+    in_use: AtomicUsize,
+    capacity: AtomicUsize,
+    max_idle: usize,
+}
+
+impl ScratchPool {
+    /// A pool that keeps at most `max_idle` idle buffers.
+    pub fn new(max_idle: usize) -> Self {
+        ScratchPool { idle: Mutex::new(Vec::new()), in_use: AtomicUsize::new(0), capacity: AtomicUsize::new(0), max_idle }
+    }
+
+    /// Buffers currently lent out.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Buffers in existence (lent out plus idle).
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Approximate heap bytes of the idle buffers.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle.lock().map(|idle| idle.iter().map(Scratch::bytes).sum()).unwrap_or(0)
+    }
+
+    /// Lend a clean buffer sized for `node_count` nodes.
+    pub(crate) fn checkout(&self, node_count: usize) -> ScratchLease<'_> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut scratch = reused.unwrap_or_else(|| {
+            self.capacity.fetch_add(1, Ordering::Relaxed);
+            Scratch::default()
+        });
+        if scratch.current.len() != node_count {
+            scratch.resize(node_count);
+        }
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        ScratchLease { pool: self, scratch: Some(scratch) }
+    }
+
+    fn give_back(&self, scratch: Scratch) {
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        let kept = !std::thread::panicking()
+            && self.idle.lock().is_ok_and(|mut idle| {
+                let keep = idle.len() < self.max_idle;
+                if keep {
+                    idle.push(scratch);
+                }
+                keep
+            });
+        if !kept {
+            self.capacity.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A buffer lent by [`ScratchPool`]; returned when dropped.
+pub(crate) struct ScratchLease<'a> {
+    pool: &'a ScratchPool,
+    scratch: Option<Scratch>,
+}
+
+impl ScratchLease<'_> {
+    /// Drop the buffer instead of returning it (its state is unknown after a caught panic).
+    pub(crate) fn discard(mut self) {
+        if self.scratch.take().is_some() {
+            self.pool.in_use.fetch_sub(1, Ordering::Relaxed);
+            self.pool.capacity.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Deref for ScratchLease<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        self.scratch.as_ref().expect("scratch present until drop")
+    }
+}
+
+impl DerefMut for ScratchLease<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        self.scratch.as_mut().expect("scratch present until drop")
+    }
+}
+
+impl Drop for ScratchLease<'_> {
+    fn drop(&mut self) {
+        if let Some(scratch) = self.scratch.take() {
+            self.pool.give_back(scratch);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! One spread, depth by depth: frontier selection, push and pull propagation, and the depth's finish.
+
+use rayon::prelude::*;
+
+use super::scratch::{Scratch, UNREACHED};
+use super::{NODES_PER_BATCH_UNIT, PhaseHook, PhaseTimer, SpreadParams, SpreadStats};
+use crate::config::CyclePolicy;
+use crate::graph::{Csr, Graph, Tier};
+
+/// Switch to pull once the frontier's out-edges reach `1 / PULL_SHARE` of all edges…
+const PULL_SHARE: u64 = 8;
+/// …and at least this many (below it a push is always cheaper than touching every node).
+const PULL_MIN_EDGES: u64 = 4096;
+/// Pull steps and dense passes go to the pool only when the graph has at least this many nodes + edges;
+/// below it, entering the pool (15–90 µs) costs more than the work.
+const PARALLEL_MIN_WORK: usize = 200_000;
+
+pub(super) struct Run<'a> {
+    graph: &'a Graph,
+    params: &'a SpreadParams,
+    s: &'a mut Scratch,
+    pool: Option<&'a rayon::ThreadPool>,
+    stats: SpreadStats,
+    tier_spent: [std::time::Duration; 3],
+    exhausted: [bool; 3],
+    /// `s.active` lists every node with x_d > 0 (false after a pull step: scan instead).
+    active_is_list: bool,
+}
+
+impl<'a> Run<'a> {
+    pub(super) fn new(
+        graph: &'a Graph,
+        params: &'a SpreadParams,
+        s: &'a mut Scratch,
+        pool: Option<&'a rayon::ThreadPool>,
+    ) -> Self {
+        let pool = pool.filter(|p| p.current_num_threads() > 1);
+        Run {
+            graph,
+            params,
+            s,
+            pool,
+            stats: SpreadStats::default(),
+            tier_spent: Default::default(),
+            exhausted: [false; 3],
+            active_is_list: true,
+        }
+    }
+
+    pub(super) fn seed(&mut self, seeds: &[(u32, f32)]) {
+        for &(v, a) in seeds {
+            let i = v as usize;
+            self.s.current[i] = a;
+            self.s.activation[i] = a;
+            self.s.hops[i] = 0;
+            self.s.reached.push(v);
+            self.s.active.push(v);
+        }
+    }
+
+    pub(super) fn finish(self) -> SpreadStats {
+        self.stats
+    }
+
+    /// Run depth `d`; false when the frontier was empty.
+    pub(super) fn depth(&mut self, d: usize, hook: &dyn PhaseHook) -> bool {
+        let (counts, work) = if self.active_is_list { self.frontier_from_list() } else { self.mark_dense() };
+        let fired: u32 = counts.iter().sum();
+        if fired == 0 {
+            return false;
+        }
+        let total_work: u64 = work.iter().sum();
+        self.stats.depth_reached = d as u32 + 1;
+        self.stats.nodes_fired[d] = fired;
+        self.stats.edges_traversed[d] = total_work;
+        let edges = self.graph.edge_count() as u64;
+        // Once a call has pulled it keeps pulling: its state lives in the dense arrays alone.
+        let pull = !self.active_is_list
+            || (total_work >= PULL_MIN_EDGES && total_work.saturating_mul(PULL_SHARE) >= edges);
+        if pull {
+            if self.active_is_list {
+                self.mark_from_lists();
+            }
+            self.s.dense = true;
+            self.stats.pulled = true;
+            self.propagate(counts, hook, Self::pull_tier);
+            self.finish_dense(d);
+        } else {
+            self.propagate(counts, hook, Self::push_tier);
+            self.finish_sparse(d);
+        }
+        for list in &mut self.s.frontier {
+            list.clear();
+        }
+        true
+    }
+
+    fn eligible(&self, u: usize, x: f32) -> bool {
+        let p = self.params;
+        x > 0.0
+            && x >= p.threshold
+            && (p.max_fan_out == 0 || self.graph.forward.range(u).len() <= p.max_fan_out as usize)
+            && (p.cycle_policy == CyclePolicy::Reverberate || !self.s.fired[u])
+            && !self.exhausted[self.graph.tiers[u].index()]
+    }
+
+    /// Sparse frontier: filter the (sorted) active list into per-tier lists.
+    fn frontier_from_list(&mut self) -> ([u32; 3], [u64; 3]) {
+        let mut counts = [0u32; 3];
+        let mut work = [0u64; 3];
+        let mut active = std::mem::take(&mut self.s.active);
+        active.sort_unstable();
+        for &u in &active {
+            let i = u as usize;
+            if self.eligible(i, self.s.current[i]) {
+                let t = self.graph.tiers[i].index();
+                self.s.frontier[t].push(u);
+                counts[t] += 1;
+                work[t] += self.graph.forward.range(i).len() as u64;
+            }
+        }
+        self.s.active = active;
+        (counts, work)
+    }
+
+    /// Pull after sparse depths: publish the listed frontier in `send` and mark it fired.
+    fn mark_from_lists(&mut self) {
+        let decay = self.params.decay;
+        for t in 0..3 {
+            for &u in &self.s.frontier[t] {
+                let i = u as usize;
+                self.s.send[i] = self.s.current[i] * decay;
+                self.s.fired[i] = true;
+            }
+        }
+    }
+
+    /// Dense frontier: one pass over all nodes publishes `send`, marks `fired` and counts per tier.
+    fn mark_dense(&mut self) -> ([u32; 3], [u64; 3]) {
+        let p = *self.params;
+        let graph = self.graph;
+        let exhausted = self.exhausted;
+        let chunk = self.chunk_len();
+        let worthwhile = self.parallel_worthwhile();
+        let s = &mut *self.s;
+        let body = |base: usize, current: &[f32], send: &mut [f32], fired: &mut [bool]| {
+            let mut counts = [0u32; 3];
+            let mut work = [0u64; 3];
+            for i in 0..current.len() {
+                let u = base + i;
+                let x = current[i];
+                if x <= 0.0 || x < p.threshold {
+                    continue;
+                }
+                let degree = graph.forward.range(u).len();
+                let t = graph.tiers[u].index();
+                if (p.max_fan_out != 0 && degree > p.max_fan_out as usize)
+                    || (p.cycle_policy == CyclePolicy::FireOnce && fired[i])
+                    || exhausted[t]
+                {
+                    continue;
+                }
+                send[i] = x * p.decay;
+                fired[i] = true;
+                counts[t] += 1;
+                work[t] += degree as u64;
+            }
+            (counts, work)
+        };
+        let add = |a: ([u32; 3], [u64; 3]), b: ([u32; 3], [u64; 3])| {
+            ([a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]], [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]])
+        };
+        match self.pool {
+            Some(pool) if worthwhile => pool.install(|| {
+                (s.current.par_chunks(chunk), s.send.par_chunks_mut(chunk), s.fired.par_chunks_mut(chunk))
+                    .into_par_iter()
+                    .enumerate()
+                    .map(|(k, (c, sd, f))| body(k * chunk, c, sd, f))
+                    .reduce(|| ([0; 3], [0; 3]), add)
+            }),
+            _ => body(0, &s.current, &mut s.send, &mut s.fired),
+        }
+    }
+
+    /// Run `step` for each tier with frontier nodes, in tier order, timing each phase against its timeout.
+    fn propagate(&mut self, counts: [u32; 3], hook: &dyn PhaseHook, step: fn(&mut Self, Tier)) {
+        let mut timer = PhaseTimer::start();
+        for tier in Tier::ALL {
+            let t = tier.index();
+            if counts[t] == 0 {
+                continue;
+            }
+            self.stats.tier_had_work[t] = true;
+            hook.before_tier(tier);
+            step(self, tier);
+            let spent = timer.lap();
+            self.stats.tier_time[t] += spent;
+            self.tier_spent[t] += spent;
+            if let Some(limit) = self.params.tier_timeouts[t]
+                && self.tier_spent[t] > limit
+            {
+                self.exhausted[t] = true;
+                self.stats.tier_timed_out[t] = true;
+                self.stats.truncated = true;
+            }
+        }
+    }
+
+    /// Push: each frontier node of `tier`, in id order, adds to its out-neighbours.
+    fn push_tier(&mut self, tier: Tier) {
+        let decay = self.params.decay;
+        let forward = &self.graph.forward;
+        let s = &mut *self.s;
+        let fire_once = self.params.cycle_policy == CyclePolicy::FireOnce;
+        for &u in &s.frontier[tier.index()] {
+            let i = u as usize;
+            let y = s.current[i] * decay;
+            if fire_once {
+                s.fired[i] = true;
+                s.fired_list.push(u);
+            }
+            let range = forward.range(i);
+            for (&v, &w) in forward.neighbours[range.clone()].iter().zip(&forward.weights[range]) {
+                let j = v as usize;
+                if !s.in_next[j] {
+                    s.in_next[j] = true;
+                    s.next_active.push(v);
+                }
+                s.next[j] += y * w;
+            }
+        }
+    }
+
+    /// Pull: every node gathers from its in-edges whose source is in `tier`.
+    fn pull_tier(&mut self, tier: Tier) {
+        let csr = &self.graph.reverse[tier.index()];
+        if csr.neighbours.is_empty() {
+            return;
+        }
+        let chunk = self.chunk_len();
+        let worthwhile = self.parallel_worthwhile();
+        let s = &mut *self.s;
+        let send = &s.send;
+        match self.pool {
+            Some(pool) if worthwhile => pool.install(|| {
+                s.next.par_chunks_mut(chunk).enumerate().for_each(|(k, next)| gather(csr, send, k * chunk, next))
+            }),
+            _ => gather(csr, send, 0, &mut s.next),
+        }
+    }
+
+    /// After a push: x_{d+1} = min(1, next) for the touched nodes; update A, hops and the active list.
+    /// (Pushes only follow sparse depths, so the active and reached lists are complete here.)
+    fn finish_sparse(&mut self, d: usize) {
+        let s = &mut *self.s;
+        for &u in &s.active {
+            s.current[u as usize] = 0.0;
+        }
+        s.active.clear();
+        for &v in &s.next_active {
+            let j = v as usize;
+            let x = s.next[j].min(1.0);
+            s.next[j] = 0.0;
+            s.in_next[j] = false;
+            if x > 0.0 {
+                s.current[j] = x;
+                s.active.push(v);
+                s.activation[j] = (s.activation[j] + x).min(1.0);
+                if s.hops[j] == UNREACHED {
+                    s.hops[j] = d as u8 + 1;
+                    s.reached.push(v);
+                }
+            }
+        }
+        s.next_active.clear();
+    }
+
+    /// After a pull: the same update as [`Self::finish_sparse`] over every node, clearing `send`.
+    fn finish_dense(&mut self, d: usize) {
+        let chunk = self.chunk_len();
+        let hop = d as u8 + 1;
+        let body = |current: &mut [f32], next: &mut [f32], send: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
+            for i in 0..current.len() {
+                let x = next[i].min(1.0);
+                next[i] = 0.0;
+                send[i] = 0.0;
+                current[i] = x;
+                if x > 0.0 {
+                    activation[i] = (activation[i] + x).min(1.0);
+                    if hops[i] == UNREACHED {
+                        hops[i] = hop;
+                    }
+                }
+            }
+        };
+        let worthwhile = self.parallel_worthwhile();
+        let s = &mut *self.s;
+        match self.pool {
+            Some(pool) if worthwhile => pool.install(|| {
+                (
+                    s.current.par_chunks_mut(chunk),
+                    s.next.par_chunks_mut(chunk),
+                    s.send.par_chunks_mut(chunk),
+                    s.activation.par_chunks_mut(chunk),
+                    s.hops.par_chunks_mut(chunk),
+                )
+                    .into_par_iter()
+                    .for_each(|(c, n, sd, a, h)| body(c, n, sd, a, h))
+            }),
+            _ => body(&mut s.current, &mut s.next, &mut s.send, &mut s.activation, &mut s.hops),
+        }
+        s.active.clear();
+        self.active_is_list = false;
+    }
+
+    fn chunk_len(&self) -> usize {
+        (self.params.batch_size as usize * NODES_PER_BATCH_UNIT).max(1)
+    }
+
+    fn parallel_worthwhile(&self) -> bool {
+        self.graph.node_count() + self.graph.edge_count() >= PARALLEL_MIN_WORK
+    }
+}
+
+/// Gather for destinations `base..base + next.len()`: `next[v] += Σ send[u] · w` in reverse-CSR order.
+/// Non-frontier sources have `send[u] = 0`, and adding +0.0 leaves a non-negative sum unchanged, so
+/// this equals the push over the frontier alone, bit for bit.
+#[inline]
+pub(crate) fn gather(csr: &Csr, send: &[f32], base: usize, next: &mut [f32]) {
+    let offsets = &csr.offsets[base..base + next.len() + 1];
+    for (i, slot) in next.iter_mut().enumerate() {
+        let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let mut acc = *slot;
+        for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
+            acc += send[u as usize] * w;
+        }
+        *slot = acc;
+    }
+}

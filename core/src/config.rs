@@ -199,7 +199,13 @@ impl TierTimeouts {
 
 impl Default for RecallConfig {
     fn default() -> Self {
-        RecallConfig { k: 10, seed_k: 5, min_similarity: 0.0, slow_call_factor: 1.5, min_activation_mass: 0.0 }
+        RecallConfig {
+            k: 10,
+            seed_k: 5,
+            min_similarity: 0.0,
+            slow_call_factor: 1.5,
+            min_activation_mass: 0.0,
+        }
     }
 }
 
@@ -243,8 +249,8 @@ impl Default for Guardrails {
 impl EngineConfig {
     /// Parse a JSON document (any subset of keys), fill defaults and validate.
     pub fn from_json(text: &str) -> Result<EngineConfig> {
-        let patch: Value =
-            serde_json::from_str(text).map_err(|e| Error::config("(document)", format!("malformed JSON: {e}")))?;
+        let patch: Value = serde_json::from_str(text)
+            .map_err(|e| Error::config("(document)", format!("malformed JSON: {e}")))?;
         EngineConfig::default().patched(&patch)
     }
 
@@ -253,7 +259,8 @@ impl EngineConfig {
         if !patch.is_object() {
             return Err(Error::config("(document)", "a config must be a JSON object"));
         }
-        let mut merged = serde_json::to_value(self).map_err(|e| Error::config("(document)", e.to_string()))?;
+        let mut merged =
+            serde_json::to_value(self).map_err(|e| Error::config("(document)", e.to_string()))?;
         merge(&mut merged, patch, "")?;
         let config: EngineConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
             let path = e.path().to_string();
@@ -272,9 +279,24 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<()> {
         let s = &self.spreading;
         check(s.max_depth >= 1 && s.max_depth <= 16, "spreading.max_depth", s.max_depth, "in 1..=16")?;
-        check(s.decay.is_finite() && s.decay > 0.0 && s.decay <= 1.0, "spreading.decay", s.decay, "in (0, 1]")?;
-        check(s.threshold.is_finite() && (0.0..1.0).contains(&s.threshold), "spreading.threshold", s.threshold, "in [0, 1)")?;
-        check(s.batch_size >= 1 && s.batch_size <= 4096, "spreading.batch_size", s.batch_size, "in 1..=4096")?;
+        check(
+            s.decay.is_finite() && s.decay > 0.0 && s.decay <= 1.0,
+            "spreading.decay",
+            s.decay,
+            "in (0, 1]",
+        )?;
+        check(
+            s.threshold.is_finite() && (0.0..1.0).contains(&s.threshold),
+            "spreading.threshold",
+            s.threshold,
+            "in [0, 1)",
+        )?;
+        check(
+            s.batch_size >= 1 && s.batch_size <= 4096,
+            "spreading.batch_size",
+            s.batch_size,
+            "in 1..=4096",
+        )?;
         for tier in Tier::ALL {
             let value = s.tier_timeouts_ms.get(tier);
             let field = format!("spreading.tier_timeouts_ms.{}", tier.as_str());
@@ -286,18 +308,38 @@ impl EngineConfig {
         let r = &self.recall;
         check(r.k >= 1, "recall.k", r.k, ">= 1")?;
         check(r.seed_k >= 1, "recall.seed_k", r.seed_k, ">= 1")?;
-        check((-1.0..=1.0).contains(&r.min_similarity), "recall.min_similarity", r.min_similarity, "in [-1, 1]")?;
-        check(r.slow_call_factor.is_finite() && r.slow_call_factor > 0.0, "recall.slow_call_factor", r.slow_call_factor, "finite and > 0")?;
+        check(
+            (-1.0..=1.0).contains(&r.min_similarity),
+            "recall.min_similarity",
+            r.min_similarity,
+            "in [-1, 1]",
+        )?;
+        check(
+            r.slow_call_factor.is_finite() && r.slow_call_factor > 0.0,
+            "recall.slow_call_factor",
+            r.slow_call_factor,
+            "finite and > 0",
+        )?;
         let mass = r.min_activation_mass;
         check(mass.is_finite() && mass >= 0.0, "recall.min_activation_mass", mass, "finite and >= 0")?;
 
         let b = &self.breaker;
         check((1..=100_000).contains(&b.window_size), "breaker.window_size", b.window_size, "in 1..=100000")?;
-        check(b.min_calls >= 1 && b.min_calls <= b.window_size, "breaker.min_calls", b.min_calls, "in 1..=breaker.window_size")?;
+        check(
+            b.min_calls >= 1 && b.min_calls <= b.window_size,
+            "breaker.min_calls",
+            b.min_calls,
+            "in 1..=breaker.window_size",
+        )?;
         let rate = b.failure_rate_threshold;
         check((0.0..=1.0).contains(&rate), "breaker.failure_rate_threshold", rate, "in [0, 1]")?;
         check(b.cooldown_ms >= 1, "breaker.cooldown_ms", b.cooldown_ms, ">= 1")?;
-        check(b.max_cooldown_ms >= b.cooldown_ms, "breaker.max_cooldown_ms", b.max_cooldown_ms, ">= breaker.cooldown_ms")?;
+        check(
+            b.max_cooldown_ms >= b.cooldown_ms,
+            "breaker.max_cooldown_ms",
+            b.max_cooldown_ms,
+            ">= breaker.cooldown_ms",
+        )?;
         check(b.half_open_max_probes >= 1, "breaker.half_open_max_probes", b.half_open_max_probes, ">= 1")?;
 
         let h = &self.health;
@@ -309,13 +351,28 @@ impl EngineConfig {
         let a = &self.autotune;
         check(a.interval_ms >= 1, "autotune.interval_ms", a.interval_ms, ">= 1")?;
         let improvement = a.min_improvement;
-        check(improvement.is_finite() && improvement >= 0.0, "autotune.min_improvement", improvement, "finite and >= 0")?;
+        check(
+            improvement.is_finite() && improvement >= 0.0,
+            "autotune.min_improvement",
+            improvement,
+            "finite and >= 0",
+        )?;
         check(a.audit_capacity >= 1, "autotune.audit_capacity", a.audit_capacity, ">= 1")?;
         let g = &a.guardrails;
         let [lo, hi] = g.batch_size;
-        check(lo >= 1 && lo <= hi && hi <= 4096, "autotune.guardrails.batch_size", format!("[{lo}, {hi}]"), "1 <= low <= high <= 4096")?;
+        check(
+            lo >= 1 && lo <= hi && hi <= 4096,
+            "autotune.guardrails.batch_size",
+            format!("[{lo}, {hi}]"),
+            "1 <= low <= high <= 4096",
+        )?;
         let [lo, hi] = g.max_depth;
-        check(lo >= 1 && lo <= hi && hi <= 16, "autotune.guardrails.max_depth", format!("[{lo}, {hi}]"), "1 <= low <= high <= 16")?;
+        check(
+            lo >= 1 && lo <= hi && hi <= 16,
+            "autotune.guardrails.max_depth",
+            format!("[{lo}, {hi}]"),
+            "1 <= low <= high <= 16",
+        )?;
         let [lo, hi] = g.timeout_multiplier;
         let ok = lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi;
         check(ok, "autotune.guardrails.timeout_multiplier", format!("[{lo}, {hi}]"), "0 < low <= high")?;

@@ -123,8 +123,8 @@ impl Engine {
 
     /// [`Engine::update_config`] from JSON text.
     pub fn update_config_json(&self, patch: &str) -> Result<EngineConfig> {
-        let patch: Value =
-            serde_json::from_str(patch).map_err(|e| Error::config("(document)", format!("malformed JSON: {e}")))?;
+        let patch: Value = serde_json::from_str(patch)
+            .map_err(|e| Error::config("(document)", format!("malformed JSON: {e}")))?;
         self.update_config(&patch)
     }
 
@@ -182,8 +182,10 @@ impl Engine {
         }
         let seeds = std::mem::take(&mut scratch.seeds);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            let mut stats = spread::spread(&graph, &live.params, &seeds, &mut scratch, self.pool.as_ref(), &NoHook);
-            stats.mass = spread::collect_results(&graph, live.params.threshold, k, &mut scratch, &mut out.results);
+            let mut stats =
+                spread::spread(&graph, &live.params, &seeds, &mut scratch, self.pool.as_ref(), &NoHook);
+            stats.mass =
+                spread::collect_results(&graph, live.params.threshold, k, &mut scratch, &mut out.results);
             stats
         }));
         let (stats, panicked) = match attempt {
@@ -198,7 +200,12 @@ impl Engine {
         };
         scratch.seeds = seeds;
         let latency = start.elapsed();
-        let reason = recall::classify((!panicked).then_some(&stats), latency, live.slow_limit, config.recall.min_activation_mass);
+        let reason = recall::classify(
+            (!panicked).then_some(&stats),
+            latency,
+            live.slow_limit,
+            config.recall.min_activation_mass,
+        );
         self.breaker.on_result(CallOutcome { failed: reason.is_some(), latency });
         out.stats = stats;
         match reason {
@@ -206,7 +213,11 @@ impl Engine {
                 out.source = Source::Spreading;
                 out.reason = None;
                 out.latency = start.elapsed();
-                tracing::debug!(latency_us = out.latency.as_micros() as u64, results = out.results.len(), "recall");
+                tracing::debug!(
+                    latency_us = out.latency.as_micros() as u64,
+                    results = out.results.len(),
+                    "recall"
+                );
                 Ok(())
             }
             Some(reason) => {
@@ -262,5 +273,8 @@ fn build_pool(threads: usize, handles: &Arc<Mutex<Vec<JoinHandle<()>>>>) -> Resu
             Ok(())
         })
         .build()
-        .map_err(|e| Error::Unavailable { feature: "threads", message: format!("cannot start the spreading pool: {e}") })
+        .map_err(|e| Error::Unavailable {
+            feature: "threads",
+            message: format!("cannot start the spreading pool: {e}"),
+        })
 }

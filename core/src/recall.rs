@@ -45,7 +45,8 @@ impl Cue {
 
     /// Parse the §15 cue JSON: `{"seeds": [3, 7] | [[3, 1.0], [7, 0.5]] | {"3": 1.0}, "embedding": [..], "k": 10}`.
     pub fn from_json(text: &str) -> Result<Cue> {
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::cue("(document)", format!("malformed JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::cue("(document)", format!("malformed JSON: {e}")))?;
         let Value::Object(object) = value else {
             return Err(Error::cue("(document)", "a cue must be a JSON object"));
         };
@@ -68,16 +69,23 @@ fn parse_seeds(value: &Value) -> Result<Vec<(u32, f32)>> {
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::Array(pair) if pair.len() == 2 => Ok((parse_id(&pair[0], i)?, parse_activation(&pair[1], i)?)),
+                Value::Array(pair) if pair.len() == 2 => {
+                    Ok((parse_id(&pair[0], i)?, parse_activation(&pair[1], i)?))
+                }
                 Value::Number(_) => Ok((parse_id(item, i)?, 1.0)),
-                other => Err(Error::cue(format!("seeds[{i}]"), format!("expected a node id or [id, activation], got {other}"))),
+                other => Err(Error::cue(
+                    format!("seeds[{i}]"),
+                    format!("expected a node id or [id, activation], got {other}"),
+                )),
             })
             .collect(),
         Value::Object(map) => map
             .iter()
             .enumerate()
             .map(|(i, (id, activation))| {
-                let node = id.parse::<u64>().map_err(|_| Error::cue(format!("seeds.{id}"), "key is not a node id"))?;
+                let node = id
+                    .parse::<u64>()
+                    .map_err(|_| Error::cue(format!("seeds.{id}"), "key is not a node id"))?;
                 let node = u32::try_from(node).map_err(|_| Error::SeedOutOfRange { node, node_count: 0 })?;
                 Ok((node, parse_activation(activation, i)?))
             })
@@ -88,7 +96,9 @@ fn parse_seeds(value: &Value) -> Result<Vec<(u32, f32)>> {
 }
 
 fn parse_id(value: &Value, i: usize) -> Result<u32> {
-    let id = value.as_u64().ok_or_else(|| Error::cue(format!("seeds[{i}]"), format!("{value} is not a node id")))?;
+    let id = value
+        .as_u64()
+        .ok_or_else(|| Error::cue(format!("seeds[{i}]"), format!("{value} is not a node id")))?;
     u32::try_from(id).map_err(|_| Error::SeedOutOfRange { node: id, node_count: 0 })
 }
 
@@ -105,7 +115,11 @@ fn parse_embedding(value: &Value) -> Result<Option<Vec<f32>>> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, x)| x.as_f64().map(|x| x as f32).ok_or_else(|| Error::cue(format!("embedding[{i}]"), format!("{x} is not a number"))))
+            .map(|(i, x)| {
+                x.as_f64()
+                    .map(|x| x as f32)
+                    .ok_or_else(|| Error::cue(format!("embedding[{i}]"), format!("{x} is not a number")))
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some),
         other => Err(Error::cue("embedding", format!("expected an array of numbers, got {other}"))),
@@ -296,14 +310,25 @@ fn merge_duplicates(seeds: &mut Vec<(u32, f32)>) {
 /// The similarity fallback (SPEC §4): with a query embedding and graph embeddings, the top-`k` similar
 /// nodes; otherwise the seeds (hops 0) and their direct out-neighbours (Σ seed activation × weight,
 /// capped at 1; hops 1), best first. `scratch.seeds` holds the resolved seeds; scratch stays clean.
-pub(crate) fn fallback(graph: &Graph, cue: &Cue, k: usize, scratch: &mut Scratch, out: &mut Vec<crate::Activation>) {
+pub(crate) fn fallback(
+    graph: &Graph,
+    cue: &Cue,
+    k: usize,
+    scratch: &mut Scratch,
+    out: &mut Vec<crate::Activation>,
+) {
     out.clear();
     if let Some(query) = &cue.embedding
         && let Ok(norm) = similarity::query_norm(graph, query)
     {
         let mut similar = std::mem::take(&mut scratch.similar);
         similarity::top_similar(graph, query, norm, k, f32::MIN, &mut similar);
-        out.extend(similar.iter().map(|&(node, s)| Activation { node, activation: s, hops: 0, tier: graph.tier(node) }));
+        out.extend(similar.iter().map(|&(node, s)| Activation {
+            node,
+            activation: s,
+            hops: 0,
+            tier: graph.tier(node),
+        }));
         scratch.similar = similar;
         return;
     }
@@ -323,7 +348,12 @@ pub(crate) fn fallback(graph: &Graph, cue: &Cue, k: usize, scratch: &mut Scratch
             scratch.next[j] = (scratch.next[j] + a * w).min(1.0);
         }
     }
-    out.extend(scratch.seeds.iter().map(|&(node, a)| Activation { node, activation: a, hops: 0, tier: graph.tier(node) }));
+    out.extend(scratch.seeds.iter().map(|&(node, a)| Activation {
+        node,
+        activation: a,
+        hops: 0,
+        tier: graph.tier(node),
+    }));
     for &v in &scratch.next_active {
         let j = v as usize;
         out.push(Activation { node: v, activation: scratch.next[j], hops: 1, tier: graph.tier(v) });
@@ -334,7 +364,8 @@ pub(crate) fn fallback(graph: &Graph, cue: &Cue, k: usize, scratch: &mut Scratch
         scratch.hops[seed as usize] = crate::spread::UNREACHED;
     }
     scratch.next_active.clear();
-    let order = |a: &Activation, b: &Activation| b.activation.total_cmp(&a.activation).then(a.node.cmp(&b.node));
+    let order =
+        |a: &Activation, b: &Activation| b.activation.total_cmp(&a.activation).then(a.node.cmp(&b.node));
     if k == 0 {
         out.clear();
     } else if out.len() > k {

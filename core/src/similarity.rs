@@ -9,7 +9,10 @@ pub(crate) fn query_norm(graph: &Graph, query: &[f32]) -> Result<f32> {
         return Err(Error::cue("embedding", "the graph has no embeddings"));
     };
     if query.len() != dim {
-        return Err(Error::cue("embedding", format!("dimension {} does not match the graph's {dim}", query.len())));
+        return Err(Error::cue(
+            "embedding",
+            format!("dimension {} does not match the graph's {dim}", query.len()),
+        ));
     }
     if let Some(i) = query.iter().position(|x| !x.is_finite()) {
         return Err(Error::cue("embedding", format!("value {} at index {i} is not finite", query[i])));

@@ -70,7 +70,11 @@ impl GraphBuilder {
         }
         let base = self.src.len();
         if base + src.len() > u32::MAX as usize {
-            return Err(Error::TooLarge { what: "edge count", count: base + src.len(), limit: u32::MAX as usize });
+            return Err(Error::TooLarge {
+                what: "edge count",
+                count: base + src.len(),
+                limit: u32::MAX as usize,
+            });
         }
         for (i, ((&s, &d), &w)) in src.iter().zip(dst).zip(weight).enumerate() {
             self.check_edge(base + i, s, d, w)?;

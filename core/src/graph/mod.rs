@@ -137,7 +137,10 @@ impl Graph {
     /// Out-edges of `node` as `(dst, weight)` in insertion order.
     pub fn out_edges(&self, node: u32) -> impl Iterator<Item = (u32, f32)> + '_ {
         let range = self.forward.range(node as usize);
-        self.forward.neighbours[range.clone()].iter().copied().zip(self.forward.weights[range].iter().copied())
+        self.forward.neighbours[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.forward.weights[range].iter().copied())
     }
 
     /// Tier of `node`.
@@ -192,13 +195,21 @@ impl Graph {
             l.capacity() * std::mem::size_of::<Option<Box<str>>>()
                 + l.iter().flatten().map(|s| s.len()).sum::<usize>()
         });
-        let embeddings = self.embeddings.as_ref().map_or(0, |e| (e.values.capacity() + e.norms.capacity()) * 4);
-        self.forward.bytes() + self.reverse.iter().map(Csr::bytes).sum::<usize>() + self.tiers.capacity() + labels + embeddings
+        let embeddings =
+            self.embeddings.as_ref().map_or(0, |e| (e.values.capacity() + e.norms.capacity()) * 4);
+        self.forward.bytes()
+            + self.reverse.iter().map(Csr::bytes).sum::<usize>()
+            + self.tiers.capacity()
+            + labels
+            + embeddings
     }
 
     /// Load a graph from a TSV edge list (`src<TAB>dst<TAB>weight`, `#` comments) and an optional node
     /// file (`id<TAB>tier<TAB>label`). Errors name the file and line.
-    pub fn from_tsv(edges_path: impl AsRef<std::path::Path>, nodes_path: Option<&std::path::Path>) -> Result<Graph> {
+    pub fn from_tsv(
+        edges_path: impl AsRef<std::path::Path>,
+        nodes_path: Option<&std::path::Path>,
+    ) -> Result<Graph> {
         tsv::load(edges_path.as_ref(), nodes_path)
     }
 
@@ -207,6 +218,5 @@ impl Graph {
         let mut builder = GraphBuilder::new(node_count);
         builder.add_edges(src, dst, weight)?;
         builder.build()
-    }
     }
 }

@@ -18,13 +18,21 @@ pub(super) fn load(edges_path: &Path, nodes_path: Option<&Path>) -> Result<Graph
     for (number, line) in data_lines(edges_path, &edges_text) {
         let line = line?;
         let mut fields = line.split('\t');
-        let (Some(s), Some(d), Some(w), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+        let (Some(s), Some(d), Some(w), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             let found = line.split('\t').count();
-            return Err(tsv_error(edges_path, number, format!("expected 3 tab-separated fields (src, dst, weight), found {found}")));
+            return Err(tsv_error(
+                edges_path,
+                number,
+                format!("expected 3 tab-separated fields (src, dst, weight), found {found}"),
+            ));
         };
         let s = parse_id(edges_path, number, "src", s)?;
         let d = parse_id(edges_path, number, "dst", d)?;
-        let w: f32 = w.trim().parse().map_err(|_| tsv_error(edges_path, number, format!("weight {w:?} is not a number")))?;
+        let w: f32 = w
+            .trim()
+            .parse()
+            .map_err(|_| tsv_error(edges_path, number, format!("weight {w:?} is not a number")))?;
         if !(w.is_finite() && w > 0.0 && w <= 1.0) {
             return Err(tsv_error(edges_path, number, format!("weight {w} must be finite and in (0, 1]")));
         }
@@ -81,7 +89,11 @@ fn read_nodes(path: &Path) -> Result<Vec<NodeLine>> {
         };
         let label = fields.next().filter(|l| !l.is_empty()).map(str::to_owned);
         if let Some(first) = first_line.insert(id, number) {
-            return Err(tsv_error(path, number, format!("node {id} is listed twice (first on line {first})")));
+            return Err(tsv_error(
+                path,
+                number,
+                format!("node {id} is listed twice (first on line {first})"),
+            ));
         }
         nodes.push(NodeLine { id, tier, label });
     }
@@ -98,7 +110,10 @@ fn data_lines<'a>(path: &'a Path, text: &'a [u8]) -> impl Iterator<Item = (usize
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let number = i + 1;
         match std::str::from_utf8(raw) {
-            Err(e) => Some((number, Err(tsv_error(path, number, format!("not valid UTF-8 (byte {})", e.valid_up_to()))))),
+            Err(e) => Some((
+                number,
+                Err(tsv_error(path, number, format!("not valid UTF-8 (byte {})", e.valid_up_to()))),
+            )),
             Ok(line) if line.trim().is_empty() || line.trim_start().starts_with('#') => None,
             Ok(line) => Some((number, Ok(line))),
         }
@@ -108,7 +123,9 @@ fn data_lines<'a>(path: &'a Path, text: &'a [u8]) -> impl Iterator<Item = (usize
 fn parse_id(path: &Path, line: usize, field: &str, text: &str) -> Result<u32> {
     match text.trim().parse::<u32>() {
         Ok(id) if id < u32::MAX => Ok(id),
-        _ => Err(tsv_error(path, line, format!("{field} {text:?} is not a node id (0 ..= {})", u32::MAX - 1))),
+        _ => {
+            Err(tsv_error(path, line, format!("{field} {text:?} is not a node id (0 ..= {})", u32::MAX - 1)))
+        }
     }
 }
 

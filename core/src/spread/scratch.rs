@@ -61,7 +61,13 @@ impl Scratch {
     }
 
     /// Top-`k` qualifying nodes into `out`; returns the activation mass (over all non-seed nodes).
-    pub(crate) fn collect(&mut self, graph: &Graph, threshold: f32, k: usize, out: &mut Vec<Activation>) -> f64 {
+    pub(crate) fn collect(
+        &mut self,
+        graph: &Graph,
+        threshold: f32,
+        k: usize,
+        out: &mut Vec<Activation>,
+    ) -> f64 {
         out.clear();
         self.candidates.clear();
         let mut mass = 0.0f64;
@@ -89,9 +95,8 @@ impl Scratch {
             }
         }
         let activation = &self.activation;
-        let order = |a: &u32, b: &u32| {
-            activation[*b as usize].total_cmp(&activation[*a as usize]).then(a.cmp(b))
-        };
+        let order =
+            |a: &u32, b: &u32| activation[*b as usize].total_cmp(&activation[*a as usize]).then(a.cmp(b));
         if k == 0 {
             candidates.clear();
         } else if candidates.len() > k {
@@ -156,7 +161,12 @@ pub struct ScratchPool {
 impl ScratchPool {
     /// A pool that keeps at most `max_idle` idle buffers.
     pub fn new(max_idle: usize) -> Self {
-        ScratchPool { idle: Mutex::new(Vec::new()), in_use: AtomicUsize::new(0), capacity: AtomicUsize::new(0), max_idle }
+        ScratchPool {
+            idle: Mutex::new(Vec::new()),
+            in_use: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(0),
+            max_idle,
+        }
     }
 
     /// Buffers currently lent out.

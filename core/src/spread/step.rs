@@ -168,7 +168,10 @@ impl<'a> Run<'a> {
             (counts, work)
         };
         let add = |a: ([u32; 3], [u64; 3]), b: ([u32; 3], [u64; 3])| {
-            ([a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]], [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]])
+            (
+                [a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]],
+                [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]],
+            )
         };
         match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
@@ -243,7 +246,10 @@ impl<'a> Run<'a> {
         let send = &s.send;
         match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
-                s.next.par_chunks_mut(chunk).enumerate().for_each(|(k, next)| gather(csr, send, k * chunk, next))
+                s.next
+                    .par_chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(k, next)| gather(csr, send, k * chunk, next))
             }),
             _ => gather(csr, send, 0, &mut s.next),
         }
@@ -279,7 +285,11 @@ impl<'a> Run<'a> {
     fn finish_dense(&mut self, d: usize) {
         let chunk = self.chunk_len();
         let hop = d as u8 + 1;
-        let body = |current: &mut [f32], next: &mut [f32], send: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
+        let body = |current: &mut [f32],
+                    next: &mut [f32],
+                    send: &mut [f32],
+                    activation: &mut [f32],
+                    hops: &mut [u8]| {
             for i in 0..current.len() {
                 let x = next[i].min(1.0);
                 next[i] = 0.0;

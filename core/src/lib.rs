@@ -17,10 +17,10 @@ pub mod spread;
 pub use breaker::BreakerOverride;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};
 pub use engine::Engine;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Result};
 pub use graph::{Graph, GraphBuilder, Tier};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
-pub use spread::{Backend, SpreadStats};
+pub use spread::{Backend, Execution, SpreadParams, SpreadStats, spread_standalone};
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -100,14 +100,45 @@ pub struct SpreadParams {
     pub max_fan_out: u32,
     /// Cycle policy.
     pub cycle_policy: CyclePolicy,
-    /// Destination nodes per parallel task, divided by [`NODES_PER_BATCH_UNIT`].
+    /// Parallel task granularity: a pull task covers `batch_size × nodes_per_batch_unit` destinations.
     pub batch_size: u32,
     /// Per-tier timeouts; `None` = no timeout.
     pub tier_timeouts: [Option<Duration>; 3],
+    /// When to pull and when to use the pool (never changes results).
+    pub execution: Execution,
 }
 
-/// A parallel pull task covers `batch_size × NODES_PER_BATCH_UNIT` destination nodes.
-pub const NODES_PER_BATCH_UNIT: usize = 256;
+/// Execution thresholds. They decide speed only: results are bit-identical whatever their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Execution {
+    /// Pull once the frontier's out-edges reach `1 / pull_share` of all edges…
+    pub pull_share: u64,
+    /// …and at least this many (below it a push is always cheaper than touching every node).
+    pub pull_min_edges: u64,
+    /// Pull steps and dense passes use the pool only when nodes + edges reach this; below it, entering
+    /// the pool (15–90 µs) costs more than the work.
+    pub parallel_min_work: usize,
+    /// Destination nodes per unit of `batch_size` in a parallel task.
+    pub nodes_per_batch_unit: usize,
+}
+
+impl Default for Execution {
+    fn default() -> Self {
+        Execution { pull_share: 8, pull_min_edges: 4096, parallel_min_work: 200_000, nodes_per_batch_unit: 256 }
+    }
+}
+
+impl Execution {
+    /// Always push (never pull).
+    pub fn push_only() -> Self {
+        Execution { pull_min_edges: u64::MAX, ..Execution::default() }
+    }
+
+    /// Always pull, on the pool whenever one is given, in tasks of `batch_size` destinations.
+    pub fn pull_always() -> Self {
+        Execution { pull_share: u64::MAX, pull_min_edges: 0, parallel_min_work: 0, nodes_per_batch_unit: 1 }
+    }
+}
 
 impl From<&SpreadingConfig> for SpreadParams {
     fn from(c: &SpreadingConfig) -> Self {
@@ -120,6 +151,7 @@ impl From<&SpreadingConfig> for SpreadParams {
             cycle_policy: c.cycle_policy,
             batch_size: c.batch_size.max(1),
             tier_timeouts: Tier::ALL.map(|t| timeout(c.tier_timeouts_ms.get(t))),
+            execution: Execution::default(),
         }
     }
 }
@@ -156,6 +188,25 @@ pub(crate) fn spread(
         }
     }
     run.finish()
+}
+
+/// Spread outside an engine (tests, benchmarks): validates and merges `seeds`, returns every result
+/// (seeds and nodes with A ≥ threshold) best first, and the stats with the mass filled in.
+pub fn spread_standalone(
+    graph: &Graph,
+    params: &SpreadParams,
+    seeds: &[(u32, f32)],
+    pool: Option<&rayon::ThreadPool>,
+) -> crate::Result<(Vec<Activation>, SpreadStats)> {
+    let mut scratch = Scratch::default();
+    scratch.resize(graph.node_count());
+    let cue = crate::Cue::weighted(seeds.iter().copied());
+    crate::recall::resolve_seeds(graph, &cue, 1, 0.0, &mut scratch)?;
+    let seeds = std::mem::take(&mut scratch.seeds);
+    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, &NoHook);
+    let mut out = Vec::new();
+    stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
+    Ok((out, stats))
 }
 
 /// Write the top-`k` results (seeds always qualify) into `out`, return the activation mass, and leave

@@ -44,7 +44,7 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
-    fn resize(&mut self, n: usize) {
+    pub(crate) fn resize(&mut self, n: usize) {
         self.current.resize(n, 0.0);
         self.next.resize(n, 0.0);
         self.send.resize(n, 0.0);

@@ -3,17 +3,9 @@
 use rayon::prelude::*;
 
 use super::scratch::{Scratch, UNREACHED};
-use super::{NODES_PER_BATCH_UNIT, PhaseHook, PhaseTimer, SpreadParams, SpreadStats};
+use super::{PhaseHook, PhaseTimer, SpreadParams, SpreadStats};
 use crate::config::CyclePolicy;
 use crate::graph::{Csr, Graph, Tier};
-
-/// Switch to pull once the frontier's out-edges reach `1 / PULL_SHARE` of all edges…
-const PULL_SHARE: u64 = 8;
-/// …and at least this many (below it a push is always cheaper than touching every node).
-const PULL_MIN_EDGES: u64 = 4096;
-/// Pull steps and dense passes go to the pool only when the graph has at least this many nodes + edges;
-/// below it, entering the pool (15–90 µs) costs more than the work.
-const PARALLEL_MIN_WORK: usize = 200_000;
 
 pub(super) struct Run<'a> {
     graph: &'a Graph,
@@ -76,7 +68,8 @@ impl<'a> Run<'a> {
         let edges = self.graph.edge_count() as u64;
         // Once a call has pulled it keeps pulling: its state lives in the dense arrays alone.
         let pull = !self.active_is_list
-            || (total_work >= PULL_MIN_EDGES && total_work.saturating_mul(PULL_SHARE) >= edges);
+            || (total_work >= self.params.execution.pull_min_edges
+                && total_work.saturating_mul(self.params.execution.pull_share) >= edges);
         if pull {
             if self.active_is_list {
                 self.mark_from_lists();
@@ -324,11 +317,11 @@ impl<'a> Run<'a> {
     }
 
     fn chunk_len(&self) -> usize {
-        (self.params.batch_size as usize * NODES_PER_BATCH_UNIT).max(1)
+        (self.params.batch_size as usize * self.params.execution.nodes_per_batch_unit).max(1)
     }
 
     fn parallel_worthwhile(&self) -> bool {
-        self.graph.node_count() + self.graph.edge_count() >= PARALLEL_MIN_WORK
+        self.graph.node_count() + self.graph.edge_count() >= self.params.execution.parallel_min_work
     }
 }
 

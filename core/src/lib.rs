@@ -20,7 +20,7 @@ pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{Graph, GraphBuilder, Tier};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
-pub use spread::{Backend, Execution, SpreadParams, SpreadStats, spread_standalone};
+pub use spread::{Backend, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone};
 
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

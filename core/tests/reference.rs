@@ -142,7 +142,7 @@ proptest! {
     #[test]
     fn equals_reference_implementation(case in case()) {
         let graph = build(&case);
-        let (results, stats) = spread_standalone(&graph, &params(&case, 64, Execution::default()), &case.seeds, None).unwrap();
+        let (results, stats) = spread_standalone(&graph, &params(&case, 64, Execution::default()), &case.seeds, None, None).unwrap();
         let (expected, expected_mass) = reference(&case);
         let mut actual: Vec<_> = results.iter().map(|a| (a.node, a.activation as f64, a.hops)).collect();
         actual.sort_by_key(|r| r.0);
@@ -164,12 +164,12 @@ proptest! {
     fn bit_identical_across_direction_threads_and_batch_size(case in case()) {
         let graph = build(&case);
         let (baseline, base_stats) =
-            spread_standalone(&graph, &params(&case, 64, Execution::push_only()), &case.seeds, None).unwrap();
+            spread_standalone(&graph, &params(&case, 64, Execution::push_only()), &case.seeds, None, None).unwrap();
         for pool in pools() {
             for batch_size in [8, 64, 128] {
                 for execution in [Execution::pull_always(), Execution::default()] {
                     let p = params(&case, batch_size, execution);
-                    let (results, stats) = spread_standalone(&graph, &p, &case.seeds, Some(pool)).unwrap();
+                    let (results, stats) = spread_standalone(&graph, &p, &case.seeds, Some(pool), None).unwrap();
                     prop_assert_eq!(bits(&results), bits(&baseline),
                         "threads {} batch {} {:?}", pool.current_num_threads(), batch_size, execution);
                     prop_assert_eq!(stats.mass.to_bits(), base_stats.mass.to_bits());

@@ -197,13 +197,14 @@ pub fn spread_standalone(
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
+    hook: Option<&dyn PhaseHook>,
 ) -> crate::Result<(Vec<Activation>, SpreadStats)> {
     let mut scratch = Scratch::default();
     scratch.resize(graph.node_count());
     let cue = crate::Cue::weighted(seeds.iter().copied());
     crate::recall::resolve_seeds(graph, &cue, 1, 0.0, &mut scratch)?;
     let seeds = std::mem::take(&mut scratch.seeds);
-    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, &NoHook);
+    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, hook.unwrap_or(&NoHook));
     let mut out = Vec::new();
     stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
     Ok((out, stats))

@@ -1,1 +1,254 @@
-fn main() {}
+//! Spreading benchmarks (issue: foundation). Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]`
+//! with NAME in `cycle`, `step`, `ba`, `memory` (default: all). Prints a report; the numbers and the
+//! machine go into docs/performance.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axonal_core::generate::{self, EdgeList};
+use axonal_core::spread::time_full_frontier_step;
+use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall, SpreadParams, Tier};
+use rayon::prelude::*;
+use serde_json::json;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if args.first().map(String::as_str) == Some("memory-child") {
+        return memory_child();
+    }
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    machine();
+    if want("memory") {
+        memory();
+    }
+    if want("cycle") {
+        cycle();
+    }
+    if want("ba") {
+        barabasi_albert();
+    }
+    if want("step") {
+        full_frontier_step();
+    }
+}
+
+fn machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("machine: {cpu}, {cores} cores");
+    let start = Instant::now();
+    let mut sink = start;
+    for _ in 0..1_000_000 {
+        sink = std::hint::black_box(Instant::now());
+    }
+    println!("Instant::now(): {:.0} ns per call\n", (sink - start).as_nanos() as f64 / 1e6);
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn cycle() {
+    let src: Vec<u32> = (0..5).collect();
+    let dst: Vec<u32> = (0..5).map(|i| (i + 1) % 5).collect();
+    let graph = Graph::from_edges(5, &src, &dst, &[1.0; 5]).unwrap();
+    let engine = Engine::new(graph, EngineConfig::default()).unwrap();
+    let cue = Cue::nodes([0]);
+    let mut out = Recall::default();
+    for _ in 0..20_000 {
+        engine.recall_into(&cue, &mut out).unwrap();
+    }
+    assert_eq!(out.results.len(), 4);
+    let calls = 200_000;
+    let mut samples = Vec::with_capacity(calls);
+    let whole = Instant::now();
+    for _ in 0..calls {
+        let start = Instant::now();
+        engine.recall_into(&cue, &mut out).unwrap();
+        samples.push(start.elapsed());
+    }
+    let whole = whole.elapsed();
+    samples.sort_unstable();
+    println!(
+        "## 5-node cycle recall, depth 3, plain host thread ({} pool threads, {calls} calls)",
+        engine.threads()
+    );
+    println!(
+        "p50 {:.2} µs  p90 {:.2} µs  p99 {:.2} µs  max {:.1} µs  mean (untimed loop) {:.2} µs\n",
+        us(percentile(&samples, 0.5)),
+        us(percentile(&samples, 0.9)),
+        us(percentile(&samples, 0.99)),
+        us(samples[calls - 1]),
+        us(whole) / calls as f64
+    );
+}
+
+fn barabasi_albert() {
+    println!("## Barabási–Albert recall (m = 4, both ways, weight 0.9, depth 4, seeded at the hub)");
+    println!("| nodes | config | activated | median ms | p95 ms | source |");
+    println!("|---|---|---|---|---|---|");
+    for n in [1_000u32, 10_000, 100_000] {
+        let edges = generate::barabasi_albert(n, 4, 0.9, 42);
+        let hub = edges.hub();
+        let graph = Arc::new(edges.build().unwrap());
+        let configs = [
+            ("depth 1 (hub neighbourhood)", json!({"spreading": {"max_depth": 1}})),
+            ("spec defaults, depth 4", json!({"spreading": {"max_depth": 4}})),
+            (
+                "every node (threshold 0, depth 8, no timeouts)",
+                json!({"spreading": {"max_depth": 8, "threshold": 0.0,
+                        "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000}}),
+            ),
+        ];
+        for (name, patch) in configs {
+            let engine =
+                Engine::new(Arc::clone(&graph), EngineConfig::default().patched(&patch).unwrap()).unwrap();
+            let cue = Cue::nodes([hub]).with_k(n as usize);
+            let mut out = Recall::default();
+            for _ in 0..5 {
+                engine.recall_into(&cue, &mut out).unwrap();
+            }
+            let runs = if n >= 100_000 { 60 } else { 300 };
+            let mut samples: Vec<Duration> = (0..runs)
+                .map(|_| {
+                    let start = Instant::now();
+                    engine.recall_into(&cue, &mut out).unwrap();
+                    start.elapsed()
+                })
+                .collect();
+            samples.sort_unstable();
+            println!(
+                "| {n} | {name} | {} | {:.3} | {:.3} | {:?} |",
+                out.results.len(),
+                ms(percentile(&samples, 0.5)),
+                ms(percentile(&samples, 0.95)),
+                out.source
+            );
+        }
+    }
+    println!();
+}
+
+fn full_frontier_step() {
+    let (n, m) = (1_000_000u32, 10_000_000usize);
+    let start = Instant::now();
+    let edges = generate::uniform(n, m, 0.1, 7);
+    let generated = start.elapsed();
+    let start = Instant::now();
+    let graph = edges.build().unwrap();
+    let built = start.elapsed();
+    drop(edges);
+    println!("## Full-frontier step, uniform random graph, {n} nodes / {m} edges");
+    println!(
+        "generate {:.2} s, build (validate + CSR + reverse CSR) {:.2} s",
+        generated.as_secs_f64(),
+        built.as_secs_f64()
+    );
+    let params = SpreadParams::from(&EngineConfig::default().spreading);
+    let reps = 9;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let csr = graph.in_csr_from(Tier::Hot);
+    let send = vec![0.8f32; n as usize];
+    let mut next = vec![0f32; n as usize];
+    let chunk = params.batch_size as usize * params.execution.nodes_per_batch_unit;
+    println!("| threads | engine step ms | bare pull loop ms | ratio | engine edges/s |");
+    println!("|---|---|---|---|---|");
+    for (label, pool) in [("1", None), (threads.to_string().as_str(), Some(&pool))] {
+        let mut engine_times = time_full_frontier_step(&graph, &params, pool, reps);
+        let mut bare_times: Vec<Duration> = (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                match pool {
+                    None => bare_pull(csr, &send, 0, &mut next),
+                    Some(pool) => pool.install(|| {
+                        next.par_chunks_mut(chunk)
+                            .enumerate()
+                            .for_each(|(k, out)| bare_pull(csr, &send, k * chunk, out))
+                    }),
+                }
+                start.elapsed()
+            })
+            .collect();
+        std::hint::black_box(&next);
+        engine_times.sort_unstable();
+        bare_times.sort_unstable();
+        let (engine, bare) = (percentile(&engine_times, 0.5), percentile(&bare_times, 0.5));
+        println!(
+            "| {label} | {:.2} | {:.2} | {:.3} | {:.2e} |",
+            ms(engine),
+            ms(bare),
+            engine.as_secs_f64() / bare.as_secs_f64(),
+            m as f64 / engine.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+/// The memory-bound limit: a gather with nothing else in it.
+fn bare_pull(csr: axonal_core::CsrView<'_>, x: &[f32], base: usize, next: &mut [f32]) {
+    let offsets = &csr.offsets[base..base + next.len() + 1];
+    for (i, slot) in next.iter_mut().enumerate() {
+        let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let mut acc = 0.0f32;
+        for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
+            acc += x[u as usize] * w;
+        }
+        *slot = acc;
+    }
+}
+
+fn memory() {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(exe).arg("memory-child").output().unwrap();
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn memory_child() {
+    let (n, m) = (1_000_000u32, 10_000_000usize);
+    let before = status_kib("VmRSS:");
+    let edges: EdgeList = generate::uniform(n, m, 0.1, 7);
+    let graph = edges.build().unwrap();
+    drop(edges);
+    let engine = Engine::new(graph, EngineConfig::default()).unwrap();
+    let recall = engine.recall(&Cue::nodes(0..1000)).unwrap();
+    std::hint::black_box(recall);
+    let graph_bytes = engine.graph().memory_bytes();
+    let rss = (status_kib("VmRSS:") - before) * 1024;
+    let peak = status_kib("VmHWM:") * 1024;
+    println!("## Memory, {n} nodes / {m} edges + engine (after one recall)");
+    println!(
+        "graph arrays {:.1} MiB = {:.1} B/edge; process RSS growth {:.1} MiB = {:.1} B/edge (graph + engine + scratch); \
+         peak RSS while generating and building {:.1} MiB\n",
+        graph_bytes as f64 / 1048576.0,
+        graph_bytes as f64 / m as f64,
+        rss as f64 / 1048576.0,
+        rss as f64 / m as f64,
+        peak as f64 / 1048576.0
+    );
+}

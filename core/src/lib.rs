@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod graph;
 pub mod recall;
 pub mod similarity;
@@ -18,7 +19,7 @@ pub use breaker::BreakerOverride;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
-pub use graph::{Graph, GraphBuilder, Tier};
+pub use graph::{CsrView, Graph, GraphBuilder, Tier};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
 pub use spread::{Backend, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone};
 

@@ -103,7 +103,10 @@ fn tsv_errors_name_file_and_line() {
     let nodes = write(&dir, "n2.tsv", b"0\tlukewarm\ta\n");
     assert!(message(Graph::from_tsv(&edges, Some(&nodes))).contains(":1: tier \"lukewarm\""));
     let nodes = write(&dir, "n3.tsv", b"0\thot\ta\n0\tcold\tb\n");
-    assert!(message(Graph::from_tsv(&edges, Some(&nodes))).contains(":2: node 0 is listed twice (first on line 1)"));
+    assert!(
+        message(Graph::from_tsv(&edges, Some(&nodes)))
+            .contains(":2: node 0 is listed twice (first on line 1)")
+    );
     let missing = dir.path.join("missing.tsv");
     let e = Graph::from_tsv(&missing, None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io);
@@ -145,7 +148,10 @@ fn config_errors_name_the_field() {
         (r#"{"spreading": {"batch_size": 0}}"#, "spreading.batch_size"),
         (r#"{"spreading": {"cycle_policy": "sometimes"}}"#, "config spreading.cycle_policy: unknown variant"),
         (r#"{"spreading": {"tier_timeouts_ms": {"warm": -1}}}"#, "spreading.tier_timeouts_ms.warm"),
-        (r#"{"spreading": {"tier_timeouts_ms": {"tepid": 1}}}"#, "spreading.tier_timeouts_ms.tepid: unknown key"),
+        (
+            r#"{"spreading": {"tier_timeouts_ms": {"tepid": 1}}}"#,
+            "spreading.tier_timeouts_ms.tepid: unknown key",
+        ),
         (r#"{"spreading": {"latency_budget_ms": 0}}"#, "spreading.latency_budget_ms"),
         (r#"{"spreading": 5}"#, "config spreading: must be an object"),
         (r#"{"recall": {"k": 0}}"#, "recall.k"),
@@ -168,7 +174,10 @@ fn config_errors_name_the_field() {
         (r#"{"autotune": {"audit_capacity": 0}}"#, "autotune.audit_capacity"),
         (r#"{"autotune": {"guardrails": {"batch_size": [64, 8]}}}"#, "autotune.guardrails.batch_size"),
         (r#"{"autotune": {"guardrails": {"max_depth": [2, 20]}}}"#, "autotune.guardrails.max_depth"),
-        (r#"{"autotune": {"guardrails": {"timeout_multiplier": [0, 2]}}}"#, "autotune.guardrails.timeout_multiplier"),
+        (
+            r#"{"autotune": {"guardrails": {"timeout_multiplier": [0, 2]}}}"#,
+            "autotune.guardrails.timeout_multiplier",
+        ),
         (r#"{"threads": 5000}"#, "config threads"),
         (r#"{"opencl": "maybe"}"#, "config opencl: unknown variant"),
         (r#"[1, 2]"#, "a config must be a JSON object"),

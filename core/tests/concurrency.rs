@@ -44,11 +44,13 @@ fn recalls_stay_consistent_under_graph_and_config_swaps() {
                 while !stop.load(Ordering::Relaxed) {
                     let recall = engine.recall(&Cue::nodes([0])).unwrap();
                     assert_eq!(recall.source, Source::Spreading);
-                    let rows: Vec<(u32, f32)> = recall.results.iter().map(|a| (a.node, a.activation)).collect();
+                    let rows: Vec<(u32, f32)> =
+                        recall.results.iter().map(|a| (a.node, a.activation)).collect();
                     assert!(
                         patterns.iter().any(|p| p.len() == rows.len()
                             && p.iter().zip(&rows).all(|(e, r)| e.0 == r.0 && (e.1 - r.1).abs() < 1e-6)),
-                        "inconsistent recall {rows:?} {:?}", recall.stats
+                        "inconsistent recall {rows:?} {:?}",
+                        recall.stats
                     );
                     recalls.fetch_add(1, Ordering::Relaxed);
                 }
@@ -105,4 +107,3 @@ fn pooled_pull_from_many_threads_matches_single_thread() {
         }
     });
 }
-

@@ -48,7 +48,9 @@ fn warm_recall_allocates_nothing() {
     let dst: Vec<u32> = (0..5).map(|i| (i + 1) % 5).collect();
     let graph = std::sync::Arc::new(Graph::from_edges(5, &src, &dst, &[1.0; 5]).unwrap());
     for threads in [1, 2] {
-        let engine = Engine::new(std::sync::Arc::clone(&graph), EngineConfig { threads, ..EngineConfig::default() }).unwrap();
+        let engine =
+            Engine::new(std::sync::Arc::clone(&graph), EngineConfig { threads, ..EngineConfig::default() })
+                .unwrap();
         let cue = Cue::nodes([0]);
         let mut out = Recall::default();
         engine.recall_into(&cue, &mut out).unwrap();

@@ -112,7 +112,9 @@ fn k_truncates_and_json_round_trips() {
     assert_eq!(value["reason"], serde_json::Value::Null);
     assert_eq!(value["results"].as_array().unwrap().len(), 3);
     assert_eq!(value["results"][0]["tier"], "hot");
-    for key in ["depth_reached", "nodes_fired", "edges_traversed", "mass", "truncated", "backend", "latency_us"] {
+    for key in
+        ["depth_reached", "nodes_fired", "edges_traversed", "mass", "truncated", "backend", "latency_us"]
+    {
         assert!(value["stats"].get(key).is_some(), "stats.{key} missing: {text}");
     }
     assert_eq!(value["stats"]["backend"], "cpu");
@@ -125,7 +127,8 @@ fn labels_appear_in_json_results() {
     b.set_label(0, "doctor").unwrap();
     b.set_label(1, "nurse").unwrap();
     let engine = engine_with(b.build().unwrap(), json!({}));
-    let value: serde_json::Value = serde_json::from_str(&engine.recall_json(r#"{"seeds": [0]}"#).unwrap()).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(&engine.recall_json(r#"{"seeds": [0]}"#).unwrap()).unwrap();
     assert_eq!(value["results"][1]["label"], "nurse");
 }
 

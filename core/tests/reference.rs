@@ -3,7 +3,9 @@
 
 use std::sync::OnceLock;
 
-use axonal_core::{Activation, CyclePolicy, Execution, Graph, GraphBuilder, SpreadParams, Tier, spread_standalone};
+use axonal_core::{
+    Activation, CyclePolicy, Execution, Graph, GraphBuilder, SpreadParams, Tier, spread_standalone,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -32,7 +34,10 @@ fn case() -> impl Strategy<Value = Case> {
             Just(n),
             prop::collection::vec(edge, 0..200),
             hub,
-            prop::collection::vec(prop_oneof![Just(Tier::Hot), Just(Tier::Warm), Just(Tier::Cold)], n as usize),
+            prop::collection::vec(
+                prop_oneof![Just(Tier::Hot), Just(Tier::Warm), Just(Tier::Cold)],
+                n as usize,
+            ),
             prop::collection::vec((0..n, (1u32..=100).prop_map(|x| x as f32 / 100.0)), 1..5),
             1u32..=6,
             prop_oneof![Just(0.8f32), Just(0.5), Just(1.0), Just(0.93)],
@@ -40,10 +45,12 @@ fn case() -> impl Strategy<Value = Case> {
             prop_oneof![Just(0u32), Just(2), Just(5)],
             prop_oneof![Just(CyclePolicy::FireOnce), Just(CyclePolicy::Reverberate)],
         )
-            .prop_map(|(n, mut edges, hub, tiers, seeds, max_depth, decay, threshold, max_fan_out, policy)| {
-                edges.extend(hub);
-                Case { n, edges, tiers, seeds, max_depth, decay, threshold, max_fan_out, policy }
-            })
+            .prop_map(
+                |(n, mut edges, hub, tiers, seeds, max_depth, decay, threshold, max_fan_out, policy)| {
+                    edges.extend(hub);
+                    Case { n, edges, tiers, seeds, max_depth, decay, threshold, max_fan_out, policy }
+                },
+            )
     })
 }
 

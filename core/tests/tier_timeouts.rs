@@ -44,7 +44,8 @@ fn exhausted_tier_stops_firing_and_truncates() {
     assert!(stats.tier_time[2] >= Duration::from_millis(4), "two cold phases timed: {:?}", stats.tier_time);
 
     let timeout = Some(Duration::from_millis(1));
-    let (cut, stats) = spread_standalone(&graph, &params(timeout), &[(0, 1.0)], None, Some(&SlowCold)).unwrap();
+    let (cut, stats) =
+        spread_standalone(&graph, &params(timeout), &[(0, 1.0)], None, Some(&SlowCold)).unwrap();
     let nodes: Vec<u32> = cut.iter().map(|a| a.node).collect();
     assert_eq!(nodes, vec![0, 1, 2], "node 2 (cold) cannot fire after the cold tier timed out");
     assert!(stats.truncated);

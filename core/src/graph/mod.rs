@@ -85,6 +85,18 @@ impl Csr {
     }
 }
 
+/// A read-only view of one CSR: the edges of node `v` are `neighbours[offsets[v]..offsets[v + 1]]`
+/// with parallel `weights`. An empty `offsets` means no edges at all.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrView<'a> {
+    /// `node_count + 1` offsets (or empty).
+    pub offsets: &'a [u32],
+    /// Neighbour ids.
+    pub neighbours: &'a [u32],
+    /// Weights.
+    pub weights: &'a [f32],
+}
+
 /// Node embeddings: one dimension, stored row-major with precomputed norms (0 = no embedding).
 #[derive(Debug, Clone)]
 pub(crate) struct Embeddings {
@@ -141,6 +153,16 @@ impl Graph {
             .iter()
             .copied()
             .zip(self.forward.weights[range].iter().copied())
+    }
+
+    /// The forward CSR (out-edges by source, insertion order).
+    pub fn out_csr(&self) -> CsrView<'_> {
+        view(&self.forward)
+    }
+
+    /// The reverse CSR of in-edges whose source is in `tier`, by destination, sorted by source id.
+    pub fn in_csr_from(&self, tier: Tier) -> CsrView<'_> {
+        view(&self.reverse[tier.index()])
     }
 
     /// Tier of `node`.
@@ -219,4 +241,8 @@ impl Graph {
         builder.add_edges(src, dst, weight)?;
         builder.build()
     }
+}
+
+fn view(csr: &Csr) -> CsrView<'_> {
+    CsrView { offsets: &csr.offsets, neighbours: &csr.neighbours, weights: &csr.weights }
 }

@@ -124,7 +124,12 @@ pub struct Execution {
 
 impl Default for Execution {
     fn default() -> Self {
-        Execution { pull_share: 8, pull_min_edges: 4096, parallel_min_work: 200_000, nodes_per_batch_unit: 256 }
+        Execution {
+            pull_share: 8,
+            pull_min_edges: 4096,
+            parallel_min_work: 200_000,
+            nodes_per_batch_unit: 256,
+        }
     }
 }
 
@@ -208,6 +213,35 @@ pub fn spread_standalone(
     let mut out = Vec::new();
     stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
     Ok((out, stats))
+}
+
+/// Benchmark support: time `repetitions` full-frontier depth steps (every node active with
+/// activation 1, as after a pull) through the real spreading loop: frontier marking, the per-tier
+/// pulls and the depth's finish. Resetting between steps is not timed.
+#[doc(hidden)]
+pub fn time_full_frontier_step(
+    graph: &Graph,
+    params: &SpreadParams,
+    pool: Option<&rayon::ThreadPool>,
+    repetitions: usize,
+) -> Vec<Duration> {
+    let mut scratch = Scratch::default();
+    scratch.resize(graph.node_count());
+    (0..repetitions)
+        .map(|_| {
+            scratch.current.fill(1.0);
+            scratch.activation.fill(1.0);
+            scratch.hops.fill(0);
+            scratch.dense = true;
+            let mut run = step::Run::new(graph, params, &mut scratch, pool);
+            run.assume_dense_frontier();
+            let start = Instant::now();
+            run.depth(0, &NoHook);
+            let elapsed = start.elapsed();
+            scratch.reset();
+            elapsed
+        })
+        .collect()
 }
 
 /// Write the top-`k` results (seeds always qualify) into `out`, return the activation mass, and leave

@@ -17,6 +17,10 @@ pub(super) struct Run<'a> {
     exhausted: [bool; 3],
     /// `s.active` lists every node with x_d > 0 (false after a pull step: scan instead).
     active_is_list: bool,
+    /// In a pull depth: the last tier with frontier nodes (its gather also finishes the depth) and the
+    /// hop number nodes first reached now get.
+    finishing_tier: usize,
+    hop: u8,
 }
 
 impl<'a> Run<'a> {
@@ -36,6 +40,8 @@ impl<'a> Run<'a> {
             tier_spent: Default::default(),
             exhausted: [false; 3],
             active_is_list: true,
+            finishing_tier: 0,
+            hop: 0,
         }
     }
 
@@ -48,6 +54,11 @@ impl<'a> Run<'a> {
             self.s.reached.push(v);
             self.s.active.push(v);
         }
+    }
+
+    /// Start from state already in the dense arrays (benchmarks).
+    pub(super) fn assume_dense_frontier(&mut self) {
+        self.active_is_list = false;
     }
 
     pub(super) fn finish(self) -> SpreadStats {
@@ -76,8 +87,11 @@ impl<'a> Run<'a> {
             }
             self.s.dense = true;
             self.stats.pulled = true;
+            self.finishing_tier = (0..3).rev().find(|&t| counts[t] > 0).unwrap_or(0);
+            self.hop = d as u8 + 1;
             self.propagate(counts, hook, Self::pull_tier);
-            self.finish_dense(d);
+            self.s.active.clear();
+            self.active_is_list = false;
         } else {
             self.propagate(counts, hook, Self::push_tier);
             self.finish_sparse(d);
@@ -140,6 +154,8 @@ impl<'a> Run<'a> {
             let mut counts = [0u32; 3];
             let mut work = [0u64; 3];
             for i in 0..current.len() {
+                // Every entry is written: a pull depth leaves last depth's values in `send`.
+                send[i] = 0.0;
                 let u = base + i;
                 let x = current[i];
                 if x <= 0.0 || x < p.threshold {
@@ -227,24 +243,42 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Pull: every node gathers from its in-edges whose source is in `tier`.
+    /// Pull: every node gathers from its in-edges whose source is in `tier`. The gather of the depth's
+    /// last tier also finishes the depth for its chunk while the chunk is in cache: x_{d+1} = min(1,
+    /// next), A and hops updated, `next` cleared. (`send` is rewritten by the next depth's marking.)
     fn pull_tier(&mut self, tier: Tier) {
         let csr = &self.graph.reverse[tier.index()];
-        if csr.neighbours.is_empty() {
+        let finishing = tier.index() == self.finishing_tier;
+        if csr.neighbours.is_empty() && !finishing {
             return;
         }
         let chunk = self.chunk_len();
         let worthwhile = self.parallel_worthwhile();
+        let hop = self.hop;
         let s = &mut *self.s;
         let send = &s.send;
+        let body =
+            |base: usize, next: &mut [f32], current: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
+                if !csr.neighbours.is_empty() {
+                    gather(csr, send, base, next);
+                }
+                if finishing {
+                    finish_chunk(hop, next, current, activation, hops);
+                }
+            };
         match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
-                s.next
-                    .par_chunks_mut(chunk)
+                (
+                    s.next.par_chunks_mut(chunk),
+                    s.current.par_chunks_mut(chunk),
+                    s.activation.par_chunks_mut(chunk),
+                    s.hops.par_chunks_mut(chunk),
+                )
+                    .into_par_iter()
                     .enumerate()
-                    .for_each(|(k, next)| gather(csr, send, k * chunk, next))
+                    .for_each(|(k, (n, c, a, h))| body(k * chunk, n, c, a, h))
             }),
-            _ => gather(csr, send, 0, &mut s.next),
+            _ => body(0, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops),
         }
     }
 
@@ -274,54 +308,28 @@ impl<'a> Run<'a> {
         s.next_active.clear();
     }
 
-    /// After a pull: the same update as [`Self::finish_sparse`] over every node, clearing `send`.
-    fn finish_dense(&mut self, d: usize) {
-        let chunk = self.chunk_len();
-        let hop = d as u8 + 1;
-        let body = |current: &mut [f32],
-                    next: &mut [f32],
-                    send: &mut [f32],
-                    activation: &mut [f32],
-                    hops: &mut [u8]| {
-            for i in 0..current.len() {
-                let x = next[i].min(1.0);
-                next[i] = 0.0;
-                send[i] = 0.0;
-                current[i] = x;
-                if x > 0.0 {
-                    activation[i] = (activation[i] + x).min(1.0);
-                    if hops[i] == UNREACHED {
-                        hops[i] = hop;
-                    }
-                }
-            }
-        };
-        let worthwhile = self.parallel_worthwhile();
-        let s = &mut *self.s;
-        match self.pool {
-            Some(pool) if worthwhile => pool.install(|| {
-                (
-                    s.current.par_chunks_mut(chunk),
-                    s.next.par_chunks_mut(chunk),
-                    s.send.par_chunks_mut(chunk),
-                    s.activation.par_chunks_mut(chunk),
-                    s.hops.par_chunks_mut(chunk),
-                )
-                    .into_par_iter()
-                    .for_each(|(c, n, sd, a, h)| body(c, n, sd, a, h))
-            }),
-            _ => body(&mut s.current, &mut s.next, &mut s.send, &mut s.activation, &mut s.hops),
-        }
-        s.active.clear();
-        self.active_is_list = false;
-    }
-
     fn chunk_len(&self) -> usize {
         (self.params.batch_size as usize * self.params.execution.nodes_per_batch_unit).max(1)
     }
 
     fn parallel_worthwhile(&self) -> bool {
         self.graph.node_count() + self.graph.edge_count() >= self.params.execution.parallel_min_work
+    }
+}
+
+/// Finish a pull depth for one chunk of destinations: the same update as a push depth's finish.
+#[inline]
+fn finish_chunk(hop: u8, next: &mut [f32], current: &mut [f32], activation: &mut [f32], hops: &mut [u8]) {
+    for i in 0..next.len() {
+        let x = next[i].min(1.0);
+        next[i] = 0.0;
+        current[i] = x;
+        if x > 0.0 {
+            activation[i] = (activation[i] + x).min(1.0);
+            if hops[i] == UNREACHED {
+                hops[i] = hop;
+            }
+        }
     }
 }
 

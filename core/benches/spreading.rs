@@ -1,6 +1,7 @@
-//! Spreading benchmarks (issue: foundation). Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]`
-//! with NAME in `cycle`, `step`, `ba`, `memory` (default: all). Prints a report; the numbers and the
-//! machine go into docs/performance.md.
+//! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
+//! `cycle`, `step`, `ba`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
+//! once at 1/100 scale as a smoke test.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,18 @@ use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall, SpreadParams, Tier};
 use rayon::prelude::*;
 use serde_json::json;
 
+/// 1 under `cargo bench`, 100 under `cargo test` (smoke run).
+static SCALE_DOWN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn scaled(n: usize) -> usize {
+    (n / SCALE_DOWN.get().copied().unwrap_or(1)).max(1)
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = !all.iter().any(|a| a == "--bench");
+    SCALE_DOWN.set(if smoke { 100 } else { 1 }).expect("set once");
+    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
     if args.first().map(String::as_str) == Some("memory-child") {
         return memory_child();
     }
@@ -45,10 +56,11 @@ fn machine() {
     println!("machine: {cpu}, {cores} cores");
     let start = Instant::now();
     let mut sink = start;
-    for _ in 0..1_000_000 {
+    let calls = scaled(1_000_000);
+    for _ in 0..calls {
         sink = std::hint::black_box(Instant::now());
     }
-    println!("Instant::now(): {:.0} ns per call\n", (sink - start).as_nanos() as f64 / 1e6);
+    println!("Instant::now(): {:.0} ns per call\n", (sink - start).as_nanos() as f64 / calls as f64);
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -70,11 +82,11 @@ fn cycle() {
     let engine = Engine::new(graph, EngineConfig::default()).unwrap();
     let cue = Cue::nodes([0]);
     let mut out = Recall::default();
-    for _ in 0..20_000 {
+    for _ in 0..scaled(20_000) {
         engine.recall_into(&cue, &mut out).unwrap();
     }
     assert_eq!(out.results.len(), 4);
-    let calls = 200_000;
+    let calls = scaled(200_000);
     let mut samples = Vec::with_capacity(calls);
     let whole = Instant::now();
     for _ in 0..calls {
@@ -103,6 +115,7 @@ fn barabasi_albert() {
     println!("| nodes | config | activated | median ms | p95 ms | source |");
     println!("|---|---|---|---|---|---|");
     for n in [1_000u32, 10_000, 100_000] {
+        let n = scaled(n as usize).max(100) as u32;
         let edges = generate::barabasi_albert(n, 4, 0.9, 42);
         let hub = edges.hub();
         let graph = Arc::new(edges.build().unwrap());
@@ -123,7 +136,7 @@ fn barabasi_albert() {
             for _ in 0..5 {
                 engine.recall_into(&cue, &mut out).unwrap();
             }
-            let runs = if n >= 100_000 { 60 } else { 300 };
+            let runs = if SCALE_DOWN.get() == Some(&1) { if n >= 100_000 { 60 } else { 300 } } else { 3 };
             let mut samples: Vec<Duration> = (0..runs)
                 .map(|_| {
                     let start = Instant::now();
@@ -145,7 +158,7 @@ fn barabasi_albert() {
 }
 
 fn full_frontier_step() {
-    let (n, m) = (1_000_000u32, 10_000_000usize);
+    let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
     let start = Instant::now();
     let edges = generate::uniform(n, m, 0.1, 7);
     let generated = start.elapsed();
@@ -160,7 +173,7 @@ fn full_frontier_step() {
         built.as_secs_f64()
     );
     let params = SpreadParams::from(&EngineConfig::default().spreading);
-    let reps = 9;
+    let reps = 9.min(scaled(900));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let csr = graph.in_csr_from(Tier::Hot);
@@ -215,7 +228,12 @@ fn bare_pull(csr: axonal_core::CsrView<'_>, x: &[f32], base: usize, next: &mut [
 
 fn memory() {
     let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new(exe).arg("memory-child").output().unwrap();
+    let mut child = std::process::Command::new(exe);
+    child.arg("memory-child");
+    if SCALE_DOWN.get() == Some(&1) {
+        child.arg("--bench");
+    }
+    let output = child.output().unwrap();
     print!("{}", String::from_utf8_lossy(&output.stdout));
 }
 
@@ -230,7 +248,7 @@ fn status_kib(field: &str) -> u64 {
 }
 
 fn memory_child() {
-    let (n, m) = (1_000_000u32, 10_000_000usize);
+    let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
     let before = status_kib("VmRSS:");
     let edges: EdgeList = generate::uniform(n, m, 0.1, 7);
     let graph = edges.build().unwrap();

@@ -178,7 +178,8 @@ impl Engine {
         out.stats = SpreadStats::default();
         if !self.breaker.should_attempt() {
             recall::fallback(&graph, cue, k, &mut scratch, &mut out.results);
-            return Ok(self.answer_fallback(out, FallbackReason::BreakerOpen, start));
+            self.answer_fallback(out, FallbackReason::BreakerOpen, start);
+            return Ok(());
         }
         let seeds = std::mem::take(&mut scratch.seeds);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
@@ -222,7 +223,8 @@ impl Engine {
             }
             Some(reason) => {
                 recall::fallback(&graph, cue, k, &mut scratch, &mut out.results);
-                Ok(self.answer_fallback(out, reason, start))
+                self.answer_fallback(out, reason, start);
+                Ok(())
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 fn cycle(weight: f32) -> Graph {
     let src: Vec<u32> = (0..5).collect();
     let dst: Vec<u32> = (0..5).map(|i| (i + 1) % 5).collect();
-    Graph::from_edges(5, &src, &dst, &vec![weight; 5]).unwrap()
+    Graph::from_edges(5, &src, &dst, &[weight; 5]).unwrap()
 }
 
 /// Expected `(node, activation)` for graph weight `w`, decay 0.8, depth `d`.

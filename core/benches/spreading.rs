@@ -173,7 +173,7 @@ fn full_frontier_step() {
         built.as_secs_f64()
     );
     let params = SpreadParams::from(&EngineConfig::default().spreading);
-    let reps = 9.min(scaled(900));
+    let reps = 15.min(scaled(1500));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let csr = graph.in_csr_from(Tier::Hot);
@@ -183,21 +183,20 @@ fn full_frontier_step() {
     println!("| threads | engine step ms | bare pull loop ms | ratio | engine edges/s |");
     println!("|---|---|---|---|---|");
     for (label, pool) in [("1", None), (threads.to_string().as_str(), Some(&pool))] {
-        let mut engine_times = time_full_frontier_step(&graph, &params, pool, reps);
-        let mut bare_times: Vec<Duration> = (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                match pool {
-                    None => bare_pull(csr, &send, 0, &mut next),
-                    Some(pool) => pool.install(|| {
-                        next.par_chunks_mut(chunk)
-                            .enumerate()
-                            .for_each(|(k, out)| bare_pull(csr, &send, k * chunk, out))
-                    }),
-                }
-                start.elapsed()
-            })
-            .collect();
+        // Interleaved, so drift on a noisy machine hits both sides alike.
+        let mut engine_times = Vec::with_capacity(reps);
+        let mut bare_times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            engine_times.extend(time_full_frontier_step(&graph, &params, pool, 1));
+            let start = Instant::now();
+            match pool {
+                None => bare_pull(csr, &send, 0, &mut next),
+                Some(pool) => pool.install(|| {
+                    next.par_chunks_mut(chunk).enumerate().for_each(|(k, out)| bare_pull(csr, &send, k * chunk, out))
+                }),
+            }
+            bare_times.push(start.elapsed());
+        }
         std::hint::black_box(&next);
         engine_times.sort_unstable();
         bare_times.sort_unstable();

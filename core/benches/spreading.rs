@@ -192,7 +192,9 @@ fn full_frontier_step() {
             match pool {
                 None => bare_pull(csr, &send, 0, &mut next),
                 Some(pool) => pool.install(|| {
-                    next.par_chunks_mut(chunk).enumerate().for_each(|(k, out)| bare_pull(csr, &send, k * chunk, out))
+                    next.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(k, out)| bare_pull(csr, &send, k * chunk, out))
                 }),
             }
             bare_times.push(start.elapsed());

@@ -300,10 +300,10 @@ impl EngineConfig {
         for tier in Tier::ALL {
             let value = s.tier_timeouts_ms.get(tier);
             let field = format!("spreading.tier_timeouts_ms.{}", tier.as_str());
-            check(value.is_finite() && value >= 0.0, &field, value, "finite and >= 0 (0 disables)")?;
+            check((0.0..=MAX_MS).contains(&value), &field, value, "in [0, 86400000] (0 disables)")?;
         }
         let budget = s.latency_budget_ms;
-        check(budget.is_finite() && budget > 0.0, "spreading.latency_budget_ms", budget, "finite and > 0")?;
+        check(budget > 0.0 && budget <= MAX_MS, "spreading.latency_budget_ms", budget, "in (0, 86400000]")?;
 
         let r = &self.recall;
         check(r.k >= 1, "recall.k", r.k, ">= 1")?;
@@ -314,12 +314,8 @@ impl EngineConfig {
             r.min_similarity,
             "in [-1, 1]",
         )?;
-        check(
-            r.slow_call_factor.is_finite() && r.slow_call_factor > 0.0,
-            "recall.slow_call_factor",
-            r.slow_call_factor,
-            "finite and > 0",
-        )?;
+        let factor = r.slow_call_factor;
+        check(factor > 0.0 && factor <= 1000.0, "recall.slow_call_factor", factor, "in (0, 1000]")?;
         let mass = r.min_activation_mass;
         check(mass.is_finite() && mass >= 0.0, "recall.min_activation_mass", mass, "finite and >= 0")?;
 
@@ -381,11 +377,20 @@ impl EngineConfig {
         Ok(())
     }
 
-    /// The latency budget as a duration.
+    /// The latency budget as a duration (saturating; `validate` bounds it to a day).
     pub fn latency_budget(&self) -> Duration {
-        Duration::from_secs_f64(self.spreading.latency_budget_ms / 1000.0)
+        Duration::try_from_secs_f64(self.spreading.latency_budget_ms / 1000.0).unwrap_or(Duration::MAX)
+    }
+
+    /// The latency above which a call is slow: `slow_call_factor × latency_budget` (saturating).
+    pub fn slow_call_limit(&self) -> Duration {
+        let seconds = self.spreading.latency_budget_ms / 1000.0 * self.recall.slow_call_factor;
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
     }
 }
+
+/// Upper bound of every millisecond setting: one day.
+const MAX_MS: f64 = 86_400_000.0;
 
 fn check(ok: bool, field: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(Error::config(field, format!("must be {expected}, got {value}"))) }

@@ -43,7 +43,7 @@ struct LiveConfig {
 impl LiveConfig {
     fn new(config: EngineConfig) -> Self {
         let params = SpreadParams::from(&config.spreading);
-        let slow_limit = config.latency_budget().mul_f64(config.recall.slow_call_factor);
+        let slow_limit = config.slow_call_limit();
         LiveConfig { config, params, slow_limit }
     }
 }
@@ -75,7 +75,9 @@ impl Engine {
             pool,
             pool_threads,
             threads,
-            scratch: ScratchPool::new(64),
+            // Enough idle buffers for every pool thread plus a few host threads; more concurrent
+            // recalls still work, their extra buffers are freed on return.
+            scratch: ScratchPool::new(2 * threads + 2),
             breaker: Breaker::default(),
         })
     }
@@ -167,26 +169,42 @@ impl Engine {
 
     /// Recall into `out`, reusing its result buffer (no allocation once warm).
     pub fn recall_into(&self, cue: &Cue, out: &mut Recall) -> Result<()> {
-        let start = Instant::now();
         let graph = self.graph.load();
+        self.recall_on(&graph, cue, out)
+    }
+
+    /// Recall from §15 cue JSON to §15 result JSON (labels from the graph the recall ran on).
+    pub fn recall_json(&self, cue_json: &str) -> Result<String> {
+        let cue = Cue::from_json(cue_json)?;
+        let graph = self.graph.load_full();
+        let mut recall = Recall::default();
+        self.recall_on(&graph, &cue, &mut recall)?;
+        Ok(recall.to_json_value(&graph).to_string())
+    }
+
+    fn recall_on(&self, graph: &Graph, cue: &Cue, out: &mut Recall) -> Result<()> {
+        let start = Instant::now();
         let live = self.live.load();
         let config = &live.config;
         let k = cue.k.unwrap_or(config.recall.k);
+        if k == 0 {
+            return Err(Error::cue("k", "must be >= 1"));
+        }
         let mut scratch = self.scratch.checkout(graph.node_count());
-        recall::resolve_seeds(&graph, cue, config.recall.seed_k, config.recall.min_similarity, &mut scratch)?;
+        recall::resolve_seeds(graph, cue, config.recall.seed_k, config.recall.min_similarity, &mut scratch)?;
 
         out.stats = SpreadStats::default();
         if !self.breaker.should_attempt() {
-            recall::fallback(&graph, cue, k, &mut scratch, &mut out.results);
+            recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
             self.answer_fallback(out, FallbackReason::BreakerOpen, start);
             return Ok(());
         }
         let seeds = std::mem::take(&mut scratch.seeds);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let mut stats =
-                spread::spread(&graph, &live.params, &seeds, &mut scratch, self.pool.as_ref(), &NoHook);
+                spread::spread(graph, &live.params, &seeds, &mut scratch, self.pool.as_ref(), &NoHook);
             stats.mass =
-                spread::collect_results(&graph, live.params.threshold, k, &mut scratch, &mut out.results);
+                spread::collect_results(graph, live.params.threshold, k, &mut scratch, &mut out.results);
             stats
         }));
         let (stats, panicked) = match attempt {
@@ -222,18 +240,11 @@ impl Engine {
                 Ok(())
             }
             Some(reason) => {
-                recall::fallback(&graph, cue, k, &mut scratch, &mut out.results);
+                recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
                 self.answer_fallback(out, reason, start);
                 Ok(())
             }
         }
-    }
-
-    /// Recall from §15 cue JSON to §15 result JSON.
-    pub fn recall_json(&self, cue_json: &str) -> Result<String> {
-        let cue = Cue::from_json(cue_json)?;
-        let recall = self.recall(&cue)?;
-        Ok(recall.to_json_value(&self.graph.load()).to_string())
     }
 
     fn answer_fallback(&self, out: &mut Recall, reason: FallbackReason, start: Instant) {

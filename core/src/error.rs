@@ -60,6 +60,9 @@ pub enum Error {
     /// A seed activation is not in (0, 1].
     #[error("cue seeds: node {node} activation {activation} must be finite and in (0, 1]")]
     InvalidSeedActivation { node: u32, activation: f32 },
+    /// A metric name is invalid or already registered as another kind.
+    #[error("metric {name:?}: {message}")]
+    InvalidMetric { name: String, message: String },
     /// A requested feature is not available in this build or on this machine.
     #[error("{feature}: {message}")]
     Unavailable { feature: &'static str, message: String },
@@ -79,7 +82,9 @@ impl Error {
             | Error::TooLarge { .. }
             | Error::Tsv { .. } => ErrorKind::Graph,
             Error::Io { .. } => ErrorKind::Io,
-            Error::Config { .. } | Error::Unavailable { .. } => ErrorKind::Config,
+            Error::Config { .. } | Error::Unavailable { .. } | Error::InvalidMetric { .. } => {
+                ErrorKind::Config
+            }
             Error::InvalidCue { .. } | Error::SeedOutOfRange { .. } | Error::InvalidSeedActivation { .. } => {
                 ErrorKind::Recall
             }

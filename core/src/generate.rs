@@ -66,7 +66,7 @@ pub fn uniform(node_count: u32, edge_count: usize, min_weight: f32, seed: u64) -
 pub fn barabasi_albert(node_count: u32, m: u32, weight: f32, seed: u64) -> EdgeList {
     let mut rng = SplitMix64(seed);
     let mut edges = EdgeList { node_count, ..EdgeList::default() };
-    let m = m.max(1);
+    let m = m.clamp(1, node_count.saturating_sub(1).max(1));
     // Every endpoint of every link, so a uniform pick from it is a degree-proportional pick.
     let mut endpoints: Vec<u32> = Vec::with_capacity(2 * node_count as usize * m as usize);
     let initial = (m + 1).min(node_count);
@@ -105,6 +105,7 @@ pub fn rmat(
     seed: u64,
 ) -> EdgeList {
     let mut rng = SplitMix64(seed);
+    let scale = scale.min(31);
     let node_count = 1u32 << scale;
     let edge_count = edge_factor * node_count as usize;
     let mut edges = EdgeList { node_count, ..EdgeList::default() };

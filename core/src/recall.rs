@@ -68,26 +68,27 @@ fn parse_seeds(value: &Value) -> Result<Vec<(u32, f32)>> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| match item {
-                Value::Array(pair) if pair.len() == 2 => {
-                    Ok((parse_id(&pair[0], i)?, parse_activation(&pair[1], i)?))
+            .map(|(i, item)| {
+                let field = || format!("seeds[{i}]");
+                match item {
+                    Value::Array(pair) if pair.len() == 2 => {
+                        Ok((parse_id(&pair[0], field)?, parse_activation(&pair[1], field)?))
+                    }
+                    Value::Number(_) => Ok((parse_id(item, field)?, 1.0)),
+                    other => Err(Error::cue(
+                        field(),
+                        format!("expected a node id or [id, activation], got {other}"),
+                    )),
                 }
-                Value::Number(_) => Ok((parse_id(item, i)?, 1.0)),
-                other => Err(Error::cue(
-                    format!("seeds[{i}]"),
-                    format!("expected a node id or [id, activation], got {other}"),
-                )),
             })
             .collect(),
+        // Note: a JSON object cannot repeat a key; serde_json keeps the last of duplicate keys.
         Value::Object(map) => map
             .iter()
-            .enumerate()
-            .map(|(i, (id, activation))| {
-                let node = id
-                    .parse::<u64>()
-                    .map_err(|_| Error::cue(format!("seeds.{id}"), "key is not a node id"))?;
-                let node = u32::try_from(node).map_err(|_| Error::SeedOutOfRange { node, node_count: 0 })?;
-                Ok((node, parse_activation(activation, i)?))
+            .map(|(id, activation)| {
+                let field = || format!("seeds.{id}");
+                let node = id.parse::<u64>().map_err(|_| Error::cue(field(), "key is not a node id"))?;
+                Ok((check_id_width(node, field)?, parse_activation(activation, field)?))
             })
             .collect(),
         Value::Null => Ok(Vec::new()),
@@ -95,18 +96,26 @@ fn parse_seeds(value: &Value) -> Result<Vec<(u32, f32)>> {
     }
 }
 
-fn parse_id(value: &Value, i: usize) -> Result<u32> {
-    let id = value
-        .as_u64()
-        .ok_or_else(|| Error::cue(format!("seeds[{i}]"), format!("{value} is not a node id")))?;
-    u32::try_from(id).map_err(|_| Error::SeedOutOfRange { node: id, node_count: 0 })
+fn parse_id(value: &Value, field: impl Fn() -> String) -> Result<u32> {
+    let id = value.as_u64().ok_or_else(|| Error::cue(field(), format!("{value} is not a node id")))?;
+    check_id_width(id, field)
 }
 
-fn parse_activation(value: &Value, i: usize) -> Result<f32> {
-    value
-        .as_f64()
-        .map(|a| a as f32)
-        .ok_or_else(|| Error::cue(format!("seeds[{i}]"), format!("activation {value} is not a number")))
+fn check_id_width(id: u64, field: impl Fn() -> String) -> Result<u32> {
+    u32::try_from(id).map_err(|_| Error::cue(field(), format!("node {id} is beyond the 32-bit id space")))
+}
+
+/// Activations are checked in f64, so the error reports the value as sent (1e-50 is not "0").
+fn parse_activation(value: &Value, field: impl Fn() -> String) -> Result<f32> {
+    let a =
+        value.as_f64().ok_or_else(|| Error::cue(field(), format!("activation {value} is not a number")))?;
+    if !(a > 0.0 && a <= 1.0) || (a as f32) == 0.0 {
+        return Err(Error::cue(
+            field(),
+            format!("activation {value} must be in (0, 1] (and representable as f32)"),
+        ));
+    }
+    Ok(a as f32)
 }
 
 fn parse_embedding(value: &Value) -> Result<Option<Vec<f32>>> {
@@ -115,10 +124,10 @@ fn parse_embedding(value: &Value) -> Result<Option<Vec<f32>>> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, x)| {
-                x.as_f64()
-                    .map(|x| x as f32)
-                    .ok_or_else(|| Error::cue(format!("embedding[{i}]"), format!("{x} is not a number")))
+            .map(|(i, x)| match x.as_f64() {
+                Some(v) if (v as f32).is_finite() => Ok(v as f32),
+                Some(_) => Err(Error::cue(format!("embedding[{i}]"), format!("{x} does not fit in f32"))),
+                None => Err(Error::cue(format!("embedding[{i}]"), format!("{x} is not a number"))),
             })
             .collect::<Result<Vec<_>>>()
             .map(Some),
@@ -327,7 +336,7 @@ pub(crate) fn fallback(
             node,
             activation: s,
             hops: 0,
-            tier: graph.tier(node),
+            tier: graph.tiers[node as usize],
         }));
         scratch.similar = similar;
         return;
@@ -336,7 +345,8 @@ pub(crate) fn fallback(
         scratch.hops[seed as usize] = 0;
     }
     for &(seed, a) in &scratch.seeds {
-        for (v, w) in graph.out_edges(seed) {
+        let range = graph.forward.range(seed as usize);
+        for (&v, &w) in graph.forward.neighbours[range.clone()].iter().zip(&graph.forward.weights[range]) {
             let j = v as usize;
             if scratch.hops[j] == 0 {
                 continue;
@@ -352,11 +362,11 @@ pub(crate) fn fallback(
         node,
         activation: a,
         hops: 0,
-        tier: graph.tier(node),
+        tier: graph.tiers[node as usize],
     }));
     for &v in &scratch.next_active {
         let j = v as usize;
-        out.push(Activation { node: v, activation: scratch.next[j], hops: 1, tier: graph.tier(v) });
+        out.push(Activation { node: v, activation: scratch.next[j], hops: 1, tier: graph.tiers[v as usize] });
         scratch.next[j] = 0.0;
         scratch.in_next[j] = false;
     }

@@ -71,8 +71,9 @@ fn tsv_loads_edges_and_nodes() {
     let nodes = write(&dir, "n.tsv", b"0\thot\tdoctor\n1\twarm\tnurse\n2\t2\n3\tcold\thospital ward\n");
     let g = Graph::from_tsv(&edges, Some(&nodes)).unwrap();
     assert_eq!((g.node_count(), g.edge_count()), (4, 3));
-    assert_eq!(g.tier(1), Tier::Warm);
-    assert_eq!(g.tier(2), Tier::Cold);
+    assert_eq!(g.tier(1), Some(Tier::Warm));
+    assert_eq!(g.tier(9), None);
+    assert_eq!(g.tier(2), Some(Tier::Cold));
     assert_eq!(g.label(3), Some("hospital ward"));
     assert_eq!(g.label(2), None);
     assert_eq!(g.find("nurse"), Some(1));
@@ -153,6 +154,12 @@ fn config_errors_name_the_field() {
             "spreading.tier_timeouts_ms.tepid: unknown key",
         ),
         (r#"{"spreading": {"latency_budget_ms": 0}}"#, "spreading.latency_budget_ms"),
+        (
+            r#"{"spreading": {"latency_budget_ms": 1e300}}"#,
+            "spreading.latency_budget_ms: must be in (0, 86400000]",
+        ),
+        (r#"{"spreading": {"tier_timeouts_ms": {"hot": 1e300}}}"#, "spreading.tier_timeouts_ms.hot"),
+        (r#"{"recall": {"slow_call_factor": 1e8}}"#, "recall.slow_call_factor: must be in (0, 1000]"),
         (r#"{"spreading": 5}"#, "config spreading: must be an object"),
         (r#"{"recall": {"k": 0}}"#, "recall.k"),
         (r#"{"recall": {"seed_k": 0}}"#, "recall.seed_k"),
@@ -207,9 +214,13 @@ fn cue_errors_name_the_problem() {
         (r#"[0]"#, "a cue must be a JSON object"),
         (r#"{}"#, "a cue needs seeds or an embedding"),
         (r#"{"seeds": [3]}"#, "node 3 out of range (graph has 3 nodes)"),
-        (r#"{"seeds": [4294967296]}"#, "node 4294967296 out of range"),
-        (r#"{"seeds": [[0, 0.0]]}"#, "node 0 activation 0 must be finite and in (0, 1]"),
+        (r#"{"seeds": [4294967296]}"#, "cue seeds[0]: node 4294967296 is beyond the 32-bit id space"),
+        (r#"{"seeds": {"4294967296": 1.0}}"#, "cue seeds.4294967296: node 4294967296 is beyond"),
+        (r#"{"seeds": [[0, 0.0]]}"#, "cue seeds[0]: activation 0.0 must be in (0, 1]"),
+        (r#"{"seeds": [[0, 1e-50]]}"#, "e-51 must be in (0, 1] (and representable as f32)"),
         (r#"{"seeds": [[0, 1.5]]}"#, "activation 1.5"),
+        (r#"{"seeds": {"3": "x", "10": 0.5}}"#, "cue seeds.3: activation \"x\" is not a number"),
+        (r#"{"embedding": [1e300]}"#, "cue embedding[0]: 1e+300 does not fit in f32"),
         (r#"{"embedding": [1.0]}"#, "cue embedding: the graph has no embeddings"),
     ];
     for (json, expected) in json_cases {
@@ -218,7 +229,9 @@ fn cue_errors_name_the_problem() {
         assert!(e.to_string().contains(expected), "{json}: {e}");
     }
     let nan = engine.recall(&Cue::weighted([(0, f32::NAN)])).unwrap_err();
-    assert!(nan.to_string().contains("activation NaN"), "{nan}");
+    assert!(nan.to_string().contains("node 0 activation NaN must be finite and in (0, 1]"), "{nan}");
+    let zero_k = engine.recall(&Cue::nodes([0]).with_k(0)).unwrap_err();
+    assert!(zero_k.to_string().contains("cue k: must be >= 1"), "{zero_k}");
 
     let mut b = GraphBuilder::new(2);
     b.set_embedding(0, &[1.0, 0.0]).unwrap();

@@ -174,7 +174,9 @@ proptest! {
             spread_standalone(&graph, &params(&case, 64, Execution::push_only()), &case.seeds, None, None).unwrap();
         for pool in pools() {
             for batch_size in [8, 64, 128] {
-                for execution in [Execution::pull_always(), Execution::default()] {
+                // Push first, then switch to pull once the frontier reaches half the edges.
+                let switching = Execution { pull_share: 2, pull_min_edges: 0, ..Execution::pull_always() };
+                for execution in [Execution::pull_always(), Execution::default(), switching] {
                     let p = params(&case, batch_size, execution);
                     let (results, stats) = spread_standalone(&graph, &p, &case.seeds, Some(pool), None).unwrap();
                     prop_assert_eq!(bits(&results), bits(&baseline),

@@ -56,6 +56,13 @@ impl GraphBuilder {
 
     /// Add one edge; errors name its index among all edges added to this builder.
     pub fn add_edge(&mut self, src: u32, dst: u32, weight: f32) -> Result<()> {
+        if self.src.len() >= u32::MAX as usize {
+            return Err(Error::TooLarge {
+                what: "edge count",
+                count: self.src.len() + 1,
+                limit: u32::MAX as usize,
+            });
+        }
         self.check_edge(self.src.len(), src, dst, weight)?;
         self.src.push(src);
         self.dst.push(dst);

@@ -165,9 +165,9 @@ impl Graph {
         view(&self.reverse[tier.index()])
     }
 
-    /// Tier of `node`.
-    pub fn tier(&self, node: u32) -> Tier {
-        self.tiers[node as usize]
+    /// Tier of `node`; `None` if the node does not exist.
+    pub fn tier(&self, node: u32) -> Option<Tier> {
+        self.tiers.get(node as usize).copied()
     }
 
     /// Number of nodes in each tier (hot, warm, cold).

@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 
 pub(super) fn load(edges_path: &Path, nodes_path: Option<&Path>) -> Result<Graph> {
     let nodes = nodes_path.map(read_nodes).transpose()?;
+    let listed = nodes.as_ref().map(|nodes| nodes.iter().map(|n| n.id + 1).max().unwrap_or(0));
     let edges_text = read(edges_path)?;
     let mut src = Vec::new();
     let mut dst = Vec::new();
     let mut weight = Vec::new();
-    let mut lines = Vec::new();
     for (number, line) in data_lines(edges_path, &edges_text) {
         let line = line?;
         let mut fields = line.split('\t');
@@ -36,24 +36,17 @@ pub(super) fn load(edges_path: &Path, nodes_path: Option<&Path>) -> Result<Graph
         if !(w.is_finite() && w > 0.0 && w <= 1.0) {
             return Err(tsv_error(edges_path, number, format!("weight {w} must be finite and in (0, 1]")));
         }
+        if let Some(count) = listed
+            && let Some(bad) = [s, d].into_iter().find(|&x| x >= count)
+        {
+            let message = format!("node {bad} out of range: the node file lists ids below {count}");
+            return Err(tsv_error(edges_path, number, message));
+        }
         src.push(s);
         dst.push(d);
         weight.push(w);
-        lines.push(number);
     }
-    let node_count = match &nodes {
-        Some(nodes) => {
-            let count = nodes.iter().map(|n| n.id + 1).max().unwrap_or(0);
-            for (i, (&s, &d)) in src.iter().zip(&dst).enumerate() {
-                if let Some(bad) = [s, d].into_iter().find(|&x| x >= count) {
-                    let message = format!("node {bad} out of range: the node file lists ids below {count}");
-                    return Err(tsv_error(edges_path, lines[i], message));
-                }
-            }
-            count
-        }
-        None => src.iter().chain(&dst).map(|&x| x + 1).max().unwrap_or(0),
-    };
+    let node_count = listed.unwrap_or_else(|| src.iter().chain(&dst).map(|&x| x + 1).max().unwrap_or(0));
     let mut builder = GraphBuilder::new(node_count);
     builder.add_edges(&src, &dst, &weight)?;
     for node in nodes.into_iter().flatten() {

@@ -147,7 +147,9 @@ impl Execution {
 
 impl From<&SpreadingConfig> for SpreadParams {
     fn from(c: &SpreadingConfig) -> Self {
-        let timeout = |ms: f64| (ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+        // Saturating: a huge timeout is no timeout in practice, never a panic.
+        let timeout =
+            |ms: f64| (ms > 0.0).then(|| Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX));
         SpreadParams {
             max_depth: c.max_depth.clamp(1, MAX_DEPTH as u32),
             decay: c.decay,
@@ -187,7 +189,8 @@ pub(crate) fn spread(
 ) -> SpreadStats {
     let mut run = step::Run::new(graph, params, scratch, pool);
     run.seed(seeds);
-    for depth in 0..params.max_depth as usize {
+    // Per-depth stats and hop counts are sized for MAX_DEPTH; the public params are not validated.
+    for depth in 0..(params.max_depth as usize).min(MAX_DEPTH) {
         if !run.depth(depth, hook) {
             break;
         }
@@ -242,6 +245,17 @@ pub fn time_full_frontier_step(
             elapsed
         })
         .collect()
+}
+
+/// Keep the `k` smallest items under `order`, sorted (`k == 0` keeps none).
+pub(crate) fn keep_top_k<T>(items: &mut Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if k == 0 {
+        items.clear();
+    } else if items.len() > k {
+        items.select_nth_unstable_by(k - 1, &order);
+        items.truncate(k);
+    }
+    items.sort_unstable_by(order);
 }
 
 /// Write the top-`k` results (seeds always qualify) into `out`, return the activation mass, and leave

@@ -12,7 +12,7 @@ pub(crate) const UNREACHED: u8 = u8::MAX;
 /// Dense per-node state of one spread plus the sparse lists that make resetting it cheap.
 ///
 /// Invariant between uses: every dense array holds its neutral value (0, `UNREACHED`, `false`) and
-/// every list is empty.
+/// every list is empty (the pool clears `seeds` and `similar` when a buffer comes back).
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     /// x_d: activation arriving at the current depth.
@@ -97,18 +97,12 @@ impl Scratch {
         let activation = &self.activation;
         let order =
             |a: &u32, b: &u32| activation[*b as usize].total_cmp(&activation[*a as usize]).then(a.cmp(b));
-        if k == 0 {
-            candidates.clear();
-        } else if candidates.len() > k {
-            candidates.select_nth_unstable_by(k - 1, order);
-            candidates.truncate(k);
-        }
-        candidates.sort_unstable_by(order);
+        super::keep_top_k(&mut candidates, k, order);
         out.extend(candidates.iter().map(|&v| Activation {
             node: v,
             activation: activation[v as usize],
             hops: self.hops[v as usize] as u32,
-            tier: graph.tier(v),
+            tier: graph.tiers[v as usize],
         }));
         self.candidates = candidates;
         mass
@@ -198,7 +192,9 @@ impl ScratchPool {
         ScratchLease { pool: self, scratch: Some(scratch) }
     }
 
-    fn give_back(&self, scratch: Scratch) {
+    fn give_back(&self, mut scratch: Scratch) {
+        scratch.seeds.clear();
+        scratch.similar.clear();
         self.in_use.fetch_sub(1, Ordering::Relaxed);
         let kept = !std::thread::panicking()
             && self.idle.lock().is_ok_and(|mut idle| {

@@ -13,7 +13,6 @@ pub(super) struct Run<'a> {
     s: &'a mut Scratch,
     pool: Option<&'a rayon::ThreadPool>,
     stats: SpreadStats,
-    tier_spent: [std::time::Duration; 3],
     exhausted: [bool; 3],
     /// `s.active` lists every node with x_d > 0 (false after a pull step: scan instead).
     active_is_list: bool,
@@ -37,7 +36,6 @@ impl<'a> Run<'a> {
             s,
             pool,
             stats: SpreadStats::default(),
-            tier_spent: Default::default(),
             exhausted: [false; 3],
             active_is_list: true,
             finishing_tier: 0,
@@ -103,12 +101,14 @@ impl<'a> Run<'a> {
     }
 
     fn eligible(&self, u: usize, x: f32) -> bool {
-        let p = self.params;
-        x > 0.0
-            && x >= p.threshold
-            && (p.max_fan_out == 0 || self.graph.forward.range(u).len() <= p.max_fan_out as usize)
-            && (p.cycle_policy == CyclePolicy::Reverberate || !self.s.fired[u])
-            && !self.exhausted[self.graph.tiers[u].index()]
+        fires(
+            self.params,
+            &self.exhausted,
+            x,
+            self.graph.forward.range(u).len(),
+            self.graph.tiers[u],
+            self.s.fired[u],
+        )
     }
 
     /// Sparse frontier: filter the (sorted) active list into per-tier lists.
@@ -158,17 +158,15 @@ impl<'a> Run<'a> {
                 send[i] = 0.0;
                 let u = base + i;
                 let x = current[i];
-                if x <= 0.0 || x < p.threshold {
+                if x <= 0.0 {
                     continue;
                 }
                 let degree = graph.forward.range(u).len();
-                let t = graph.tiers[u].index();
-                if (p.max_fan_out != 0 && degree > p.max_fan_out as usize)
-                    || (p.cycle_policy == CyclePolicy::FireOnce && fired[i])
-                    || exhausted[t]
-                {
+                let tier = graph.tiers[u];
+                if !fires(&p, &exhausted, x, degree, tier, fired[i]) {
                     continue;
                 }
+                let t = tier.index();
                 send[i] = x * p.decay;
                 fired[i] = true;
                 counts[t] += 1;
@@ -207,9 +205,8 @@ impl<'a> Run<'a> {
             step(self, tier);
             let spent = timer.lap();
             self.stats.tier_time[t] += spent;
-            self.tier_spent[t] += spent;
             if let Some(limit) = self.params.tier_timeouts[t]
-                && self.tier_spent[t] > limit
+                && self.stats.tier_time[t] > limit
             {
                 self.exhausted[t] = true;
                 self.stats.tier_timed_out[t] = true;
@@ -309,12 +306,22 @@ impl<'a> Run<'a> {
     }
 
     fn chunk_len(&self) -> usize {
-        (self.params.batch_size as usize * self.params.execution.nodes_per_batch_unit).max(1)
+        (self.params.batch_size as usize).saturating_mul(self.params.execution.nodes_per_batch_unit).max(1)
     }
 
     fn parallel_worthwhile(&self) -> bool {
         self.graph.node_count() + self.graph.edge_count() >= self.params.execution.parallel_min_work
     }
+}
+
+/// SPEC §3's frontier condition for a node with activation `x` arriving at this depth.
+#[inline]
+fn fires(p: &SpreadParams, exhausted: &[bool; 3], x: f32, degree: usize, tier: Tier, fired: bool) -> bool {
+    x > 0.0
+        && x >= p.threshold
+        && (p.max_fan_out == 0 || degree <= p.max_fan_out as usize)
+        && (p.cycle_policy == CyclePolicy::Reverberate || !fired)
+        && !exhausted[tier.index()]
 }
 
 /// Finish a pull depth for one chunk of destinations: the same update as a push depth's finish.

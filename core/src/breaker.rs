@@ -3,11 +3,12 @@
 //! Today it honours the operator's manual override; the count-based state machine of SPEC §7 plugs in
 //! behind the same two calls (`should_attempt`, `on_result`).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 
 /// Manual breaker override (SPEC §7).
@@ -65,12 +66,41 @@ pub struct CallOutcome {
 }
 
 /// Admission control for recalls. Lock-free: one relaxed load per call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Breaker {
     mode: AtomicU8,
+    clock: SharedClock,
+    since_unix_ms: AtomicU64,
 }
 
 impl Breaker {
+    /// A closed breaker in `auto` mode.
+    pub fn new(clock: SharedClock) -> Self {
+        let since = clock.unix_ms();
+        Breaker { mode: AtomicU8::new(0), clock, since_unix_ms: AtomicU64::new(since) }
+    }
+
+    /// `closed` or `open` (the pass-through opens only when forced).
+    pub fn state_name(&self) -> &'static str {
+        if self.should_attempt() { "closed" } else { "open" }
+    }
+
+    /// The `spreading_breaker_state` gauge value: 0 closed, 1 half-open, 2 open.
+    pub fn state_gauge(&self) -> f64 {
+        if self.should_attempt() { 0.0 } else { 2.0 }
+    }
+
+    /// The snapshot's `breaker` object.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "state": self.state_name(),
+            "since_unix_ms": self.since_unix_ms.load(Ordering::Relaxed),
+            "failure_rate": 0.0,
+            "window_calls": 0,
+            "override": self.override_mode().as_str(),
+        })
+    }
+
     /// Whether a call may spread (false → answer with the fallback, reason `breaker_open`).
     #[inline]
     pub fn should_attempt(&self) -> bool {
@@ -83,7 +113,11 @@ impl Breaker {
 
     /// Set the manual override.
     pub fn set_override(&self, mode: BreakerOverride) {
+        let before = self.state_name();
         self.mode.store(mode as u8, Ordering::Relaxed);
+        if self.state_name() != before {
+            self.since_unix_ms.store(self.clock.unix_ms(), Ordering::Relaxed);
+        }
     }
 
     /// The manual override.

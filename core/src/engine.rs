@@ -2,34 +2,42 @@
 //! recall pipeline.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::breaker::{Breaker, BreakerOverride, CallOutcome};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::recall::{self, Cue, FallbackReason, Recall, Source};
-use crate::spread::{self, NoHook, ScratchPool, SpreadParams, SpreadStats};
+use crate::spread::{self, NoHook, ScratchLease, ScratchPool, SpreadParams, SpreadStats};
+use crate::telemetry::{self, MetricsRegistry, Telemetry, Ticker, WINDOWS};
 
 /// A spreading-activation engine.
 ///
 /// Thread-safe: every method takes `&self` and may run concurrently from any thread. Dropping the
 /// engine stops and joins every thread it started.
 pub struct Engine {
+    /// Dropped first: stops and joins the telemetry thread.
+    ticker: Option<Ticker>,
     graph: ArcSwap<Graph>,
-    live: ArcSwap<LiveConfig>,
+    live: Arc<ArcSwap<LiveConfig>>,
     /// Serialises config writers; readers never take it.
     config_writer: Mutex<()>,
     pool: Option<rayon::ThreadPool>,
     pool_threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
     threads: usize,
-    scratch: ScratchPool,
-    breaker: Breaker,
+    scratch: Arc<ScratchPool>,
+    breaker: Arc<Breaker>,
+    telemetry: Arc<Telemetry>,
+    /// Whether recalls feed telemetry (a switch for embedders and for measuring its overhead).
+    telemetry_enabled: AtomicBool,
 }
 
 /// The config together with what the hot path derives from it, swapped as one.
@@ -37,6 +45,7 @@ pub struct Engine {
 struct LiveConfig {
     config: EngineConfig,
     params: SpreadParams,
+    budget: Duration,
     slow_limit: Duration,
 }
 
@@ -44,13 +53,23 @@ impl LiveConfig {
     fn new(config: EngineConfig) -> Self {
         let params = SpreadParams::from(&config.spreading);
         let slow_limit = config.slow_call_limit();
-        LiveConfig { config, params, slow_limit }
+        let budget = config.latency_budget();
+        LiveConfig { config, params, budget, slow_limit }
     }
 }
 
 impl Engine {
-    /// Create an engine over `graph` with `config` (validated here).
+    /// Create an engine over `graph` with `config` (validated here), on the system clock.
     pub fn new(graph: impl Into<Arc<Graph>>, config: EngineConfig) -> Result<Engine> {
+        Engine::with_clock(graph, config, SystemClock::shared())
+    }
+
+    /// Create an engine whose time-dependent parts (telemetry windows, …) read `clock`.
+    pub fn with_clock(
+        graph: impl Into<Arc<Graph>>,
+        config: EngineConfig,
+        clock: SharedClock,
+    ) -> Result<Engine> {
         config.validate()?;
         if matches!(config.opencl, OpenClMode::Required | OpenClMode::Always) {
             return Err(Error::Unavailable {
@@ -68,17 +87,35 @@ impl Engine {
         };
         let pool_threads = Arc::new(Mutex::new(Vec::new()));
         let pool = if threads > 1 { Some(build_pool(threads, &pool_threads)?) } else { None };
+        let live = Arc::new(ArcSwap::from_pointee(LiveConfig::new(config)));
+        // Enough idle buffers for every pool thread plus a few host threads; more concurrent recalls
+        // still work, their extra buffers are freed on return.
+        let scratch = Arc::new(ScratchPool::new(2 * threads + 2));
+        let breaker = Arc::new(Breaker::new(Arc::clone(&clock)));
+        let telemetry = Arc::new(Telemetry::new(clock));
+        let ticker = {
+            let (telemetry, scratch, breaker, live) =
+                (Arc::clone(&telemetry), Arc::clone(&scratch), Arc::clone(&breaker), Arc::clone(&live));
+            Ticker::start(Arc::clone(&telemetry), move || {
+                sample_gauges(&telemetry, &scratch, &breaker, &live)
+            })
+            .map_err(|e| Error::Unavailable {
+                feature: "threads",
+                message: format!("cannot start the telemetry thread: {e}"),
+            })?
+        };
         Ok(Engine {
+            ticker: Some(ticker),
             graph: ArcSwap::new(graph.into()),
-            live: ArcSwap::from_pointee(LiveConfig::new(config)),
+            live,
             config_writer: Mutex::new(()),
             pool,
             pool_threads,
             threads,
-            // Enough idle buffers for every pool thread plus a few host threads; more concurrent
-            // recalls still work, their extra buffers are freed on return.
-            scratch: ScratchPool::new(2 * threads + 2),
-            breaker: Breaker::default(),
+            scratch,
+            breaker,
+            telemetry,
+            telemetry_enabled: AtomicBool::new(true),
         })
     }
 
@@ -119,6 +156,7 @@ impl Engine {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
         self.live.store(Arc::new(LiveConfig::new(next.clone())));
+        self.sample_gauges();
         tracing::debug!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
         Ok(next)
     }
@@ -190,73 +228,204 @@ impl Engine {
         if k == 0 {
             return Err(Error::cue("k", "must be >= 1"));
         }
+        let _span = tracing::debug_span!("recall", k).entered();
         let mut scratch = self.scratch.checkout(graph.node_count());
         recall::resolve_seeds(graph, cue, config.recall.seed_k, config.recall.min_similarity, &mut scratch)?;
 
         out.stats = SpreadStats::default();
-        if !self.breaker.should_attempt() {
+        let attempted = self.breaker.should_attempt();
+        let reason = if attempted {
+            let reason = self.spread_and_classify(graph, &live, k, &mut scratch, out, start);
+            self.breaker.on_result(CallOutcome { failed: reason.is_some(), latency: start.elapsed() });
+            reason
+        } else {
+            Some(FallbackReason::BreakerOpen)
+        };
+        out.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
+        out.reason = reason;
+        if reason.is_some() {
             recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
-            self.answer_fallback(out, FallbackReason::BreakerOpen, start);
-            return Ok(());
         }
+        out.latency = start.elapsed();
+        self.record(&live, out, attempted);
+        tracing::debug!(
+            latency_us = out.latency.as_micros() as u64,
+            results = out.results.len(),
+            reason = reason.map(FallbackReason::as_str),
+            "recall"
+        );
+        Ok(())
+    }
+
+    /// Spread from the resolved seeds in `scratch`, collect the top `k` into `out`, classify.
+    fn spread_and_classify<'pool>(
+        &'pool self,
+        graph: &Graph,
+        live: &LiveConfig,
+        k: usize,
+        scratch: &mut ScratchLease<'pool>,
+        out: &mut Recall,
+        start: Instant,
+    ) -> Option<FallbackReason> {
         let seeds = std::mem::take(&mut scratch.seeds);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            let mut stats =
-                spread::spread(graph, &live.params, &seeds, &mut scratch, self.pool.as_ref(), &NoHook);
-            stats.mass =
-                spread::collect_results(graph, live.params.threshold, k, &mut scratch, &mut out.results);
+            let pool = self.pool.as_ref();
+            let mut stats = spread::spread(graph, &live.params, &seeds, scratch, pool, &NoHook);
+            stats.mass = spread::collect_results(graph, live.params.threshold, k, scratch, &mut out.results);
             stats
         }));
-        let (stats, panicked) = match attempt {
-            Ok(stats) => (stats, false),
+        let stats = match attempt {
+            Ok(stats) => Some(stats),
             Err(_) => {
                 // The buffer's state is unknown after a panic: drop it and answer from a fresh one.
                 tracing::error!("spreading panicked; answering with the fallback");
-                scratch.discard();
-                scratch = self.scratch.checkout(graph.node_count());
-                (SpreadStats::default(), true)
+                let fresh = self.scratch.checkout(graph.node_count());
+                std::mem::replace(scratch, fresh).discard();
+                None
             }
         };
         scratch.seeds = seeds;
-        let latency = start.elapsed();
-        let reason = recall::classify(
-            (!panicked).then_some(&stats),
-            latency,
-            live.slow_limit,
-            config.recall.min_activation_mass,
-        );
-        self.breaker.on_result(CallOutcome { failed: reason.is_some(), latency });
-        out.stats = stats;
-        match reason {
-            None => {
-                out.source = Source::Spreading;
-                out.reason = None;
-                out.latency = start.elapsed();
-                tracing::debug!(
-                    latency_us = out.latency.as_micros() as u64,
-                    results = out.results.len(),
-                    "recall"
-                );
-                Ok(())
+        out.stats = stats.unwrap_or_default();
+        let min_mass = live.config.recall.min_activation_mass;
+        recall::classify(stats.as_ref(), start.elapsed(), live.slow_limit, min_mass)
+    }
+
+    /// Feed the call's metrics (handles only: no lookups, no locks).
+    fn record(&self, live: &LiveConfig, out: &Recall, attempted: bool) {
+        if !self.telemetry_enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let m = self.telemetry.spreading();
+        m.recalls_total.increment();
+        m.recall_latency.observe_duration(out.latency);
+        if out.latency > live.budget {
+            m.budget_violations_total.increment();
+        }
+        if attempted {
+            let stats = &out.stats;
+            m.spreads_total.increment();
+            m.edges_traversed_total.add(stats.total_edges_traversed());
+            m.activation_mass.observe(stats.mass);
+            m.depth_reached.observe(stats.depth_reached as f64);
+            for t in 0..3 {
+                if stats.tier_had_work[t] {
+                    m.tier_latency[t].observe_duration(stats.tier_time[t]);
+                }
+                if stats.tier_timed_out[t] {
+                    m.tier_timeouts_total[t].increment();
+                }
             }
-            Some(reason) => {
-                recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
-                self.answer_fallback(out, reason, start);
-                Ok(())
+        } else {
+            m.breaker_open_total.increment();
+        }
+        if let Some(reason) = out.reason {
+            if reason != FallbackReason::BreakerOpen {
+                m.failures_total.increment();
             }
+            m.fallback_total.increment();
+            m.fallback_by_reason[reason as usize].increment();
         }
     }
 
-    fn answer_fallback(&self, out: &mut Recall, reason: FallbackReason, start: Instant) {
-        out.source = Source::Fallback;
-        out.reason = Some(reason);
-        out.latency = start.elapsed();
-        tracing::debug!(reason = reason.as_str(), "recall answered by the fallback");
+    /// The streaming snapshot (SPEC §5; schema in docs/telemetry.md).
+    pub fn streaming_snapshot(&self) -> Value {
+        let (windows, totals, export) = self.telemetry.snapshot_parts();
+        json!({
+            "schema": telemetry::SNAPSHOT_SCHEMA,
+            "at_unix_ms": self.telemetry.clock().unix_ms(),
+            "windows": windows,
+            "totals": totals,
+            "spreading": self.spreading_section(),
+            "health": Value::Null,
+            "export": export,
+        })
     }
+
+    /// The snapshot's `spreading` section (also served on its own over HTTP).
+    pub fn spreading_section(&self) -> Value {
+        let t = &self.telemetry;
+        let m = t.spreading();
+        let minute = WINDOWS.iter().position(|&w| w == 60).unwrap_or(2);
+        let latency = |name: &str| {
+            let s = t.window_summary(minute, name).unwrap_or_default();
+            json!({"count": s.count, "p50": s.p50, "p90": s.p90, "p95": s.p95, "p99": s.p99})
+        };
+        let by_reason: Map<String, Value> = FallbackReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_owned(), json!(m.fallback_by_reason[*r as usize].total())))
+            .collect();
+        let (in_use, capacity) = (self.scratch.in_use(), self.scratch.capacity());
+        let config = &self.live.load().config;
+        json!({
+            "latency": {
+                "total": latency("spreading_recall_latency_seconds"),
+                "hot": latency("spreading_latency_hot_seconds"),
+                "warm": latency("spreading_latency_warm_seconds"),
+                "cold": latency("spreading_latency_cold_seconds"),
+            },
+            "fallback": {"total": m.fallback_total.total(), "by_reason": by_reason},
+            "breaker": self.breaker.status_json(),
+            "gpu": {"device": Value::Null, "launches": m.gpu_launches_total.total(), "fallbacks": m.gpu_fallback_total.total()},
+            "pool": {"in_use": in_use, "capacity": capacity, "utilization": utilization(in_use, capacity)},
+            "autotune": {"enabled": config.autotune.enabled, "changes_total": m.autotune_changes_total.total(), "last": Value::Null},
+            "budget_violations_total": m.budget_violations_total.total(),
+            "recalls_total": m.recalls_total.total(),
+            "failures_total": m.failures_total.total(),
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn prometheus_text(&self) -> String {
+        self.sample_gauges();
+        self.telemetry.prometheus_text()
+    }
+
+    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing; the metrics
+    /// keep what they had.
+    pub fn set_telemetry_enabled(&self, enabled: bool) {
+        self.telemetry_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// The metrics registry (hosts may register their own metrics here).
+    pub fn metrics(&self) -> &MetricsRegistry {
+        self.telemetry.registry()
+    }
+
+    /// The telemetry (registry, engine handles, windows).
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    fn sample_gauges(&self) {
+        sample_gauges(&self.telemetry, &self.scratch, &self.breaker, &self.live);
+    }
+}
+
+fn utilization(in_use: usize, capacity: usize) -> f64 {
+    if capacity == 0 { 0.0 } else { in_use as f64 / capacity as f64 }
+}
+
+/// Gauges read from live state rather than recorded per call.
+fn sample_gauges(
+    telemetry: &Telemetry,
+    scratch: &ScratchPool,
+    breaker: &Breaker,
+    live: &ArcSwap<LiveConfig>,
+) {
+    let m = telemetry.spreading();
+    let (in_use, capacity) = (scratch.in_use(), scratch.capacity());
+    m.pool_in_use.set(in_use as f64);
+    m.pool_capacity.set(capacity as f64);
+    m.pool_utilization.set(utilization(in_use, capacity));
+    m.breaker_state.set(breaker.state_gauge());
+    let config = &live.load().config;
+    m.config_max_depth.set(config.spreading.max_depth as f64);
+    m.config_batch_size.set(config.spreading.batch_size as f64);
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        drop(self.ticker.take());
         drop(self.pool.take());
         let handles = std::mem::take(&mut *self.pool_threads.lock().unwrap_or_else(|p| p.into_inner()));
         let me = std::thread::current().id();

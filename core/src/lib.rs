@@ -6,6 +6,7 @@
 //! with its fallback path (SPEC §4).
 
 pub mod breaker;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod recall;
 pub mod similarity;
 pub mod spread;
+pub mod telemetry;
 
 pub use breaker::BreakerOverride;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};

@@ -11,7 +11,7 @@ mod scratch;
 mod step;
 
 pub use scratch::ScratchPool;
-pub(crate) use scratch::{Scratch, UNREACHED};
+pub(crate) use scratch::{Scratch, ScratchLease, UNREACHED};
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,244 @@
+//! The engine's metrics (SPEC §5), registered once with their handles, so the hot path records
+//! through handles and never looks a name up.
+
+use super::metric::{Counter, Gauge, Histogram};
+use super::registry::{CellRef, Exposition, LATENCY_BOUNDS, MetricsRegistry};
+use crate::recall::FallbackReason;
+
+const MASS_BOUNDS: &[f64] =
+    &[0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 10_000.0, 100_000.0];
+const DEPTH_BOUNDS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 16.0];
+const TIERS: [&str; 3] = ["hot", "warm", "cold"];
+
+/// Handles to every engine metric.
+#[derive(Debug, Clone)]
+pub struct SpreadingMetrics {
+    /// Spreading runs (recalls that spread, and health-probe spreads).
+    pub spreads_total: Counter,
+    /// Recall calls, whatever answered them.
+    pub recalls_total: Counter,
+    /// Attempted recalls classified as failures (error, slow, low mass).
+    pub failures_total: Counter,
+    /// Recalls whose whole-call latency exceeded the latency budget.
+    pub budget_violations_total: Counter,
+    /// Calls in which each tier's timeout cut spreading short (hot, warm, cold).
+    pub tier_timeouts_total: [Counter; 3],
+    /// Recalls answered by the fallback.
+    pub fallback_total: Counter,
+    /// Fallback answers by reason, in [`FallbackReason::ALL`] order.
+    pub fallback_by_reason: [Counter; 4],
+    /// OpenCL kernel launches.
+    pub gpu_launches_total: Counter,
+    /// Spreads that fell back from OpenCL to the CPU.
+    pub gpu_fallback_total: Counter,
+    /// Calls refused by the breaker.
+    pub breaker_open_total: Counter,
+    /// Breaker state transitions.
+    pub breaker_transitions_total: Counter,
+    /// Configuration changes made by the auto-tuner.
+    pub autotune_changes_total: Counter,
+    /// Health probe runs.
+    pub health_checks_total: Counter,
+    /// Health probe runs that failed.
+    pub health_failures_total: Counter,
+    /// Edges traversed by spreading.
+    pub edges_traversed_total: Counter,
+    /// Time a call spent on each tier (hot, warm, cold), only for tiers that had work.
+    pub tier_latency: [Histogram; 3],
+    /// Whole-call recall latency.
+    pub recall_latency: Histogram,
+    /// Activation mass of each spread.
+    pub activation_mass: Histogram,
+    /// Depth reached by each spread.
+    pub depth_reached: Histogram,
+    /// Health probe latency.
+    pub health_probe_latency: Histogram,
+    /// Breaker state: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: Gauge,
+    /// Scratch buffers lent out.
+    pub pool_in_use: Gauge,
+    /// Scratch buffers in existence.
+    pub pool_capacity: Gauge,
+    /// in_use / capacity.
+    pub pool_utilization: Gauge,
+    /// Overall health: 0 healthy, 1 degraded, 2 unhealthy.
+    pub health_status: Gauge,
+    /// Live `spreading.max_depth`.
+    pub config_max_depth: Gauge,
+    /// Live `spreading.batch_size`.
+    pub config_batch_size: Gauge,
+}
+
+impl SpreadingMetrics {
+    /// Register every engine metric in `registry`.
+    pub fn register(r: &MetricsRegistry) -> SpreadingMetrics {
+        let counter = |name: &str, help: &str| counter(r, name, help, name, None);
+        let gauge = |name: &str, help: &str| match r.register(
+            name,
+            help,
+            expose(name, None),
+            CellRef::Gauge(Default::default()),
+        ) {
+            CellRef::Gauge(cell) => Gauge(cell),
+            _ => unreachable!("registered as a gauge"),
+        };
+        let histogram = |name: &str, help: &str, family: &str, label, bounds: &'static [f64]| {
+            let cell = CellRef::Histogram(std::sync::Arc::new(super::metric::HistogramCell::new(bounds)));
+            match r.register(name, help, expose(family, label), cell) {
+                CellRef::Histogram(cell) => Histogram(cell),
+                _ => unreachable!("registered as a histogram"),
+            }
+        };
+        SpreadingMetrics {
+            spreads_total: counter(
+                "spreading_spreads_total",
+                "Spreading runs (recalls that spread and health-probe spreads).",
+            ),
+            recalls_total: counter("spreading_recalls_total", "Recall calls, whatever answered them."),
+            failures_total: counter(
+                "spreading_failures_total",
+                "Attempted recalls classified as failures (error, slow, low mass).",
+            ),
+            budget_violations_total: counter(
+                "spreading_latency_budget_violations_total",
+                "Recalls whose whole-call latency exceeded the latency budget.",
+            ),
+            tier_timeouts_total: TIERS.map(|tier| {
+                let name = format!("spreading_tier_timeouts_{tier}_total");
+                counter_labelled(
+                    r,
+                    &name,
+                    "Calls in which a tier's timeout cut spreading short.",
+                    "spreading_tier_timeouts_total",
+                    ("tier", tier),
+                )
+            }),
+            fallback_total: {
+                let name = "spreading_fallback_total";
+                match r.register(
+                    name,
+                    "Recalls answered by the fallback.",
+                    None,
+                    CellRef::Counter(Default::default()),
+                ) {
+                    CellRef::Counter(cell) => Counter(cell),
+                    _ => unreachable!("registered as a counter"),
+                }
+            },
+            fallback_by_reason: FallbackReason::ALL.map(|reason| {
+                let name = format!("spreading_fallback_{}_total", reason.as_str());
+                counter_labelled(
+                    r,
+                    &name,
+                    "Recalls answered by the fallback, by reason.",
+                    "spreading_fallback_total",
+                    ("reason", reason.as_str()),
+                )
+            }),
+            gpu_launches_total: counter("spreading_gpu_launches_total", "OpenCL kernel launches."),
+            gpu_fallback_total: counter(
+                "spreading_gpu_fallback_total",
+                "Spreads that fell back from OpenCL to the CPU.",
+            ),
+            breaker_open_total: counter(
+                "spreading_breaker_open_total",
+                "Recall calls refused by the circuit breaker.",
+            ),
+            breaker_transitions_total: counter(
+                "spreading_breaker_transitions_total",
+                "Circuit breaker state transitions.",
+            ),
+            autotune_changes_total: counter(
+                "spreading_autotune_changes_total",
+                "Configuration changes applied by the auto-tuner.",
+            ),
+            health_checks_total: counter("spreading_health_checks_total", "Health probe runs."),
+            health_failures_total: counter(
+                "spreading_health_failures_total",
+                "Health probe runs that failed.",
+            ),
+            edges_traversed_total: counter(
+                "spreading_edges_traversed_total",
+                "Edges traversed by spreading.",
+            ),
+            tier_latency: TIERS.map(|tier| {
+                let name = format!("spreading_latency_{tier}_seconds");
+                histogram(
+                    &name,
+                    "Time a recall spent on a tier (only tiers that had work).",
+                    "spreading_latency_seconds",
+                    Some(("tier", tier)),
+                    LATENCY_BOUNDS,
+                )
+            }),
+            recall_latency: histogram(
+                "spreading_recall_latency_seconds",
+                "Whole-call recall latency.",
+                "spreading_recall_latency_seconds",
+                None,
+                LATENCY_BOUNDS,
+            ),
+            activation_mass: histogram(
+                "spreading_activation_mass",
+                "Activation mass of each spread.",
+                "spreading_activation_mass",
+                None,
+                MASS_BOUNDS,
+            ),
+            depth_reached: histogram(
+                "spreading_depth_reached",
+                "Depth reached by each spread.",
+                "spreading_depth_reached",
+                None,
+                DEPTH_BOUNDS,
+            ),
+            health_probe_latency: histogram(
+                "spreading_health_probe_latency_seconds",
+                "Latency of the spreading health probe.",
+                "spreading_health_probe_latency_seconds",
+                None,
+                LATENCY_BOUNDS,
+            ),
+            breaker_state: gauge(
+                "spreading_breaker_state",
+                "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ),
+            pool_in_use: gauge("spreading_pool_in_use", "Scratch buffers lent out."),
+            pool_capacity: gauge("spreading_pool_capacity", "Scratch buffers in existence."),
+            pool_utilization: gauge("spreading_pool_utilization", "Scratch buffers lent out / in existence."),
+            health_status: gauge(
+                "spreading_health_status",
+                "Overall health: 0 healthy, 1 degraded, 2 unhealthy.",
+            ),
+            config_max_depth: gauge("spreading_config_max_depth", "Live spreading.max_depth."),
+            config_batch_size: gauge("spreading_config_batch_size", "Live spreading.batch_size."),
+        }
+    }
+}
+
+fn expose(family: &str, label: Option<(&'static str, &'static str)>) -> Option<Exposition> {
+    Some(Exposition { family: family.to_owned(), label })
+}
+
+fn counter(
+    r: &MetricsRegistry,
+    name: &str,
+    help: &str,
+    family: &str,
+    label: Option<(&'static str, &'static str)>,
+) -> Counter {
+    match r.register(name, help, expose(family, label), CellRef::Counter(Default::default())) {
+        CellRef::Counter(cell) => Counter(cell),
+        _ => unreachable!("registered as a counter"),
+    }
+}
+
+fn counter_labelled(
+    r: &MetricsRegistry,
+    name: &str,
+    help: &str,
+    family: &str,
+    label: (&'static str, &'static str),
+) -> Counter {
+    counter(r, name, help, family, Some(label))
+}

@@ -25,5 +25,10 @@ pub use graph::{CsrView, Graph, GraphBuilder, Tier};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
 pub use spread::{Backend, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone};
 
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The crate version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

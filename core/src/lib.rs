@@ -6,22 +6,26 @@
 //! with its fallback path (SPEC §4).
 
 pub mod breaker;
+pub mod chaos;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod graph;
+pub mod health;
 pub mod recall;
 pub mod similarity;
 pub mod spread;
 pub mod telemetry;
 
-pub use breaker::BreakerOverride;
+pub use breaker::{BreakerOverride, BreakerState, TransitionEvent, TransitionReason};
+pub use chaos::ChaosConfig;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{CsrView, Graph, GraphBuilder, Tier};
+pub use health::{HealthCheckResult, HealthProbe, HealthStatus, ProbeOptions};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
 pub use spread::{Backend, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone};
 

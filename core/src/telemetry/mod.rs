@@ -148,25 +148,22 @@ fn finite(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
 }
 
-/// The engine's background fold: wakes every 250 ms, updates sampled gauges, folds finished seconds.
+/// The engine's `axonal-telemetry` thread: every 250 ms, `tick` samples gauges and folds finished
+/// seconds.
 pub(crate) struct Ticker {
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ticker {
-    pub(crate) fn start(
-        telemetry: Arc<Telemetry>,
-        sample: impl Fn() + Send + 'static,
-    ) -> std::io::Result<Ticker> {
+    pub(crate) fn start(tick: impl Fn() + Send + 'static) -> std::io::Result<Ticker> {
         let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("axonal-telemetry".into()).spawn(move || {
             let (lock, wake) = &*signal;
             let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
             while !*stopped {
-                sample();
-                telemetry.tick();
+                tick();
                 stopped = wake
                     .wait_timeout(stopped, std::time::Duration::from_millis(250))
                     .unwrap_or_else(|p| p.into_inner())

@@ -1,0 +1,509 @@
+//! The circuit breaker (SPEC §7): a count-based window of recent outcomes, trips on failure rate or
+//! p95 latency, open for a jittered, doubling cooldown, then half-open for a few probe calls.
+//!
+//! Closed is the common state and costs no lock: `admit` is two atomic loads, `on_result` an atomic
+//! slot swap plus counter adjustments. Transitions take a mutex, and queue their event for the
+//! dispatcher thread ([`callbacks`]), which calls host callbacks in order, never under that mutex.
+
+pub mod callbacks;
+mod window;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::clock::SharedClock;
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::telemetry::{Counter, Gauge};
+use callbacks::EventSender;
+use window::Window;
+
+/// Manual breaker override (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerOverride {
+    /// The state machine decides.
+    #[default]
+    Auto,
+    /// Every call is refused and answered by the fallback.
+    ForcedOpen,
+    /// Every call is attempted and the breaker never trips.
+    ForcedClosed,
+}
+
+impl BreakerOverride {
+    /// `auto`, `forced_open` or `forced_closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerOverride::Auto => "auto",
+            BreakerOverride::ForcedOpen => "forced_open",
+            BreakerOverride::ForcedClosed => "forced_closed",
+        }
+    }
+
+    /// Parse `auto`, `forced_open` or `forced_closed`.
+    pub fn parse(text: &str) -> Result<BreakerOverride> {
+        match text {
+            "auto" => Ok(BreakerOverride::Auto),
+            "forced_open" => Ok(BreakerOverride::ForcedOpen),
+            "forced_closed" => Ok(BreakerOverride::ForcedClosed),
+            other => Err(Error::config(
+                "breaker_override",
+                format!("unknown mode {other:?} (expected auto|forced_open|forced_closed)"),
+            )),
+        }
+    }
+
+    fn from_u8(value: u8) -> BreakerOverride {
+        match value {
+            1 => BreakerOverride::ForcedOpen,
+            2 => BreakerOverride::ForcedClosed,
+            _ => BreakerOverride::Auto,
+        }
+    }
+}
+
+/// Breaker state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow; outcomes are recorded.
+    Closed = 0,
+    /// A few probe calls test recovery.
+    HalfOpen = 1,
+    /// Calls are refused until the cooldown ends.
+    Open = 2,
+}
+
+impl BreakerState {
+    /// `closed`, `half_open` or `open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Open => "open",
+        }
+    }
+
+    fn from_u8(value: u8) -> BreakerState {
+        match value {
+            1 => BreakerState::HalfOpen,
+            2 => BreakerState::Open,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+/// Why a transition happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionReason {
+    /// Closed → open: the window's failure rate exceeded the threshold.
+    FailureRate,
+    /// Closed → open: the window's p95 latency exceeded the budget.
+    LatencyBudget,
+    /// Open → half-open: the cooldown ended.
+    CooldownElapsed,
+    /// Half-open → open: a probe call failed.
+    ProbeFailed,
+    /// Half-open → closed: every probe call succeeded.
+    ProbesSucceeded,
+    /// The operator changed the override.
+    Override,
+}
+
+/// A state change, as delivered to callbacks (SPEC §15).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionEvent {
+    /// State before.
+    pub from: BreakerState,
+    /// State after.
+    pub to: BreakerState,
+    /// Why.
+    pub reason: TransitionReason,
+    /// When, in Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The window's failure rate at the transition.
+    pub failure_rate: f64,
+    /// Outcomes in the window at the transition.
+    pub window_calls: u64,
+    /// The open period just started (0 unless `to` is open).
+    pub cooldown_ms: u64,
+}
+
+impl TransitionEvent {
+    /// The event as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The outcome of one attempted call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallOutcome {
+    /// Whether the call failed (error, slow or low mass).
+    pub failed: bool,
+    /// The call's latency.
+    pub latency: Duration,
+}
+
+/// The breaker's answer to "may this call spread?", handed back with its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: record the outcome in window `epoch`.
+    Closed { epoch: u64 },
+    /// Half-open probe of half-open period `epoch`.
+    Probe { epoch: u64 },
+    /// Forced closed by the operator: attempt, record nothing.
+    Forced,
+    /// Refused: answer with the fallback.
+    Refused,
+}
+
+impl Admission {
+    /// Whether the call may spread.
+    pub fn allowed(self) -> bool {
+        !matches!(self, Admission::Refused)
+    }
+}
+
+/// Settings taken from [`EngineConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// Outcomes in the window.
+    pub window_size: usize,
+    /// Outcomes needed before evaluating.
+    pub min_calls: usize,
+    /// Trip when the failure rate exceeds this.
+    pub failure_rate_threshold: f64,
+    /// Trip when the window's p95 latency exceeds this.
+    pub latency_budget: Duration,
+    /// First open period.
+    pub cooldown: Duration,
+    /// Cap of the doubling open period.
+    pub max_cooldown: Duration,
+    /// Calls admitted while half-open.
+    pub half_open_max_probes: u32,
+}
+
+impl From<&EngineConfig> for BreakerSettings {
+    fn from(c: &EngineConfig) -> Self {
+        let b = &c.breaker;
+        BreakerSettings {
+            window_size: b.window_size,
+            min_calls: b.min_calls,
+            failure_rate_threshold: b.failure_rate_threshold,
+            latency_budget: c.latency_budget(),
+            cooldown: Duration::from_millis(b.cooldown_ms),
+            max_cooldown: Duration::from_millis(b.max_cooldown_ms),
+            half_open_max_probes: b.half_open_max_probes,
+        }
+    }
+}
+
+/// Telemetry the breaker feeds.
+#[derive(Debug, Clone)]
+pub struct BreakerMetrics {
+    /// `spreading_breaker_transitions_total`.
+    pub transitions: Counter,
+    /// `spreading_breaker_state`.
+    pub state: Gauge,
+}
+
+/// State guarded by the transition mutex.
+#[derive(Debug)]
+struct Transitions {
+    /// Consecutive opens without an intervening close (drives the doubling backoff).
+    reopens: u32,
+    half_open_successes: u32,
+    since_unix_ms: u64,
+    rng: u64,
+}
+
+/// The circuit breaker of one engine.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    state: AtomicU8,
+    mode: AtomicU8,
+    window: ArcSwap<Window>,
+    /// Bumped on every transition; half-open probes carry it.
+    epoch: AtomicU64,
+    /// Monotonic nanoseconds (breaker clock) at which open becomes half-open.
+    open_until: AtomicU64,
+    half_open_admitted: AtomicU64,
+    transitions: Mutex<Transitions>,
+    clock: SharedClock,
+    events: EventSender,
+    metrics: BreakerMetrics,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker in `auto` mode; transition events go to `events`.
+    pub fn new(
+        settings: BreakerSettings,
+        clock: SharedClock,
+        events: EventSender,
+        metrics: BreakerMetrics,
+    ) -> Self {
+        let since_unix_ms = clock.unix_ms();
+        let rng = clock.now().as_nanos() as u64 ^ 0x5DEE_CE66_D1CE_4E5B;
+        metrics.state.set(0.0);
+        CircuitBreaker {
+            state: AtomicU8::new(BreakerState::Closed as u8),
+            mode: AtomicU8::new(BreakerOverride::Auto as u8),
+            window: ArcSwap::from_pointee(Window::new(settings, 0)),
+            epoch: AtomicU64::new(0),
+            open_until: AtomicU64::new(u64::MAX),
+            half_open_admitted: AtomicU64::new(0),
+            transitions: Mutex::new(Transitions { reopens: 0, half_open_successes: 0, since_unix_ms, rng }),
+            clock,
+            events,
+            metrics,
+        }
+    }
+
+    /// Whether a call may spread (see [`CircuitBreaker::admit`]).
+    pub fn should_attempt(&self) -> bool {
+        self.admit().allowed()
+    }
+
+    /// Admit or refuse a call. Lock-free while closed.
+    #[inline]
+    pub fn admit(&self) -> Admission {
+        match BreakerState::from_u8(self.state.load(Ordering::Acquire)) {
+            BreakerState::Closed => match BreakerOverride::from_u8(self.mode.load(Ordering::Relaxed)) {
+                BreakerOverride::ForcedClosed => Admission::Forced,
+                _ => Admission::Closed { epoch: self.window.load().epoch },
+            },
+            BreakerState::Open => {
+                let due = self.clock.now().as_nanos() as u64 >= self.open_until.load(Ordering::Acquire);
+                if due && self.enter_half_open() { self.admit_probe() } else { Admission::Refused }
+            }
+            BreakerState::HalfOpen => self.admit_probe(),
+        }
+    }
+
+    fn admit_probe(&self) -> Admission {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let max = self.window.load().settings.half_open_max_probes as u64;
+        if self.half_open_admitted.fetch_add(1, Ordering::AcqRel) < max {
+            Admission::Probe { epoch }
+        } else {
+            Admission::Refused
+        }
+    }
+
+    /// Record an admitted call's outcome.
+    #[inline]
+    pub fn on_result(&self, admission: Admission, outcome: CallOutcome) {
+        match admission {
+            Admission::Closed { epoch } => {
+                let window = self.window.load();
+                if window.epoch != epoch {
+                    return; // admitted under a window that has since been replaced
+                }
+                if let Some(reason) = window.record(outcome) {
+                    self.trip(epoch, reason);
+                }
+            }
+            Admission::Probe { epoch } => self.probe_result(epoch, outcome.failed),
+            Admission::Forced | Admission::Refused => {}
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// The manual override.
+    pub fn override_mode(&self) -> BreakerOverride {
+        BreakerOverride::from_u8(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// Set the manual override: `forced_open` opens, `forced_closed` closes, `auto` returns to a
+    /// closed breaker with a fresh window. Each state change is a transition with reason `override`.
+    pub fn set_override(&self, mode: BreakerOverride) {
+        let mut t = self.lock();
+        self.mode.store(mode as u8, Ordering::Relaxed);
+        let to = match mode {
+            BreakerOverride::ForcedOpen => BreakerState::Open,
+            BreakerOverride::ForcedClosed | BreakerOverride::Auto => BreakerState::Closed,
+        };
+        if mode == BreakerOverride::ForcedOpen {
+            self.open_until.store(u64::MAX, Ordering::Release);
+        }
+        t.reopens = 0;
+        self.transition(&mut t, to, TransitionReason::Override, Duration::ZERO);
+    }
+
+    /// Apply new settings; the window restarts empty if they changed.
+    pub fn update_settings(&self, settings: BreakerSettings) {
+        let t = self.lock();
+        let current = self.window.load();
+        if current.settings != settings {
+            self.window.store(std::sync::Arc::new(Window::new(settings, current.epoch + 1)));
+        }
+        drop(t);
+    }
+
+    /// The snapshot's `breaker` object.
+    pub fn status_json(&self) -> serde_json::Value {
+        let window = self.window.load();
+        let since = self.lock().since_unix_ms;
+        json!({
+            "state": self.state().as_str(),
+            "since_unix_ms": since,
+            "failure_rate": window.failure_rate(),
+            "window_calls": window.calls(),
+            "override": self.override_mode().as_str(),
+        })
+    }
+
+    /// The `spreading_breaker_state` gauge value: 0 closed, 1 half-open, 2 open.
+    pub fn state_gauge(&self) -> f64 {
+        self.state() as u8 as f64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Transitions> {
+        self.transitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn trip(&self, epoch: u64, reason: TransitionReason) {
+        let mut t = self.lock();
+        // Another thread may have tripped first, or the operator overridden.
+        if self.state() != BreakerState::Closed
+            || self.window.load().epoch != epoch
+            || self.override_mode() != BreakerOverride::Auto
+        {
+            return;
+        }
+        t.reopens = 0;
+        let cooldown = self.open_for(&mut t);
+        self.transition(&mut t, BreakerState::Open, reason, cooldown);
+    }
+
+    /// Open → half-open when the cooldown has ended; false if another thread got there first in a way
+    /// that leaves nothing to admit.
+    fn enter_half_open(&self) -> bool {
+        let mut t = self.lock();
+        match self.state() {
+            BreakerState::Open => {
+                let due = self.clock.now().as_nanos() as u64 >= self.open_until.load(Ordering::Acquire);
+                if !due || self.override_mode() == BreakerOverride::ForcedOpen {
+                    return false;
+                }
+                t.half_open_successes = 0;
+                self.half_open_admitted.store(0, Ordering::Release);
+                self.transition(
+                    &mut t,
+                    BreakerState::HalfOpen,
+                    TransitionReason::CooldownElapsed,
+                    Duration::ZERO,
+                );
+                true
+            }
+            BreakerState::HalfOpen => true,
+            BreakerState::Closed => false,
+        }
+    }
+
+    fn probe_result(&self, epoch: u64, failed: bool) {
+        let mut t = self.lock();
+        if self.state() != BreakerState::HalfOpen || self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if failed {
+            t.reopens += 1;
+            let cooldown = self.open_for(&mut t);
+            self.transition(&mut t, BreakerState::Open, TransitionReason::ProbeFailed, cooldown);
+        } else {
+            t.half_open_successes += 1;
+            if t.half_open_successes >= self.window.load().settings.half_open_max_probes {
+                t.reopens = 0;
+                self.transition(
+                    &mut t,
+                    BreakerState::Closed,
+                    TransitionReason::ProbesSucceeded,
+                    Duration::ZERO,
+                );
+            }
+        }
+    }
+
+    /// Pick the next open period and set `open_until`.
+    fn open_for(&self, t: &mut Transitions) -> Duration {
+        let settings = &self.window.load().settings;
+        t.rng = t.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let unit = (mix(t.rng) >> 11) as f64 / (1u64 << 53) as f64;
+        let cooldown = cooldown_for(settings.cooldown, settings.max_cooldown, t.reopens, unit);
+        let until = self.clock.now().saturating_add(cooldown);
+        self.open_until.store(until.as_nanos().min(u64::MAX as u128) as u64, Ordering::Release);
+        cooldown
+    }
+
+    /// Change state (under the transition mutex), reset what the new state starts with, and queue the
+    /// event. No-op when already in `to`.
+    fn transition(
+        &self,
+        t: &mut Transitions,
+        to: BreakerState,
+        reason: TransitionReason,
+        cooldown: Duration,
+    ) {
+        let from = self.state();
+        if from == to {
+            return;
+        }
+        let old_window = self.window.load_full();
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        if to == BreakerState::Closed {
+            self.window.store(std::sync::Arc::new(Window::new(old_window.settings.clone(), epoch)));
+        }
+        if to != BreakerState::Open {
+            self.open_until.store(u64::MAX, Ordering::Release);
+        }
+        self.state.store(to as u8, Ordering::Release);
+        let at_unix_ms = self.clock.unix_ms();
+        t.since_unix_ms = at_unix_ms;
+        let event = TransitionEvent {
+            from,
+            to,
+            reason,
+            at_unix_ms,
+            failure_rate: old_window.failure_rate(),
+            window_calls: old_window.calls(),
+            cooldown_ms: cooldown.as_millis() as u64,
+        };
+        tracing::info!(
+            from = from.as_str(),
+            to = to.as_str(),
+            reason = ?reason,
+            failure_rate = event.failure_rate,
+            window_calls = event.window_calls,
+            cooldown_ms = event.cooldown_ms,
+            "circuit breaker transition"
+        );
+        self.metrics.transitions.increment();
+        self.metrics.state.set(to as u8 as f64);
+        self.events.send(event);
+    }
+}
+
+/// The open period after `reopens` consecutive re-opens: `base × 2^reopens`, capped at `max`, then
+/// scaled by a jitter factor in [0.9, 1.1) drawn from `unit` ∈ [0, 1).
+pub fn cooldown_for(base: Duration, max: Duration, reopens: u32, unit: f64) -> Duration {
+    let doubled = base.saturating_mul(1u32.checked_shl(reopens.min(31)).unwrap_or(u32::MAX));
+    doubled.min(max).mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

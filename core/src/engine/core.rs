@@ -1,0 +1,299 @@
+//! The engine's shared state and the recall pipeline. Background threads (telemetry, health probes)
+//! hold it by `Arc`; the public [`super::Engine`] owns those threads and this.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value, json};
+
+use crate::breaker::{CallOutcome, CircuitBreaker};
+use crate::chaos::ChaosInjector;
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::recall::{self, Activation, Cue, FallbackReason, Recall, Source};
+use crate::spread::{self, Scratch, ScratchLease, ScratchPool, SpreadParams, SpreadStats};
+use crate::telemetry::{Telemetry, WINDOWS};
+
+/// The config together with what the hot path derives from it, swapped as one.
+#[derive(Debug)]
+pub(super) struct LiveConfig {
+    pub(super) config: EngineConfig,
+    pub(super) params: SpreadParams,
+    pub(super) budget: Duration,
+    pub(super) slow_limit: Duration,
+}
+
+impl LiveConfig {
+    pub(super) fn new(config: EngineConfig) -> Self {
+        let params = SpreadParams::from(&config.spreading);
+        let slow_limit = config.slow_call_limit();
+        let budget = config.latency_budget();
+        LiveConfig { config, params, budget, slow_limit }
+    }
+}
+
+/// Everything recalls and background work share.
+pub(super) struct Core {
+    pub(super) graph: ArcSwap<Graph>,
+    pub(super) live: ArcSwap<LiveConfig>,
+    /// Serialises config writers; readers never take it.
+    pub(super) config_writer: Mutex<()>,
+    pub(super) pool: Option<rayon::ThreadPool>,
+    pub(super) pool_threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) threads: usize,
+    pub(super) scratch: ScratchPool,
+    pub(super) breaker: CircuitBreaker,
+    pub(super) telemetry: Telemetry,
+    /// Whether recalls feed telemetry (a switch for embedders and for measuring its overhead).
+    pub(super) telemetry_enabled: AtomicBool,
+    pub(super) chaos: ChaosInjector,
+}
+
+impl Core {
+    pub(super) fn recall_on(&self, graph: &Graph, cue: &Cue, out: &mut Recall) -> Result<()> {
+        let start = Instant::now();
+        let live = self.live.load();
+        let config = &live.config;
+        let k = cue.k.unwrap_or(config.recall.k);
+        if k == 0 {
+            return Err(Error::cue("k", "must be >= 1"));
+        }
+        let _span = tracing::debug_span!("recall", k).entered();
+        let mut scratch = self.scratch.checkout(graph.node_count());
+        recall::resolve_seeds(graph, cue, config.recall.seed_k, config.recall.min_similarity, &mut scratch)?;
+
+        out.stats = SpreadStats::default();
+        let admission = self.breaker.admit();
+        let attempted = admission.allowed();
+        let reason = if attempted {
+            let reason = self.spread_and_classify(graph, &live, k, &mut scratch, out, start);
+            self.breaker
+                .on_result(admission, CallOutcome { failed: reason.is_some(), latency: start.elapsed() });
+            reason
+        } else {
+            Some(FallbackReason::BreakerOpen)
+        };
+        out.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
+        out.reason = reason;
+        if reason.is_some() {
+            recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
+        }
+        out.latency = start.elapsed();
+        self.record(&live, out, attempted);
+        tracing::debug!(
+            latency_us = out.latency.as_micros() as u64,
+            results = out.results.len(),
+            reason = reason.map(FallbackReason::as_str),
+            "recall"
+        );
+        Ok(())
+    }
+
+    /// Spread from the resolved seeds in `scratch` (chaos applied), collect the top `k`, classify.
+    fn spread_and_classify<'pool>(
+        &'pool self,
+        graph: &Graph,
+        live: &LiveConfig,
+        k: usize,
+        scratch: &mut ScratchLease<'pool>,
+        out: &mut Recall,
+        start: Instant,
+    ) -> Option<FallbackReason> {
+        let seeds = std::mem::take(&mut scratch.seeds);
+        let verdict = self.chaos.verdict();
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            let pool = self.pool.as_ref();
+            let mut stats = spread::spread(graph, &live.params, &seeds, scratch, pool, &self.chaos);
+            stats.mass = spread::collect_results(graph, live.params.threshold, k, scratch, &mut out.results);
+            stats
+        }));
+        let stats = match attempt {
+            Ok(mut stats) => {
+                if verdict.zero_mass {
+                    // Injected: the spread produced no activation beyond its seeds.
+                    out.results.retain(|a| a.hops == 0);
+                    stats.mass = 0.0;
+                }
+                (!verdict.fail).then_some(stats)
+            }
+            Err(_) => {
+                // The buffer's state is unknown after a panic: drop it and answer from a fresh one.
+                tracing::error!("spreading panicked; answering with the fallback");
+                let fresh = self.scratch.checkout(graph.node_count());
+                std::mem::replace(scratch, fresh).discard();
+                None
+            }
+        };
+        scratch.seeds = seeds;
+        out.stats = stats.unwrap_or_default();
+        recall::classify(
+            stats.as_ref(),
+            start.elapsed(),
+            live.slow_limit,
+            live.config.recall.min_activation_mass,
+        )
+    }
+
+    /// One health-probe spread on `graph` with the live config, pool and chaos, bypassing the breaker.
+    /// Returns the mass (`None` on an injected or real failure) and the latency.
+    pub(super) fn probe_spread(
+        &self,
+        graph: &Graph,
+        seeds: &[(u32, f32)],
+        scratch: &mut Scratch,
+        out: &mut Vec<Activation>,
+    ) -> (Option<f64>, Duration) {
+        let start = Instant::now();
+        let live = self.live.load();
+        let verdict = self.chaos.verdict();
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            spread::spread(graph, &live.params, seeds, scratch, self.pool.as_ref(), &self.chaos);
+            spread::collect_results(graph, live.params.threshold, usize::MAX, scratch, out)
+        }));
+        let latency = start.elapsed();
+        let m = self.telemetry.spreading();
+        m.spreads_total.increment();
+        m.health_probe_latency.observe_duration(latency);
+        let mass = match attempt {
+            Ok(mass) if !verdict.fail => Some(if verdict.zero_mass { 0.0 } else { mass }),
+            Ok(_) => None,
+            Err(_) => {
+                *scratch = Scratch::default();
+                None
+            }
+        };
+        (mass, latency)
+    }
+
+    /// Feed the call's metrics (handles only: no lookups, no locks).
+    fn record(&self, live: &LiveConfig, out: &Recall, attempted: bool) {
+        if !self.telemetry_enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let m = self.telemetry.spreading();
+        m.recalls_total.increment();
+        m.recall_latency.observe_duration(out.latency);
+        if out.latency > live.budget {
+            m.budget_violations_total.increment();
+        }
+        if attempted {
+            let stats = &out.stats;
+            m.spreads_total.increment();
+            m.edges_traversed_total.add(stats.total_edges_traversed());
+            m.activation_mass.observe(stats.mass);
+            m.depth_reached.observe(stats.depth_reached as f64);
+            for t in 0..3 {
+                if stats.tier_had_work[t] {
+                    m.tier_latency[t].observe_duration(stats.tier_time[t]);
+                }
+                if stats.tier_timed_out[t] {
+                    m.tier_timeouts_total[t].increment();
+                }
+            }
+        } else {
+            m.breaker_open_total.increment();
+        }
+        if let Some(reason) = out.reason {
+            if reason != FallbackReason::BreakerOpen {
+                m.failures_total.increment();
+            }
+            m.fallback_total.increment();
+            m.fallback_by_reason[reason as usize].increment();
+        }
+    }
+
+    /// The snapshot's `spreading` section.
+    pub(super) fn spreading_section(&self) -> Value {
+        let t = &self.telemetry;
+        let m = t.spreading();
+        let minute = WINDOWS.iter().position(|&w| w == 60).unwrap_or(2);
+        let latency = |name: &str| {
+            let s = t.window_summary(minute, name).unwrap_or_default();
+            json!({"count": s.count, "p50": s.p50, "p90": s.p90, "p95": s.p95, "p99": s.p99})
+        };
+        let by_reason: Map<String, Value> = FallbackReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_owned(), json!(m.fallback_by_reason[*r as usize].total())))
+            .collect();
+        let (in_use, capacity) = (self.scratch.in_use(), self.scratch.capacity());
+        let config = &self.live.load().config;
+        json!({
+            "latency": {
+                "total": latency("spreading_recall_latency_seconds"),
+                "hot": latency("spreading_latency_hot_seconds"),
+                "warm": latency("spreading_latency_warm_seconds"),
+                "cold": latency("spreading_latency_cold_seconds"),
+            },
+            "fallback": {"total": m.fallback_total.total(), "by_reason": by_reason},
+            "breaker": self.breaker.status_json(),
+            "gpu": {"device": Value::Null, "launches": m.gpu_launches_total.total(), "fallbacks": m.gpu_fallback_total.total()},
+            "pool": {"in_use": in_use, "capacity": capacity, "utilization": utilization(in_use, capacity)},
+            "autotune": {"enabled": config.autotune.enabled, "changes_total": m.autotune_changes_total.total(), "last": Value::Null},
+            "budget_violations_total": m.budget_violations_total.total(),
+            "recalls_total": m.recalls_total.total(),
+            "failures_total": m.failures_total.total(),
+        })
+    }
+
+    /// Gauges read from live state rather than recorded per call.
+    pub(super) fn sample_gauges(&self) {
+        let m = self.telemetry.spreading();
+        let (in_use, capacity) = (self.scratch.in_use(), self.scratch.capacity());
+        m.pool_in_use.set(in_use as f64);
+        m.pool_capacity.set(capacity as f64);
+        m.pool_utilization.set(utilization(in_use, capacity));
+        m.breaker_state.set(self.breaker.state_gauge());
+        let config = &self.live.load().config;
+        m.config_max_depth.set(config.spreading.max_depth as f64);
+        m.config_batch_size.set(config.spreading.batch_size as f64);
+    }
+}
+
+fn utilization(in_use: usize, capacity: usize) -> f64 {
+    if capacity == 0 { 0.0 } else { in_use as f64 / capacity as f64 }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        drop(self.pool.take());
+        let handles = std::mem::take(&mut *self.pool_threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let me = std::thread::current().id();
+        for handle in handles {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The engine's rayon pool, with threads the engine can join.
+pub(super) fn build_pool(
+    threads: usize,
+    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("axonal-spread-{i}"))
+        .spawn_handler(move |thread| {
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                builder = builder.name(name.to_owned());
+            }
+            if let Some(size) = thread.stack_size() {
+                builder = builder.stack_size(size);
+            }
+            let handle = builder.spawn(|| thread.run())?;
+            handles.lock().unwrap_or_else(|p| p.into_inner()).push(handle);
+            Ok(())
+        })
+        .build()
+        .map_err(|e| Error::Unavailable {
+            feature: "threads",
+            message: format!("cannot start the spreading pool: {e}"),
+        })
+}

@@ -1,0 +1,376 @@
+//! The engine (SPEC §4): owns the current graph, live config, rayon pool, scratch pool, breaker,
+//! health registry, telemetry and chaos injector, and every background thread; runs recalls.
+
+mod core;
+mod probe;
+
+pub use probe::SpreadingHealthProbe;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde_json::{Value, json};
+
+use self::core::{Core, LiveConfig, build_pool};
+use crate::breaker::callbacks::{Dispatcher, TransitionCallback};
+use crate::breaker::{
+    BreakerMetrics, BreakerOverride, BreakerSettings, BreakerState, CircuitBreaker, TransitionEvent,
+};
+use crate::chaos::{ChaosConfig, ChaosInjector};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{EngineConfig, OpenClMode};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::health::{
+    HealthCheckResult, HealthMetrics, HealthProbe, HealthRegistry, HealthStatus, ProbeOptions,
+};
+use crate::recall::{Cue, Recall};
+use crate::spread::ScratchPool;
+use crate::telemetry::{self, MetricsRegistry, Telemetry, Ticker};
+
+/// A spreading-activation engine.
+///
+/// Thread-safe: every method takes `&self` and may run concurrently from any thread. Dropping the
+/// engine stops and joins every thread it started (a host probe hung inside its check is detached and
+/// finishes on its own).
+pub struct Engine {
+    // Fields drop in this order: background threads first, the shared core (and its pool) last.
+    _ticker: Ticker,
+    health: HealthRegistry,
+    dispatcher: Dispatcher,
+    core: Arc<Core>,
+}
+
+impl Engine {
+    /// Create an engine over `graph` with `config` (validated here), on the system clock.
+    pub fn new(graph: impl Into<Arc<Graph>>, config: EngineConfig) -> Result<Engine> {
+        Engine::with_clock(graph, config, SystemClock::shared())
+    }
+
+    /// Create an engine whose time-dependent parts (telemetry windows, breaker cooldowns, probe
+    /// schedules) read `clock`.
+    pub fn with_clock(
+        graph: impl Into<Arc<Graph>>,
+        config: EngineConfig,
+        clock: SharedClock,
+    ) -> Result<Engine> {
+        config.validate()?;
+        if matches!(config.opencl, OpenClMode::Required | OpenClMode::Always) {
+            let mode = if config.opencl == OpenClMode::Required { "required" } else { "always" };
+            return Err(Error::Unavailable {
+                feature: "opencl",
+                message: format!("\"{mode}\" needs an OpenCL device, and this build has no OpenCL backend"),
+            });
+        }
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let thread_error = |what: &str, e: std::io::Error| Error::Unavailable {
+            feature: "threads",
+            message: format!("cannot start the {what} thread: {e}"),
+        };
+        let pool_threads = Arc::new(Mutex::new(Vec::new()));
+        let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
+        let telemetry = Telemetry::new(Arc::clone(&clock));
+        let metrics = telemetry.spreading().clone();
+        let dispatcher = Dispatcher::start(telemetry.registry().counter(
+            "spreading_callback_failures_total",
+            "Host callbacks (breaker transitions) that panicked or raised.",
+        )?)
+        .map_err(|e| thread_error("breaker event", e))?;
+        let breaker = CircuitBreaker::new(
+            BreakerSettings::from(&config),
+            Arc::clone(&clock),
+            dispatcher.sender(),
+            BreakerMetrics {
+                transitions: metrics.breaker_transitions_total.clone(),
+                state: metrics.breaker_state.clone(),
+            },
+        );
+        let health = HealthRegistry::new(
+            &config.health,
+            Arc::clone(&clock),
+            HealthMetrics {
+                checks: metrics.health_checks_total.clone(),
+                failures: metrics.health_failures_total.clone(),
+                status: metrics.health_status.clone(),
+            },
+        );
+        let probe_options = ProbeOptions::from_config(&config.health);
+        let core = Arc::new(Core {
+            graph: ArcSwap::new(graph.into()),
+            live: ArcSwap::from_pointee(LiveConfig::new(config)),
+            config_writer: Mutex::new(()),
+            pool,
+            pool_threads: Mutex::new(std::mem::take(
+                &mut *pool_threads.lock().unwrap_or_else(|p| p.into_inner()),
+            )),
+            threads,
+            // Enough idle buffers for every pool thread plus a few host threads; more concurrent
+            // recalls still work, their extra buffers are freed on return.
+            scratch: ScratchPool::new(2 * threads + 2),
+            breaker,
+            telemetry,
+            telemetry_enabled: AtomicBool::new(true),
+            chaos: ChaosInjector::new(),
+        });
+        let sampler = Arc::clone(&core);
+        let ticker = Ticker::start(move || {
+            sampler.sample_gauges();
+            sampler.telemetry.tick();
+        })
+        .map_err(|e| thread_error("telemetry", e))?;
+        health.register(Arc::new(SpreadingHealthProbe::new(Arc::clone(&core))), probe_options)?;
+        health.start().map_err(|e| thread_error("health", e))?;
+        Ok(Engine { _ticker: ticker, health, dispatcher, core })
+    }
+
+    /// Create an engine from a JSON config (`None` = defaults).
+    pub fn from_json_config(graph: impl Into<Arc<Graph>>, config: Option<&str>) -> Result<Engine> {
+        let config = match config {
+            Some(text) => EngineConfig::from_json(text)?,
+            None => EngineConfig::default(),
+        };
+        Engine::new(graph, config)
+    }
+
+    // --- graph and config ---
+
+    /// The graph recalls currently start on.
+    pub fn graph(&self) -> Arc<Graph> {
+        self.core.graph.load_full()
+    }
+
+    /// Swap in a new graph atomically; recalls in flight finish on the graph they started with.
+    pub fn replace_graph(&self, graph: impl Into<Arc<Graph>>) {
+        self.core.graph.store(graph.into());
+    }
+
+    /// The live config.
+    pub fn config(&self) -> EngineConfig {
+        self.core.live.load().config.clone()
+    }
+
+    /// Merge `patch` (the §14 shape, any subset of keys) into the live config, validate and apply it
+    /// (spreading, recall, breaker settings and health thresholds at once). Returns the config now in
+    /// force. `threads` and `opencl` are fixed at creation.
+    pub fn update_config(&self, patch: &Value) -> Result<EngineConfig> {
+        let core = &self.core;
+        let _writer = core.config_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = core.live.load();
+        let next = current.config.patched(patch)?;
+        if next.threads != current.config.threads {
+            return Err(Error::config("threads", "is fixed when the engine is created"));
+        }
+        if next.opencl != current.config.opencl {
+            return Err(Error::config("opencl", "is fixed when the engine is created"));
+        }
+        core.breaker.update_settings(BreakerSettings::from(&next));
+        self.health.set_thresholds(&next.health);
+        core.live.store(Arc::new(LiveConfig::new(next.clone())));
+        core.sample_gauges();
+        tracing::info!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
+        Ok(next)
+    }
+
+    /// [`Engine::update_config`] from JSON text.
+    pub fn update_config_json(&self, patch: &str) -> Result<EngineConfig> {
+        let patch: Value = serde_json::from_str(patch)
+            .map_err(|e| Error::config("(document)", format!("malformed JSON: {e}")))?;
+        self.update_config(&patch)
+    }
+
+    /// Threads in the spreading pool (1 = everything inline).
+    pub fn threads(&self) -> usize {
+        self.core.threads
+    }
+
+    /// Scratch buffers lent out right now.
+    pub fn pool_in_use(&self) -> usize {
+        self.core.scratch.in_use()
+    }
+
+    /// Scratch buffers in existence.
+    pub fn pool_capacity(&self) -> usize {
+        self.core.scratch.capacity()
+    }
+
+    /// Approximate heap bytes held by idle scratch buffers.
+    pub fn pool_idle_bytes(&self) -> usize {
+        self.core.scratch.idle_bytes()
+    }
+
+    // --- recall ---
+
+    /// Recall what `cue` activates.
+    pub fn recall(&self, cue: &Cue) -> Result<Recall> {
+        let mut out = Recall::default();
+        self.recall_into(cue, &mut out)?;
+        Ok(out)
+    }
+
+    /// Recall into `out`, reusing its result buffer (no allocation once warm).
+    pub fn recall_into(&self, cue: &Cue, out: &mut Recall) -> Result<()> {
+        let graph = self.core.graph.load();
+        self.core.recall_on(&graph, cue, out)
+    }
+
+    /// Recall from §15 cue JSON to §15 result JSON (labels from the graph the recall ran on).
+    pub fn recall_json(&self, cue_json: &str) -> Result<String> {
+        let cue = Cue::from_json(cue_json)?;
+        let graph = self.core.graph.load_full();
+        let mut recall = Recall::default();
+        self.core.recall_on(&graph, &cue, &mut recall)?;
+        Ok(recall.to_json_value(&graph).to_string())
+    }
+
+    // --- breaker ---
+
+    /// The breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.core.breaker.state()
+    }
+
+    /// Set the breaker's manual override.
+    pub fn set_breaker_override(&self, mode: BreakerOverride) {
+        self.core.breaker.set_override(mode);
+    }
+
+    /// The breaker's manual override.
+    pub fn breaker_override(&self) -> BreakerOverride {
+        self.core.breaker.override_mode()
+    }
+
+    /// Call `callback` for every breaker transition, in order, from the dispatcher thread. Returns an
+    /// id for [`Engine::remove_transition_callback`].
+    pub fn on_breaker_transition(&self, callback: impl Fn(&TransitionEvent) + Send + 'static) -> u64 {
+        self.dispatcher.callbacks().register(Box::new(callback) as TransitionCallback)
+    }
+
+    /// Stop calling a transition callback; no call starts after this returns. Returns whether `id`
+    /// was registered.
+    pub fn remove_transition_callback(&self, id: u64) -> bool {
+        self.dispatcher.callbacks().unregister(id)
+    }
+
+    /// Transition events delivered to callbacks so far (tests and monitoring).
+    pub fn transitions_delivered(&self) -> u64 {
+        self.dispatcher.callbacks().delivered()
+    }
+
+    // --- health ---
+
+    /// Register a probe with `options` (`None`: the configured interval and timeout, critical).
+    pub fn register_probe(&self, probe: Arc<dyn HealthProbe>, options: Option<ProbeOptions>) -> Result<u64> {
+        let options = options.unwrap_or_else(|| ProbeOptions::from_config(&self.config().health));
+        self.health.register(probe, options)
+    }
+
+    /// Register a probe from a closure.
+    pub fn register_probe_fn(
+        &self,
+        name: &str,
+        check: impl Fn() -> HealthCheckResult + Send + Sync + 'static,
+        options: Option<ProbeOptions>,
+    ) -> Result<u64> {
+        self.register_probe(Arc::new(crate::health::FnProbe::new(name, check)), options)
+    }
+
+    /// Unregister a probe; returns whether `id` was registered.
+    pub fn unregister_probe(&self, id: u64) -> bool {
+        self.health.unregister(id)
+    }
+
+    /// Run the probe `name` now and return its report entry.
+    pub fn check_probe(&self, name: &str) -> Result<Value> {
+        self.health.check_named(name)
+    }
+
+    /// The cached health report (SPEC §6); runs nothing.
+    pub fn health_report(&self) -> Value {
+        self.health.latest_report()
+    }
+
+    /// The overall health status.
+    pub fn health_status(&self) -> HealthStatus {
+        self.health.status()
+    }
+
+    /// The health registry (tests drive its schedule with an injected clock).
+    pub fn health(&self) -> &HealthRegistry {
+        &self.health
+    }
+
+    // --- chaos ---
+
+    /// Start injecting faults (SPEC §9); an inactive config clears.
+    pub fn set_chaos(&self, config: ChaosConfig) -> Result<()> {
+        self.core.chaos.set(config)
+    }
+
+    /// [`Engine::set_chaos`] from the §15 chaos JSON (`{}` clears).
+    pub fn set_chaos_json(&self, text: &str) -> Result<()> {
+        self.core.chaos.set(ChaosConfig::from_json(text)?)
+    }
+
+    /// Stop injecting faults.
+    pub fn clear_chaos(&self) {
+        self.core.chaos.clear();
+    }
+
+    /// The chaos being injected, if any.
+    pub fn chaos(&self) -> Option<ChaosConfig> {
+        self.core.chaos.current()
+    }
+
+    /// The engine's chaos injector.
+    pub fn chaos_injector(&self) -> &ChaosInjector {
+        &self.core.chaos
+    }
+
+    // --- telemetry ---
+
+    /// The streaming snapshot (SPEC §5; schema in docs/telemetry.md).
+    pub fn streaming_snapshot(&self) -> Value {
+        self.core.sample_gauges();
+        let (windows, totals, export) = self.core.telemetry.snapshot_parts();
+        json!({
+            "schema": telemetry::SNAPSHOT_SCHEMA,
+            "at_unix_ms": self.core.telemetry.clock().unix_ms(),
+            "windows": windows,
+            "totals": totals,
+            "spreading": self.core.spreading_section(),
+            "health": self.health.latest_report(),
+            "export": export,
+        })
+    }
+
+    /// The snapshot's `spreading` section (also served on its own over HTTP).
+    pub fn spreading_section(&self) -> Value {
+        self.core.spreading_section()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn prometheus_text(&self) -> String {
+        self.core.sample_gauges();
+        self.core.telemetry.prometheus_text()
+    }
+
+    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing; the metrics
+    /// keep what they had.
+    pub fn set_telemetry_enabled(&self, enabled: bool) {
+        self.core.telemetry_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// The metrics registry (hosts may register their own metrics here).
+    pub fn metrics(&self) -> &MetricsRegistry {
+        self.core.telemetry.registry()
+    }
+
+    /// The telemetry (registry, engine handles, windows).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.core.telemetry
+    }
+}

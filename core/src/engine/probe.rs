@@ -1,0 +1,62 @@
+//! [`SpreadingHealthProbe`]: a cached 5-node cycle spread through the live engine — same pool,
+//! config and chaos injector, bypassing the breaker — failing on zero mass or latency over budget.
+
+use std::sync::{Arc, Mutex};
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::core::Core;
+use crate::graph::Graph;
+use crate::health::{HealthCheckResult, HealthProbe, HealthStatus};
+use crate::recall::Activation;
+use crate::spread::Scratch;
+
+/// The probe registered by default as `spreading`. Allocates nothing per run: graph, scratch and
+/// result buffer are built once.
+pub struct SpreadingHealthProbe {
+    core: Arc<Core>,
+    graph: Graph,
+    buffers: Mutex<(Scratch, Vec<Activation>)>,
+}
+
+/// Seed of the probe's spread: node 0 of the cycle, activation 1.
+const SEEDS: [(u32, f32); 1] = [(0, 1.0)];
+
+impl SpreadingHealthProbe {
+    pub(super) fn new(core: Arc<Core>) -> Self {
+        let graph = Graph::from_edges(5, &[0, 1, 2, 3, 4], &[1, 2, 3, 4, 0], &[1.0; 5])
+            .expect("a valid 5-node cycle");
+        let mut scratch = Scratch::default();
+        scratch.resize(graph.node_count());
+        SpreadingHealthProbe { core, graph, buffers: Mutex::new((scratch, Vec::with_capacity(5))) }
+    }
+}
+
+impl HealthProbe for SpreadingHealthProbe {
+    fn name(&self) -> &str {
+        "spreading"
+    }
+
+    fn check(&self) -> HealthCheckResult {
+        let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let (scratch, out) = &mut *buffers;
+        if scratch.current.len() != self.graph.node_count() {
+            scratch.resize(self.graph.node_count());
+        }
+        let (mass, latency) = self.core.probe_spread(&self.graph, &SEEDS, scratch, out);
+        let budget = self.core.live.load().budget;
+        let (status, reason) = match mass {
+            None => (HealthStatus::Unhealthy, Some("spreading failed")),
+            Some(mass) if mass <= 0.0 => (HealthStatus::Unhealthy, Some("zero activation mass")),
+            Some(_) if latency > budget => (HealthStatus::Unhealthy, Some("latency over budget")),
+            Some(_) => (HealthStatus::Healthy, None),
+        };
+        HealthCheckResult { status, latency, reason: reason.map(Cow::Borrowed), details: Value::Null }
+    }
+
+    fn budget(&self) -> Option<std::time::Duration> {
+        Some(self.core.live.load().budget)
+    }
+}

@@ -1,0 +1,515 @@
+//! [`HealthRegistry`]: scheduling, timeouts, hysteresis and the report.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::{HealthCheckResult, HealthProbe, HealthStatus};
+use crate::clock::SharedClock;
+use crate::config::HealthConfig;
+use crate::error::{Error, Result};
+use crate::telemetry::{Counter, Gauge};
+
+/// Version tag of the health report JSON.
+pub const HEALTH_SCHEMA: &str = "axonal.health.v1";
+/// How often the runner looks for due probes and expired checks.
+const RUNNER_TICK: Duration = Duration::from_millis(50);
+
+/// Per-probe scheduling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeOptions {
+    /// Time between checks.
+    pub interval: Duration,
+    /// A check running longer is reported `unhealthy`, reason `timeout`.
+    pub timeout: Duration,
+    /// Whether the probe counts toward the overall status.
+    pub critical: bool,
+}
+
+impl ProbeOptions {
+    /// The configured defaults, critical.
+    pub fn from_config(config: &HealthConfig) -> Self {
+        ProbeOptions {
+            interval: Duration::from_millis(config.interval_ms),
+            timeout: Duration::from_millis(config.timeout_ms),
+            critical: true,
+        }
+    }
+
+    /// Defaults overridden by `{"interval_ms", "timeout_ms", "critical"}` (any subset).
+    pub fn from_json(defaults: ProbeOptions, text: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::config("probe options", format!("malformed JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(Error::config("probe options", "must be a JSON object"));
+        };
+        let mut options = defaults;
+        for (key, value) in map {
+            let ms = |v: &Value| {
+                v.as_u64().filter(|&ms| (1..=86_400_000).contains(&ms)).map(Duration::from_millis).ok_or_else(
+                    || Error::config(key.clone(), format!("must be an integer in 1..=86400000, got {v}")),
+                )
+            };
+            match key.as_str() {
+                "interval_ms" => options.interval = ms(&value)?,
+                "timeout_ms" => options.timeout = ms(&value)?,
+                "critical" => {
+                    options.critical = value
+                        .as_bool()
+                        .ok_or_else(|| Error::config("critical", format!("must be a boolean, got {value}")))?
+                }
+                other => {
+                    return Err(Error::config(
+                        other,
+                        "unknown key (expected interval_ms, timeout_ms, critical)",
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Telemetry the registry feeds.
+#[derive(Debug, Clone)]
+pub struct HealthMetrics {
+    /// `spreading_health_checks_total`.
+    pub checks: Counter,
+    /// `spreading_health_failures_total`.
+    pub failures: Counter,
+    /// `spreading_health_status`.
+    pub status: Gauge,
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    status: HealthStatus,
+    consecutive_failures: u32,
+    consecutive_successes: u32,
+    last_success: Option<u64>,
+    last_failure: Option<u64>,
+    latency: Duration,
+    reason: Option<std::borrow::Cow<'static, str>>,
+    details: Value,
+    checks_total: u64,
+    next_due: Duration,
+    generation: u64,
+    /// The check in progress: its generation and real-time deadline.
+    in_flight: Option<(u64, Instant)>,
+}
+
+struct Entry {
+    id: u64,
+    name: String,
+    options: ProbeOptions,
+    probe: Arc<dyn HealthProbe>,
+    state: Mutex<ProbeState>,
+    finished: Condvar,
+    requests: Mutex<Option<SyncSender<u64>>>,
+    busy: Arc<AtomicBool>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, ProbeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Inner {
+    probes: Mutex<Vec<Arc<Entry>>>,
+    next_id: AtomicU64,
+    clock: SharedClock,
+    failure_threshold: AtomicU32,
+    success_threshold: AtomicU32,
+    checked_at: AtomicU64,
+    metrics: HealthMetrics,
+}
+
+/// The probes of one engine, their runner thread (`axonal-health`) and one worker thread per probe.
+pub struct HealthRegistry {
+    inner: Arc<Inner>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    runner: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthRegistry").finish_non_exhaustive()
+    }
+}
+
+impl HealthRegistry {
+    /// A registry with no probes and no runner; thresholds from `config`.
+    pub fn new(config: &HealthConfig, clock: SharedClock, metrics: HealthMetrics) -> Self {
+        metrics.status.set(0.0);
+        HealthRegistry {
+            inner: Arc::new(Inner {
+                probes: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+                clock,
+                failure_threshold: AtomicU32::new(config.failure_threshold),
+                success_threshold: AtomicU32::new(config.success_threshold),
+                checked_at: AtomicU64::new(0),
+                metrics,
+            }),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            runner: Mutex::new(None),
+        }
+    }
+
+    /// Start the background runner (idempotent).
+    pub fn start(&self) -> std::io::Result<()> {
+        let mut runner = self.runner.lock().unwrap_or_else(|p| p.into_inner());
+        if runner.is_some() {
+            return Ok(());
+        }
+        let (inner, stop) = (Arc::clone(&self.inner), Arc::clone(&self.stop));
+        *runner = Some(std::thread::Builder::new().name("axonal-health".into()).spawn(move || {
+            let (lock, wake) = &*stop;
+            let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while !*stopped {
+                drop(stopped);
+                inner.run_pending();
+                stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                if !*stopped {
+                    stopped = wake.wait_timeout(stopped, RUNNER_TICK).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        })?);
+        Ok(())
+    }
+
+    /// Apply new hysteresis thresholds.
+    pub fn set_thresholds(&self, config: &HealthConfig) {
+        self.inner.failure_threshold.store(config.failure_threshold, Ordering::Relaxed);
+        self.inner.success_threshold.store(config.success_threshold, Ordering::Relaxed);
+    }
+
+    /// Register `probe`; its first check is due at once. Names must be unique.
+    pub fn register(&self, probe: Arc<dyn HealthProbe>, options: ProbeOptions) -> Result<u64> {
+        let name = probe.name().to_owned();
+        if name.is_empty() {
+            return Err(Error::config("probe name", "must not be empty"));
+        }
+        let mut probes = self.inner.probes.lock().unwrap_or_else(|p| p.into_inner());
+        if probes.iter().any(|e| e.name == name) {
+            return Err(Error::config("probe name", format!("{name:?} is already registered")));
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (sender, receiver) = sync_channel::<u64>(1);
+        let entry = Arc::new(Entry {
+            id,
+            name: name.clone(),
+            options,
+            probe,
+            state: Mutex::new(ProbeState {
+                status: HealthStatus::Healthy,
+                consecutive_failures: 0,
+                consecutive_successes: 0,
+                last_success: None,
+                last_failure: None,
+                latency: Duration::ZERO,
+                reason: None,
+                details: Value::Null,
+                checks_total: 0,
+                next_due: self.inner.clock.now(),
+                generation: 0,
+                in_flight: None,
+            }),
+            finished: Condvar::new(),
+            requests: Mutex::new(Some(sender)),
+            busy: Arc::new(AtomicBool::new(false)),
+            worker: Mutex::new(None),
+        });
+        let (inner, worker_entry) = (Arc::clone(&self.inner), Arc::clone(&entry));
+        let thread = std::thread::Builder::new()
+            .name(format!("axonal-probe-{}", name.chars().take(20).collect::<String>()))
+            .spawn(move || work(&inner, &worker_entry, &receiver))
+            .map_err(|e| Error::Unavailable {
+                feature: "threads",
+                message: format!("cannot start a probe worker: {e}"),
+            })?;
+        *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        probes.push(entry);
+        Ok(id)
+    }
+
+    /// Remove a probe. Its worker stops after any check in progress; a hung check is left to finish
+    /// on its own (its thread is detached). Returns whether `id` was registered.
+    pub fn unregister(&self, id: u64) -> bool {
+        let entry = {
+            let mut probes = self.inner.probes.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(position) = probes.iter().position(|e| e.id == id) else { return false };
+            probes.remove(position)
+        };
+        retire(&entry);
+        self.inner.refresh_overall();
+        true
+    }
+
+    /// Run the probe `name` now, wait for it (up to its timeout) and return its entry of the report.
+    pub fn check_named(&self, name: &str) -> Result<Value> {
+        let entry = self.inner.find(name).ok_or_else(|| {
+            Error::config(
+                "probe",
+                format!("no probe named {name:?} (registered: {})", self.names().join(", ")),
+            )
+        })?;
+        let mut state = entry.lock();
+        let generation = self.inner.dispatch(&entry, &mut state);
+        loop {
+            match state.in_flight {
+                Some((g, deadline)) if g == generation => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        self.inner.apply_timeout(&entry, &mut state);
+                        break;
+                    }
+                    state = entry
+                        .finished
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                _ => break,
+            }
+        }
+        let json = probe_json(&entry, &state);
+        drop(state);
+        self.inner.refresh_overall();
+        Ok(json)
+    }
+
+    /// Dispatch due probes and time out overdue checks now (the runner does this every 50 ms).
+    pub fn run_pending(&self) {
+        self.inner.run_pending();
+    }
+
+    /// The cached report: every probe's latest state and the overall status. Runs nothing.
+    pub fn latest_report(&self) -> Value {
+        let probes = self.inner.snapshot();
+        let mut map = Map::new();
+        for entry in &probes {
+            map.insert(entry.name.clone(), probe_json(entry, &entry.lock()));
+        }
+        let checked_at = self.inner.checked_at.load(Ordering::Relaxed);
+        json!({
+            "schema": HEALTH_SCHEMA,
+            "status": self.inner.overall(&probes).as_str(),
+            "checked_at": if checked_at == 0 { Value::Null } else { json!(checked_at) },
+            "probes": map,
+        })
+    }
+
+    /// The overall status: the worst of the critical probes (healthy when there are none).
+    pub fn status(&self) -> HealthStatus {
+        self.inner.overall(&self.inner.snapshot())
+    }
+
+    /// One probe's current status.
+    pub fn probe_status(&self, name: &str) -> Option<HealthStatus> {
+        self.inner.find(name).map(|e| e.lock().status)
+    }
+
+    /// Registered probe names.
+    pub fn names(&self) -> Vec<String> {
+        self.inner.snapshot().iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Stop the runner and every worker (engine shutdown).
+    pub fn shutdown(&self) {
+        {
+            let (lock, wake) = &*self.stop;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            wake.notify_all();
+        }
+        if let Some(runner) = self.runner.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && runner.thread().id() != std::thread::current().id()
+        {
+            let _ = runner.join();
+        }
+        let probes = std::mem::take(&mut *self.inner.probes.lock().unwrap_or_else(|p| p.into_inner()));
+        for entry in &probes {
+            retire(entry);
+        }
+    }
+}
+
+impl Drop for HealthRegistry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Close the worker's queue and join it unless a check is hung in it (or we are that worker).
+fn retire(entry: &Entry) {
+    drop(entry.requests.lock().unwrap_or_else(|p| p.into_inner()).take());
+    let worker = entry.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(worker) = worker
+        && !entry.busy.load(Ordering::Acquire)
+        && worker.thread().id() != std::thread::current().id()
+    {
+        let _ = worker.join();
+    }
+}
+
+impl Inner {
+    fn snapshot(&self) -> Vec<Arc<Entry>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<Entry>> {
+        self.snapshot().into_iter().find(|e| e.name == name)
+    }
+
+    fn run_pending(&self) {
+        let now = self.clock.now();
+        let mut changed = false;
+        for entry in self.snapshot() {
+            let mut state = entry.lock();
+            if let Some((_, deadline)) = state.in_flight
+                && Instant::now() >= deadline
+            {
+                self.apply_timeout(&entry, &mut state);
+                changed = true;
+            }
+            if now >= state.next_due {
+                state.next_due = now + entry.options.interval;
+                self.dispatch(&entry, &mut state);
+                changed |= state.in_flight.is_none();
+            }
+        }
+        if changed {
+            self.refresh_overall();
+        }
+    }
+
+    /// Start a check on the probe's worker; returns its generation. A worker still stuck in an
+    /// earlier check cannot take it: that counts as another timeout at once.
+    fn dispatch(&self, entry: &Entry, state: &mut ProbeState) -> u64 {
+        if let Some((generation, _)) = state.in_flight {
+            return generation;
+        }
+        state.generation += 1;
+        let generation = state.generation;
+        let sent = match entry.requests.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(sender) if !entry.busy.load(Ordering::Acquire) => match sender.try_send(generation) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            },
+            _ => false,
+        };
+        if sent {
+            state.in_flight = Some((generation, Instant::now() + entry.options.timeout));
+        } else {
+            let result =
+                HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout (previous check still running)");
+            self.apply(entry, state, result);
+        }
+        generation
+    }
+
+    fn apply_timeout(&self, entry: &Entry, state: &mut ProbeState) {
+        state.in_flight = None;
+        let mut result = HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout");
+        result.latency = entry.options.timeout;
+        self.apply(entry, state, result);
+        entry.finished.notify_all();
+    }
+
+    /// Hysteresis: a failure makes the probe degraded, `failure_threshold` in a row unhealthy (never
+    /// better than it was); `success_threshold` successes in a row make it healthy again.
+    fn apply(&self, entry: &Entry, state: &mut ProbeState, result: HealthCheckResult) {
+        let now = self.clock.unix_ms();
+        state.checks_total += 1;
+        state.latency = result.latency;
+        state.details = result.details;
+        self.metrics.checks.increment();
+        self.checked_at.store(now, Ordering::Relaxed);
+        if result.status == HealthStatus::Healthy {
+            state.consecutive_successes += 1;
+            state.consecutive_failures = 0;
+            state.last_success = Some(now);
+            state.reason = None;
+            if state.consecutive_successes >= self.success_threshold.load(Ordering::Relaxed) {
+                state.status = HealthStatus::Healthy;
+            }
+        } else {
+            self.metrics.failures.increment();
+            state.consecutive_failures += 1;
+            state.consecutive_successes = 0;
+            state.last_failure = Some(now);
+            state.reason = result.reason.or(Some(std::borrow::Cow::Borrowed(result.status.as_str())));
+            let worst = if state.consecutive_failures >= self.failure_threshold.load(Ordering::Relaxed) {
+                HealthStatus::Unhealthy
+            } else {
+                HealthStatus::Degraded
+            };
+            state.status = state.status.max(worst);
+        }
+        if state.status != HealthStatus::Healthy {
+            tracing::debug!(probe = %entry.name, status = state.status.as_str(), reason = ?state.reason, "health check");
+        }
+    }
+
+    fn overall(&self, probes: &[Arc<Entry>]) -> HealthStatus {
+        probes
+            .iter()
+            .filter(|e| e.options.critical)
+            .map(|e| e.lock().status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy)
+    }
+
+    fn refresh_overall(&self) {
+        let status = self.overall(&self.snapshot());
+        self.metrics.status.set(status as u8 as f64);
+    }
+}
+
+/// The worker: run each requested check, measure it, and record it unless it already timed out.
+fn work(inner: &Inner, entry: &Entry, requests: &Receiver<u64>) {
+    while let Ok(generation) = requests.recv() {
+        entry.busy.store(true, Ordering::Release);
+        let start = Instant::now();
+        let mut result = catch_unwind(AssertUnwindSafe(|| entry.probe.check()))
+            .unwrap_or_else(|_| HealthCheckResult::failed(HealthStatus::Unhealthy, "probe panicked"));
+        if result.latency.is_zero() {
+            result.latency = start.elapsed();
+        }
+        let mut state = entry.lock();
+        if state.in_flight.is_some_and(|(g, _)| g == generation) {
+            state.in_flight = None;
+            inner.apply(entry, &mut state, result);
+        }
+        entry.busy.store(false, Ordering::Release);
+        entry.finished.notify_all();
+        drop(state);
+        inner.refresh_overall();
+    }
+}
+
+fn probe_json(entry: &Entry, state: &ProbeState) -> Value {
+    let budget = entry.probe.budget().unwrap_or(entry.options.timeout);
+    json!({
+        "status": state.status.as_str(),
+        "critical": entry.options.critical,
+        "consecutive_failures": state.consecutive_failures,
+        "consecutive_successes": state.consecutive_successes,
+        "last_success": state.last_success,
+        "last_failure": state.last_failure,
+        "latency_ms": state.latency.as_secs_f64() * 1e3,
+        "budget_ms": budget.as_secs_f64() * 1e3,
+        "reason": state.reason,
+        "checks_total": state.checks_total,
+        "interval_ms": entry.options.interval.as_millis() as u64,
+        "timeout_ms": entry.options.timeout.as_millis() as u64,
+        "details": state.details,
+    })
+}

@@ -16,6 +16,8 @@ pub type TransitionCallback = Box<dyn Fn(&TransitionEvent) + Send>;
 
 enum Message {
     Event(TransitionEvent),
+    /// Reply once every event queued before this one has been delivered.
+    Flush(Sender<()>),
     Stop,
 }
 
@@ -35,6 +37,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Event(e) => write!(f, "Event({e:?})"),
+            Message::Flush(_) => write!(f, "Flush"),
             Message::Stop => write!(f, "Stop"),
         }
     }
@@ -162,11 +165,29 @@ impl Dispatcher {
     pub fn callbacks(&self) -> &Arc<Callbacks> {
         &self.callbacks
     }
+
+    /// Block until every event queued so far has been delivered (returns at once when called from
+    /// the dispatcher thread itself, which cannot wait for itself).
+    pub fn flush(&self) {
+        if self.callbacks.dispatcher.get() == Some(&std::thread::current().id()) {
+            return;
+        }
+        let (done, wait) = channel();
+        if self.sender.send(Message::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
 }
 
 fn run(callbacks: &Callbacks, receiver: &Receiver<Message>) {
-    while let Ok(Message::Event(event)) = receiver.recv() {
-        callbacks.deliver(&event);
+    while let Ok(message) = receiver.recv() {
+        match message {
+            Message::Event(event) => callbacks.deliver(&event),
+            Message::Flush(done) => {
+                let _ = done.send(());
+            }
+            Message::Stop => break,
+        }
     }
 }
 

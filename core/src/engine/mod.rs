@@ -255,9 +255,14 @@ impl Engine {
         self.dispatcher.callbacks().unregister(id)
     }
 
-    /// Transition events delivered to callbacks so far (tests and monitoring).
-    pub fn transitions_delivered(&self) -> u64 {
-        self.dispatcher.callbacks().delivered()
+    /// Block until every transition event so far has reached the callbacks.
+    pub fn flush_transition_events(&self) {
+        self.dispatcher.flush();
+    }
+
+    /// Transition callbacks that panicked (or raised, through a binding).
+    pub fn transition_callback_failures(&self) -> u64 {
+        self.dispatcher.callbacks().failures()
     }
 
     // --- health ---

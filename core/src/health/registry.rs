@@ -291,6 +291,24 @@ impl HealthRegistry {
         self.inner.run_pending();
     }
 
+    /// Wait until no check is in flight: each finishes or reaches its timeout (tests drive the
+    /// schedule with an injected clock, then settle).
+    pub fn settle(&self) {
+        for entry in self.inner.snapshot() {
+            let mut state = entry.lock();
+            while let Some((_, deadline)) = state.in_flight {
+                let now = Instant::now();
+                if now >= deadline {
+                    self.inner.apply_timeout(&entry, &mut state);
+                    break;
+                }
+                state =
+                    entry.finished.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            }
+        }
+        self.inner.refresh_overall();
+    }
+
     /// The cached report: every probe's latest state and the overall status. Runs nothing.
     pub fn latest_report(&self) -> Value {
         let probes = self.inner.snapshot();

@@ -278,7 +278,8 @@ impl CircuitBreaker {
         match BreakerState::from_u8(self.state.load(Ordering::Acquire)) {
             BreakerState::Closed => match BreakerOverride::from_u8(self.mode.load(Ordering::Relaxed)) {
                 BreakerOverride::ForcedClosed => Admission::Forced,
-                _ => Admission::Closed { epoch: self.window.load().epoch },
+                // The closed window is stamped with the epoch of the transition that created it.
+                _ => Admission::Closed { epoch: self.epoch.load(Ordering::Acquire) },
             },
             BreakerState::Open => {
                 let due = self.clock.now().as_nanos() as u64 >= self.open_until.load(Ordering::Acquire);
@@ -344,12 +345,14 @@ impl CircuitBreaker {
 
     /// Apply new settings; the window restarts empty if they changed.
     pub fn update_settings(&self, settings: BreakerSettings) {
-        let t = self.lock();
-        let current = self.window.load();
-        if current.settings != settings {
-            self.window.store(std::sync::Arc::new(Window::new(settings, current.epoch + 1)));
+        let mut t = self.lock();
+        if self.window.load().settings != settings {
+            let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            self.window.store(std::sync::Arc::new(Window::new(settings, epoch)));
+            // Probes admitted under the old epoch no longer count: admit a fresh set.
+            t.half_open_successes = 0;
+            self.half_open_admitted.store(0, Ordering::Release);
         }
-        drop(t);
     }
 
     /// The snapshot's `breaker` object.
@@ -463,6 +466,8 @@ impl CircuitBreaker {
         let old_window = self.window.load_full();
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         if to == BreakerState::Closed {
+            // Stored before the state flips to closed, so a closed admission's epoch always names
+            // a window that exists.
             self.window.store(std::sync::Arc::new(Window::new(old_window.settings.clone(), epoch)));
         }
         if to != BreakerState::Open {

@@ -17,8 +17,9 @@ use crate::telemetry::{Counter, Gauge};
 
 /// Version tag of the health report JSON.
 pub const HEALTH_SCHEMA: &str = "axonal.health.v1";
-/// How often the runner looks for due probes and expired checks.
-const RUNNER_TICK: Duration = Duration::from_millis(50);
+/// The runner sleeps until the next due check or timeout, but never longer than this (so a changed
+/// clock or schedule is noticed).
+const RUNNER_MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Per-probe scheduling.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,9 +177,10 @@ impl HealthRegistry {
             while !*stopped {
                 drop(stopped);
                 inner.run_pending();
+                let wait = inner.until_next_event();
                 stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
                 if !*stopped {
-                    stopped = wake.wait_timeout(stopped, RUNNER_TICK).unwrap_or_else(|p| p.into_inner()).0;
+                    stopped = wake.wait_timeout(stopped, wait).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         })?);
@@ -237,6 +239,9 @@ impl HealthRegistry {
             })?;
         *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         probes.push(entry);
+        drop(probes);
+        // The new probe is due now: wake the runner.
+        self.stop.1.notify_all();
         Ok(id)
     }
 
@@ -384,6 +389,20 @@ impl Inner {
 
     fn find(&self, name: &str) -> Option<Arc<Entry>> {
         self.snapshot().into_iter().find(|e| e.name == name)
+    }
+
+    /// Time until the next due check or in-flight timeout (at most `RUNNER_MAX_SLEEP`).
+    fn until_next_event(&self) -> Duration {
+        let (now, real_now) = (self.clock.now(), Instant::now());
+        let mut wait = RUNNER_MAX_SLEEP;
+        for entry in self.snapshot() {
+            let state = entry.lock();
+            wait = wait.min(state.next_due.saturating_sub(now));
+            if let Some((_, deadline)) = state.in_flight {
+                wait = wait.min(deadline.saturating_duration_since(real_now));
+            }
+        }
+        wait.max(Duration::from_millis(1))
     }
 
     fn run_pending(&self) {

@@ -148,8 +148,14 @@ fn finite(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
 }
 
-/// The engine's `axonal-telemetry` thread: every 250 ms, `tick` samples gauges and folds finished
-/// seconds.
+/// Real time until just after the next whole second of the Unix clock (one wake-up per second).
+fn until_next_second() -> std::time::Duration {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::time::Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()) + 2_000_000)
+}
+
+/// The engine's `axonal-telemetry` thread: once a second, `tick` samples gauges and folds the second
+/// that just ended.
 pub(crate) struct Ticker {
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -164,10 +170,8 @@ impl Ticker {
             let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
             while !*stopped {
                 tick();
-                stopped = wake
-                    .wait_timeout(stopped, std::time::Duration::from_millis(250))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                stopped =
+                    wake.wait_timeout(stopped, until_next_second()).unwrap_or_else(|p| p.into_inner()).0;
             }
         })?;
         Ok(Ticker { stop, thread: Some(thread) })

@@ -63,3 +63,18 @@ fn warm_recall_allocates_nothing() {
         assert_eq!(out.results.len(), 4);
     }
 }
+
+#[test]
+fn spreading_probe_run_allocates_nothing() {
+    use axonal_core::HealthProbe;
+    let graph = Graph::from_edges(2, &[0], &[1], &[1.0]).unwrap();
+    let engine = Engine::new(graph, EngineConfig::default()).unwrap();
+    let probe = engine.spreading_probe();
+    assert_eq!(probe.check().status, axonal_core::HealthStatus::Healthy);
+    let count = allocations_during(|| {
+        for _ in 0..1000 {
+            assert_eq!(probe.check().status, axonal_core::HealthStatus::Healthy);
+        }
+    });
+    assert_eq!(count, 0, "{count} allocations in 1000 probe runs");
+}

@@ -39,6 +39,7 @@ pub struct Engine {
     _ticker: Ticker,
     health: HealthRegistry,
     dispatcher: Dispatcher,
+    spreading_probe: Arc<SpreadingHealthProbe>,
     core: Arc<Core>,
 }
 
@@ -122,9 +123,10 @@ impl Engine {
             sampler.telemetry.tick();
         })
         .map_err(|e| thread_error("telemetry", e))?;
-        health.register(Arc::new(SpreadingHealthProbe::new(Arc::clone(&core))), probe_options)?;
+        let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
+        health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, probe_options)?;
         health.start().map_err(|e| thread_error("health", e))?;
-        Ok(Engine { _ticker: ticker, health, dispatcher, core })
+        Ok(Engine { _ticker: ticker, health, dispatcher, spreading_probe, core })
     }
 
     /// Create an engine from a JSON config (`None` = defaults).
@@ -301,6 +303,11 @@ impl Engine {
     /// The overall health status.
     pub fn health_status(&self) -> HealthStatus {
         self.health.status()
+    }
+
+    /// The built-in `spreading` probe (to run it directly, e.g. in a benchmark).
+    pub fn spreading_probe(&self) -> Arc<SpreadingHealthProbe> {
+        Arc::clone(&self.spreading_probe)
     }
 
     /// The health registry (tests drive its schedule with an injected clock).

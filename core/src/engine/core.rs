@@ -5,7 +5,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use quanta::Instant;
 
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value, json};
@@ -71,9 +73,8 @@ impl Core {
         let admission = self.breaker.admit();
         let attempted = admission.allowed();
         let reason = if attempted {
-            let reason = self.spread_and_classify(graph, &live, k, &mut scratch, out, start);
-            self.breaker
-                .on_result(admission, CallOutcome { failed: reason.is_some(), latency: start.elapsed() });
+            let (reason, latency) = self.spread_and_classify(graph, &live, k, &mut scratch, out, start);
+            self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
             reason
         } else {
             Some(FallbackReason::BreakerOpen)
@@ -95,6 +96,7 @@ impl Core {
     }
 
     /// Spread from the resolved seeds in `scratch` (chaos applied), collect the top `k`, classify.
+    /// Returns the failure reason and the call's latency so far.
     fn spread_and_classify<'pool>(
         &'pool self,
         graph: &Graph,
@@ -103,7 +105,7 @@ impl Core {
         scratch: &mut ScratchLease<'pool>,
         out: &mut Recall,
         start: Instant,
-    ) -> Option<FallbackReason> {
+    ) -> (Option<FallbackReason>, Duration) {
         let seeds = std::mem::take(&mut scratch.seeds);
         let verdict = self.chaos.verdict();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
@@ -131,12 +133,9 @@ impl Core {
         };
         scratch.seeds = seeds;
         out.stats = stats.unwrap_or_default();
-        recall::classify(
-            stats.as_ref(),
-            start.elapsed(),
-            live.slow_limit,
-            live.config.recall.min_activation_mass,
-        )
+        let latency = start.elapsed();
+        let min_mass = live.config.recall.min_activation_mass;
+        (recall::classify(stats.as_ref(), latency, live.slow_limit, min_mass), latency)
     }
 
     /// One health-probe spread on `graph` with the live config, pool and chaos, bypassing the breaker.

@@ -1,8 +1,8 @@
 //! Chaos injection (SPEC §9): real faults inside the real spreading path, so the breaker, health
 //! probes, tuner and alerts react to them. Always compiled; off costs one relaxed atomic load.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -107,6 +107,8 @@ pub struct ChaosInjector {
     rng: AtomicU64,
     /// Serialises set/clear so `enabled` and `config` change together.
     writer: Mutex<()>,
+    /// Injected delays wait on this, so clearing chaos (or dropping the engine) cuts them short.
+    delay: (Mutex<()>, Condvar),
 }
 
 impl ChaosInjector {
@@ -133,6 +135,7 @@ impl ChaosInjector {
         tracing::warn!(chaos = %serde_json::to_string(&config).unwrap_or_default(), "chaos injection on");
         self.config.store(Some(std::sync::Arc::new(config)));
         self.enabled.store(true, Ordering::Release);
+        self.delay.1.notify_all();
         Ok(())
     }
 
@@ -143,6 +146,8 @@ impl ChaosInjector {
             tracing::warn!("chaos injection off");
         }
         self.config.store(None);
+        let _delays = self.delay.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.delay.1.notify_all();
     }
 
     /// The config being injected, if any.
@@ -162,7 +167,8 @@ impl ChaosInjector {
         if !self.is_on() {
             return ChaosVerdict::default();
         }
-        let Some(config) = self.config.load_full() else { return ChaosVerdict::default() };
+        let config = self.config.load();
+        let Some(config) = config.as_ref() else { return ChaosVerdict::default() };
         ChaosVerdict { fail: self.chance(config.failure_rate), zero_mass: self.chance(config.zero_mass_rate) }
     }
 
@@ -186,15 +192,27 @@ impl PhaseHook for ChaosInjector {
         if !self.is_on() {
             return;
         }
-        let Some(config) = self.config.load_full() else { return };
-        let mut ms = config.tier_latency(tier);
+        let (mut ms, jitter) = {
+            let config = self.config.load();
+            let Some(config) = config.as_ref() else { return };
+            (config.tier_latency(tier), config.jitter_ms)
+        };
         if ms <= 0.0 {
             return;
         }
-        if config.jitter_ms > 0.0 {
-            ms += config.jitter_ms * self.unit();
+        if jitter > 0.0 {
+            ms += jitter * self.unit();
         }
-        std::thread::sleep(Duration::from_secs_f64(ms / 1000.0));
+        // A real delay of the calling thread, cut short when chaos is cleared or replaced.
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(ms / 1000.0);
+        let mut guard = self.delay.0.lock().unwrap_or_else(|p| p.into_inner());
+        while self.is_on() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            guard = self.delay.1.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 }
 

@@ -270,15 +270,10 @@ pub fn classify(
     }
 }
 
-/// Validate the cue's seeds, merge duplicates (sum, capped at 1) and add embedding seeds, into
-/// `scratch.seeds` sorted by id.
-pub(crate) fn resolve_seeds(
-    graph: &Graph,
-    cue: &Cue,
-    seed_k: usize,
-    min_similarity: f32,
-    scratch: &mut Scratch,
-) -> Result<()> {
+/// Validate the cue (every error a recall can return happens here, before the breaker is asked)
+/// and put its explicit seeds, merged (sum, capped at 1) and sorted by id, in `scratch.seeds`.
+/// Returns the query embedding's norm when the cue has one.
+pub(crate) fn validate_cue(graph: &Graph, cue: &Cue, scratch: &mut Scratch) -> Result<Option<f32>> {
     let seeds = &mut scratch.seeds;
     seeds.clear();
     if cue.seeds.is_empty() && cue.embedding.is_none() {
@@ -293,14 +288,39 @@ pub(crate) fn resolve_seeds(
         }
         seeds.push((node, activation));
     }
-    if let Some(query) = &cue.embedding {
-        let norm = similarity::query_norm(graph, query)?;
-        let mut similar = std::mem::take(&mut scratch.similar);
-        similarity::top_similar(graph, query, norm, seed_k, min_similarity, &mut similar);
-        scratch.seeds.extend_from_slice(&similar);
-        scratch.similar = similar;
-    }
+    merge_duplicates(seeds);
+    cue.embedding.as_deref().map(|query| similarity::query_norm(graph, query)).transpose()
+}
+
+/// Add the top `seed_k` nodes similar to the cue's embedding (validated, with norm `norm`) to
+/// `scratch.seeds`, merged with the explicit seeds.
+pub(crate) fn add_embedding_seeds(
+    graph: &Graph,
+    cue: &Cue,
+    norm: f32,
+    seed_k: usize,
+    min_similarity: f32,
+    scratch: &mut Scratch,
+) {
+    let Some(query) = &cue.embedding else { return };
+    let mut similar = std::mem::take(&mut scratch.similar);
+    similarity::top_similar(graph, query, norm, seed_k, min_similarity, &mut similar);
+    scratch.seeds.extend_from_slice(&similar);
+    scratch.similar = similar;
     merge_duplicates(&mut scratch.seeds);
+}
+
+/// [`validate_cue`] then [`add_embedding_seeds`].
+pub(crate) fn resolve_seeds(
+    graph: &Graph,
+    cue: &Cue,
+    seed_k: usize,
+    min_similarity: f32,
+    scratch: &mut Scratch,
+) -> Result<()> {
+    if let Some(norm) = validate_cue(graph, cue, scratch)? {
+        add_embedding_seeds(graph, cue, norm, seed_k, min_similarity, scratch);
+    }
     Ok(())
 }
 

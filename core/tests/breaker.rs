@@ -343,3 +343,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn should_attempt_is_a_query_and_silent_probes_expire() {
+    let h = harness();
+    h.trip();
+    h.past_cooldown();
+    for _ in 0..20 {
+        assert!(h.breaker.should_attempt() || h.breaker.state() == BreakerState::Open);
+    }
+    // Five callers are admitted as probes and never report.
+    for _ in 0..5 {
+        assert!(matches!(h.breaker.admit(), Admission::Probe { .. }));
+    }
+    assert_eq!(h.breaker.state(), BreakerState::HalfOpen);
+    assert!(!h.breaker.should_attempt(), "no probe slot left");
+    assert_eq!(h.breaker.admit(), Admission::Refused);
+    // A whole base cooldown later the silent probes count as failed: open again, not wedged.
+    h.clock.advance(BASE);
+    assert_eq!(h.breaker.admit(), Admission::Refused);
+    let e = h.last();
+    assert_eq!(
+        (e.from, e.to, e.reason),
+        (BreakerState::HalfOpen, BreakerState::Open, TransitionReason::ProbeFailed)
+    );
+    h.past_cooldown();
+    for _ in 0..5 {
+        assert!(matches!(h.call(false, 1), Admission::Probe { .. }));
+    }
+    assert_eq!(h.breaker.state(), BreakerState::Closed);
+}
+
+#[test]
+fn setting_the_mode_in_force_changes_nothing() {
+    let h = harness();
+    h.trip();
+    h.breaker.set_override(BreakerOverride::Auto);
+    assert_eq!(h.breaker.state(), BreakerState::Open, "auto while auto does not close an open breaker");
+    assert_eq!(h.events().len(), 1);
+}

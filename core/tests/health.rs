@@ -49,7 +49,7 @@ fn status(report: &serde_json::Value) -> &str {
 fn hysteresis_both_ways() {
     let (registry, telemetry) = registry(ManualClock::new(0));
     let (probe, verdict) = switch_probe("db");
-    registry.register(probe, options(10, 1000, true)).unwrap();
+    registry.register(probe, Some(options(10, 1000, true))).unwrap();
     let check = || registry.check_named("db").unwrap();
     assert_eq!(status(&check()), "healthy");
     verdict.store(2, Ordering::SeqCst);
@@ -90,7 +90,7 @@ fn hysteresis_both_ways() {
 fn a_panicking_probe_is_unhealthy_not_fatal() {
     let (registry, _t) = registry(ManualClock::new(0));
     let (probe, verdict) = switch_probe("panicky");
-    registry.register(probe, options(10, 1000, true)).unwrap();
+    registry.register(probe, Some(options(10, 1000, true))).unwrap();
     verdict.store(3, Ordering::SeqCst);
     let r = registry.check_named("panicky").unwrap();
     assert_eq!((status(&r), r["reason"].as_str()), ("degraded", Some("probe panicked")));
@@ -109,9 +109,9 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
         let _ = hold.lock().unwrap().recv();
         HealthCheckResult::healthy()
     });
-    registry.register(Arc::new(hung), options(10, 100, true)).unwrap();
+    registry.register(Arc::new(hung), Some(options(10, 100, true))).unwrap();
     let (steady, _) = switch_probe("steady");
-    registry.register(steady, options(10, 1000, true)).unwrap();
+    registry.register(steady, Some(options(10, 1000, true))).unwrap();
 
     registry.run_pending(); // t = 0: both due
     let start = Instant::now();
@@ -140,7 +140,7 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
 fn non_critical_probes_do_not_change_the_overall_status() {
     let (registry, telemetry) = registry(ManualClock::new(0));
     let (probe, verdict) = switch_probe("cache");
-    registry.register(probe, options(10, 1000, false)).unwrap();
+    registry.register(probe, Some(options(10, 1000, false))).unwrap();
     verdict.store(2, Ordering::SeqCst);
     registry.check_named("cache").unwrap();
     registry.check_named("cache").unwrap();
@@ -155,11 +155,11 @@ fn non_critical_probes_do_not_change_the_overall_status() {
 fn report_shape_registration_errors_and_unregister() {
     let (registry, _t) = registry(ManualClock::new(1_700_000_000_000));
     let (probe, _) = switch_probe("db");
-    let id = registry.register(probe, options(10, 1000, true)).unwrap();
+    let id = registry.register(probe, Some(options(10, 1000, true))).unwrap();
     let (again, _) = switch_probe("db");
     assert!(
         registry
-            .register(again, options(10, 1000, true))
+            .register(again, Some(options(10, 1000, true)))
             .unwrap_err()
             .to_string()
             .contains("\"db\" is already registered")
@@ -269,4 +269,49 @@ fn spreading_probe_turns_unhealthy_within_30_s_of_zero_mass() {
     assert!(took.is_some_and(|s| s <= 30), "unhealthy after {took:?} s");
     assert_eq!(engine.health_report()["probes"]["spreading"]["reason"], "zero activation mass");
     assert_eq!(engine.telemetry().totals_json()["gauges"]["spreading_health_status"], 2.0);
+}
+
+#[test]
+fn config_interval_and_timeout_apply_to_probes_without_own_options() {
+    let clock = ManualClock::new(0);
+    let (registry, _t) = registry(clock.clone());
+    let (follows, _) = switch_probe("follows");
+    let (own, _) = switch_probe("own");
+    registry.register(follows, None).unwrap();
+    registry.register(own, Some(options(10, 1000, true))).unwrap();
+    let mut config = EngineConfig::default().health;
+    config.interval_ms = 2_000;
+    config.timeout_ms = 500;
+    registry.apply_config(&config);
+    let report = registry.latest_report();
+    assert_eq!(
+        (
+            report["probes"]["follows"]["interval_ms"].as_u64(),
+            report["probes"]["follows"]["timeout_ms"].as_u64()
+        ),
+        (Some(2000), Some(500))
+    );
+    assert_eq!(report["probes"]["own"]["interval_ms"], 10_000);
+    for _ in 0..3 {
+        registry.run_pending();
+        registry.settle();
+        clock.advance(Duration::from_secs(2));
+    }
+    let report = registry.latest_report();
+    assert_eq!(report["probes"]["follows"]["checks_total"], 3, "every 2 s");
+    assert_eq!(report["probes"]["own"]["checks_total"], 1, "every 10 s");
+}
+
+#[test]
+fn dropping_the_engine_cuts_an_injected_delay_short() {
+    let clock = ManualClock::new(0);
+    let engine = engine(clock.clone());
+    engine.health().settle();
+    let hot = axonal_core::chaos::TierLatency { hot: 30_000.0, ..Default::default() };
+    engine.set_chaos(ChaosConfig { latency_ms: hot, ..Default::default() }).unwrap();
+    clock.advance(Duration::from_secs(10));
+    engine.health().run_pending(); // the probe's worker is now asleep in a 30 s injected delay
+    let start = Instant::now();
+    drop(engine);
+    assert!(start.elapsed() < Duration::from_secs(5), "drop took {:?}", start.elapsed());
 }

@@ -239,3 +239,55 @@ fn fallbacks_failures_and_budget_violations_are_counted_by_reason() {
     assert!(text.contains("axonal_spreading_recall_latency_seconds_count 5"));
     assert!(text.contains("axonal_spreading_config_max_depth 2"));
 }
+
+#[test]
+fn absurd_host_values_neither_panic_nor_corrupt_the_export() {
+    let clock = ManualClock::new(0);
+    let telemetry = Telemetry::new(clock.clone());
+    let registry = telemetry.registry();
+    registry.increment_counter("huge_total", u64::MAX).unwrap();
+    registry.increment_counter("huge_total", u64::MAX).unwrap();
+    for v in [f64::INFINITY, f64::MAX, -1.0, f64::NAN, 1e300] {
+        registry.observe_histogram("wild_seconds", v).unwrap();
+    }
+    clock.advance(Duration::from_secs(1));
+    let (_, totals, _) = telemetry.snapshot_parts();
+    let wild = &totals["histograms"]["wild_seconds"];
+    assert_eq!(wild["count"], 5);
+    assert!(wild["max"].as_f64().unwrap() <= 4_294_967_296.0, "clamped: {wild}");
+    assert!(telemetry.prometheus_text().contains("axonal_wild_seconds_count 5"));
+}
+
+#[test]
+fn the_registry_is_bounded_and_exposition_names_stay_unique() {
+    let telemetry = Telemetry::new(ManualClock::new(0));
+    let registry = telemetry.registry();
+    registry.increment_counter("jobs", 1).unwrap();
+    let clash = registry.increment_counter("jobs_total", 1).unwrap_err().to_string();
+    assert!(clash.contains("axonal_jobs_total is already taken"), "{clash}");
+    let clash = registry.record_gauge("spreading_latency_seconds", 1.0).unwrap_err().to_string();
+    assert!(clash.contains("already taken"), "{clash}");
+    let mut registered = 0;
+    let error = loop {
+        match registry.increment_counter(&format!("host_{registered}_total"), 1) {
+            Ok(()) => registered += 1,
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(error.contains("maximum of 1024 metrics"), "{error}");
+    assert!(registered < 1024);
+    promtool_like_check(&telemetry.prometheus_text());
+}
+
+/// Every family has exactly one TYPE line and no series appears twice.
+fn promtool_like_check(text: &str) {
+    let mut types = std::collections::HashSet::new();
+    let mut series = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            assert!(types.insert(rest.split(' ').next().unwrap().to_owned()), "duplicate TYPE: {line}");
+        } else if !line.starts_with('#') {
+            assert!(series.insert(line.rsplit_once(' ').unwrap().0.to_owned()), "duplicate series: {line}");
+        }
+    }
+}

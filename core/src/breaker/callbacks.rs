@@ -121,11 +121,20 @@ impl Callbacks {
         self.delivered.fetch_add(1, Ordering::Release);
     }
 
-    /// Drop every callback (engine shutdown).
+    /// Drop every callback (engine shutdown). On the dispatcher thread itself — a callback dropped
+    /// the engine — the callback in progress is marked and dropped when it returns.
     fn clear(&self) {
         let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|p| p.into_inner()));
+        let on_dispatcher = self.dispatcher.get() == Some(&std::thread::current().id());
         for slot in slots {
-            drop(slot.callback.lock().unwrap_or_else(|p| p.into_inner()).take());
+            if on_dispatcher {
+                match slot.callback.try_lock() {
+                    Ok(mut callback) => drop(callback.take()),
+                    Err(_) => slot.removed.store(true, Ordering::Release),
+                }
+            } else {
+                drop(slot.callback.lock().unwrap_or_else(|p| p.into_inner()).take());
+            }
         }
     }
 }

@@ -157,7 +157,7 @@ pub struct CallOutcome {
 pub enum Admission {
     /// Closed: record the outcome in window `epoch`.
     Closed { epoch: u64 },
-    /// Half-open probe of half-open period `epoch`.
+    /// Half-open probe of the period whose epoch's low 32 bits are `epoch`.
     Probe { epoch: u64 },
     /// Forced closed by the operator: attempt, record nothing.
     Forced,
@@ -221,8 +221,16 @@ struct Transitions {
     /// Consecutive opens without an intervening close (drives the doubling backoff).
     reopens: u32,
     half_open_successes: u32,
+    /// When the current half-open period began (breaker clock).
+    half_open_since: Duration,
     since_unix_ms: u64,
     rng: u64,
+}
+
+/// The half-open probe slots: (low 32 bits of the period's epoch) << 32 | slots taken, in one word,
+/// so a slot is always taken in the period whose epoch the probe carries.
+fn pack(epoch: u64, taken: u64) -> u64 {
+    (epoch & 0xFFFF_FFFF) << 32 | (taken & 0xFFFF_FFFF)
 }
 
 /// The circuit breaker of one engine.
@@ -231,11 +239,11 @@ pub struct CircuitBreaker {
     state: AtomicU8,
     mode: AtomicU8,
     window: ArcSwap<Window>,
-    /// Bumped on every transition; half-open probes carry it.
+    /// Bumped on every transition (and settings change); windows and probe periods carry it.
     epoch: AtomicU64,
     /// Monotonic nanoseconds (breaker clock) at which open becomes half-open.
     open_until: AtomicU64,
-    half_open_admitted: AtomicU64,
+    half_open_slots: AtomicU64,
     transitions: Mutex<Transitions>,
     clock: SharedClock,
     events: EventSender,
@@ -259,17 +267,34 @@ impl CircuitBreaker {
             window: ArcSwap::from_pointee(Window::new(settings, 0)),
             epoch: AtomicU64::new(0),
             open_until: AtomicU64::new(u64::MAX),
-            half_open_admitted: AtomicU64::new(0),
-            transitions: Mutex::new(Transitions { reopens: 0, half_open_successes: 0, since_unix_ms, rng }),
+            half_open_slots: AtomicU64::new(pack(0, u64::MAX)),
+            transitions: Mutex::new(Transitions {
+                reopens: 0,
+                half_open_successes: 0,
+                half_open_since: Duration::ZERO,
+                since_unix_ms,
+                rng,
+            }),
             clock,
             events,
             metrics,
         }
     }
 
-    /// Whether a call may spread (see [`CircuitBreaker::admit`]).
+    /// Whether a call would be admitted now. A query only: it takes no probe slot (recalls use
+    /// [`CircuitBreaker::admit`], which does, and report through [`CircuitBreaker::on_result`]).
     pub fn should_attempt(&self) -> bool {
-        self.admit().allowed()
+        match self.state() {
+            BreakerState::Closed => true,
+            BreakerState::Open => {
+                self.override_mode() != BreakerOverride::ForcedOpen
+                    && self.clock.now().as_nanos() as u64 >= self.open_until.load(Ordering::Acquire)
+            }
+            BreakerState::HalfOpen => {
+                let word = self.half_open_slots.load(Ordering::Acquire);
+                (word & 0xFFFF_FFFF) < self.window.load().settings.half_open_max_probes as u64
+            }
+        }
     }
 
     /// Admit or refuse a call. Lock-free while closed.
@@ -289,14 +314,43 @@ impl CircuitBreaker {
         }
     }
 
+    /// Take a probe slot of the current half-open period, if one is left.
     fn admit_probe(&self) -> Admission {
-        let epoch = self.epoch.load(Ordering::Acquire);
         let max = self.window.load().settings.half_open_max_probes as u64;
-        if self.half_open_admitted.fetch_add(1, Ordering::AcqRel) < max {
-            Admission::Probe { epoch }
-        } else {
-            Admission::Refused
+        let mut word = self.half_open_slots.load(Ordering::Acquire);
+        loop {
+            let taken = word & 0xFFFF_FFFF;
+            if taken >= max {
+                return self.expire_silent_probes();
+            }
+            match self.half_open_slots.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Admission::Probe { epoch: word >> 32 },
+                Err(current) => word = current,
+            }
         }
+    }
+
+    /// Every probe slot is taken: refuse, unless the probes have been silent for a whole base
+    /// cooldown (their callers never reported), in which case they count as failed and the breaker
+    /// opens again, so half-open can never wedge.
+    fn expire_silent_probes(&self) -> Admission {
+        let mut t = self.lock();
+        let settings_cooldown = self.window.load().settings.cooldown;
+        if self.state() == BreakerState::HalfOpen
+            && self.clock.now().saturating_sub(t.half_open_since) >= settings_cooldown
+        {
+            t.reopens += 1;
+            let cooldown = self.open_for(&mut t);
+            let event = self.transition(&mut t, BreakerState::Open, TransitionReason::ProbeFailed, cooldown);
+            drop(t);
+            log(event);
+        }
+        Admission::Refused
     }
 
     /// Record an admitted call's outcome.
@@ -327,20 +381,37 @@ impl CircuitBreaker {
         BreakerOverride::from_u8(self.mode.load(Ordering::Relaxed))
     }
 
-    /// Set the manual override: `forced_open` opens, `forced_closed` closes, `auto` returns to a
-    /// closed breaker with a fresh window. Each state change is a transition with reason `override`.
+    /// Set the manual override: `forced_open` opens, `forced_closed` closes, and a switch back to
+    /// `auto` leaves a closed breaker with a fresh window. Each state change is a transition with
+    /// reason `override`; setting the mode already in force changes nothing.
     pub fn set_override(&self, mode: BreakerOverride) {
         let mut t = self.lock();
-        self.mode.store(mode as u8, Ordering::Relaxed);
-        let to = match mode {
-            BreakerOverride::ForcedOpen => BreakerState::Open,
-            BreakerOverride::ForcedClosed | BreakerOverride::Auto => BreakerState::Closed,
-        };
-        if mode == BreakerOverride::ForcedOpen {
-            self.open_until.store(u64::MAX, Ordering::Release);
+        if self.override_mode() == mode {
+            return;
         }
+        self.mode.store(mode as u8, Ordering::Relaxed);
         t.reopens = 0;
-        self.transition(&mut t, to, TransitionReason::Override, Duration::ZERO);
+        let event = match mode {
+            BreakerOverride::ForcedOpen => {
+                let event =
+                    self.transition(&mut t, BreakerState::Open, TransitionReason::Override, Duration::ZERO);
+                self.open_until.store(u64::MAX, Ordering::Release);
+                event
+            }
+            BreakerOverride::ForcedClosed => {
+                self.transition(&mut t, BreakerState::Closed, TransitionReason::Override, Duration::ZERO)
+            }
+            BreakerOverride::Auto => {
+                let event =
+                    self.transition(&mut t, BreakerState::Closed, TransitionReason::Override, Duration::ZERO);
+                if event.is_none() {
+                    self.fresh_window();
+                }
+                event
+            }
+        };
+        drop(t);
+        log(event);
     }
 
     /// Apply new settings; the window restarts empty if they changed.
@@ -349,19 +420,22 @@ impl CircuitBreaker {
         if self.window.load().settings != settings {
             let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
             self.window.store(std::sync::Arc::new(Window::new(settings, epoch)));
-            // Probes admitted under the old epoch no longer count: admit a fresh set.
-            t.half_open_successes = 0;
-            self.half_open_admitted.store(0, Ordering::Release);
+            if self.state() == BreakerState::HalfOpen {
+                // Probes admitted under the old settings no longer count: open a fresh set.
+                t.half_open_successes = 0;
+                t.half_open_since = self.clock.now();
+                self.half_open_slots.store(pack(epoch, 0), Ordering::Release);
+            }
         }
     }
 
     /// The snapshot's `breaker` object.
     pub fn status_json(&self) -> serde_json::Value {
+        let t = self.lock();
         let window = self.window.load();
-        let since = self.lock().since_unix_ms;
         json!({
             "state": self.state().as_str(),
-            "since_unix_ms": since,
+            "since_unix_ms": t.since_unix_ms,
             "failure_rate": window.failure_rate(),
             "window_calls": window.calls(),
             "override": self.override_mode().as_str(),
@@ -377,6 +451,13 @@ impl CircuitBreaker {
         self.transitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Replace the window with an empty one under a new epoch (transition mutex held).
+    fn fresh_window(&self) {
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let settings = self.window.load().settings.clone();
+        self.window.store(std::sync::Arc::new(Window::new(settings, epoch)));
+    }
+
     fn trip(&self, epoch: u64, reason: TransitionReason) {
         let mut t = self.lock();
         // Another thread may have tripped first, or the operator overridden.
@@ -388,11 +469,12 @@ impl CircuitBreaker {
         }
         t.reopens = 0;
         let cooldown = self.open_for(&mut t);
-        self.transition(&mut t, BreakerState::Open, reason, cooldown);
+        let event = self.transition(&mut t, BreakerState::Open, reason, cooldown);
+        drop(t);
+        log(event);
     }
 
-    /// Open → half-open when the cooldown has ended; false if another thread got there first in a way
-    /// that leaves nothing to admit.
+    /// Open → half-open when the cooldown has ended; false when there is nothing to admit.
     fn enter_half_open(&self) -> bool {
         let mut t = self.lock();
         match self.state() {
@@ -401,14 +483,14 @@ impl CircuitBreaker {
                 if !due || self.override_mode() == BreakerOverride::ForcedOpen {
                     return false;
                 }
-                t.half_open_successes = 0;
-                self.half_open_admitted.store(0, Ordering::Release);
-                self.transition(
+                let event = self.transition(
                     &mut t,
                     BreakerState::HalfOpen,
                     TransitionReason::CooldownElapsed,
                     Duration::ZERO,
                 );
+                drop(t);
+                log(event);
                 true
             }
             BreakerState::HalfOpen => true,
@@ -418,25 +500,24 @@ impl CircuitBreaker {
 
     fn probe_result(&self, epoch: u64, failed: bool) {
         let mut t = self.lock();
-        if self.state() != BreakerState::HalfOpen || self.epoch.load(Ordering::Acquire) != epoch {
+        if self.state() != BreakerState::HalfOpen || self.epoch.load(Ordering::Acquire) & 0xFFFF_FFFF != epoch
+        {
             return;
         }
-        if failed {
+        let event = if failed {
             t.reopens += 1;
             let cooldown = self.open_for(&mut t);
-            self.transition(&mut t, BreakerState::Open, TransitionReason::ProbeFailed, cooldown);
+            self.transition(&mut t, BreakerState::Open, TransitionReason::ProbeFailed, cooldown)
         } else {
             t.half_open_successes += 1;
-            if t.half_open_successes >= self.window.load().settings.half_open_max_probes {
-                t.reopens = 0;
-                self.transition(
-                    &mut t,
-                    BreakerState::Closed,
-                    TransitionReason::ProbesSucceeded,
-                    Duration::ZERO,
-                );
+            if t.half_open_successes < self.window.load().settings.half_open_max_probes {
+                return;
             }
-        }
+            t.reopens = 0;
+            self.transition(&mut t, BreakerState::Closed, TransitionReason::ProbesSucceeded, Duration::ZERO)
+        };
+        drop(t);
+        log(event);
     }
 
     /// Pick the next open period and set `open_until`.
@@ -450,25 +531,34 @@ impl CircuitBreaker {
         cooldown
     }
 
-    /// Change state (under the transition mutex), reset what the new state starts with, and queue the
-    /// event. No-op when already in `to`.
+    /// Change state (transition mutex held), reset what the new state starts with, and queue the
+    /// event — the queue order is the transition order. Returns the event for logging once the
+    /// mutex is released; `None` when already in `to`.
     fn transition(
         &self,
         t: &mut Transitions,
         to: BreakerState,
         reason: TransitionReason,
         cooldown: Duration,
-    ) {
+    ) -> Option<TransitionEvent> {
         let from = self.state();
         if from == to {
-            return;
+            return None;
         }
         let old_window = self.window.load_full();
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        if to == BreakerState::Closed {
-            // Stored before the state flips to closed, so a closed admission's epoch always names
-            // a window that exists.
-            self.window.store(std::sync::Arc::new(Window::new(old_window.settings.clone(), epoch)));
+        match to {
+            // Stored before the state flips, so a closed admission's epoch always names a window
+            // that exists.
+            BreakerState::Closed => {
+                self.window.store(std::sync::Arc::new(Window::new(old_window.settings.clone(), epoch)));
+            }
+            BreakerState::HalfOpen => {
+                t.half_open_successes = 0;
+                t.half_open_since = self.clock.now();
+                self.half_open_slots.store(pack(epoch, 0), Ordering::Release);
+            }
+            BreakerState::Open => {}
         }
         if to != BreakerState::Open {
             self.open_until.store(u64::MAX, Ordering::Release);
@@ -485,18 +575,26 @@ impl CircuitBreaker {
             window_calls: old_window.calls(),
             cooldown_ms: cooldown.as_millis() as u64,
         };
+        self.metrics.transitions.increment();
+        self.metrics.state.set(to as u8 as f64);
+        self.events.send(event.clone());
+        Some(event)
+    }
+}
+
+/// The structured `tracing` event of a transition (after the breaker's mutex is released, so a
+/// subscriber never runs under it).
+fn log(event: Option<TransitionEvent>) {
+    if let Some(event) = event {
         tracing::info!(
-            from = from.as_str(),
-            to = to.as_str(),
-            reason = ?reason,
+            from = event.from.as_str(),
+            to = event.to.as_str(),
+            reason = ?event.reason,
             failure_rate = event.failure_rate,
             window_calls = event.window_calls,
             cooldown_ms = event.cooldown_ms,
             "circuit breaker transition"
         );
-        self.metrics.transitions.increment();
-        self.metrics.state.set(to as u8 as f64);
-        self.events.send(event);
     }
 }
 

@@ -67,13 +67,20 @@ impl Core {
         }
         let _span = tracing::debug_span!("recall", k).entered();
         let mut scratch = self.scratch.checkout(graph.node_count());
-        recall::resolve_seeds(graph, cue, config.recall.seed_k, config.recall.min_similarity, &mut scratch)?;
+        let query_norm = recall::validate_cue(graph, cue, &mut scratch)?;
 
         out.stats = SpreadStats::default();
         let admission = self.breaker.admit();
         let attempted = admission.allowed();
         let reason = if attempted {
-            let (reason, latency) = self.spread_and_classify(graph, &live, k, &mut scratch, out, start);
+            if let Some(norm) = query_norm {
+                let (seed_k, min_similarity) = (config.recall.seed_k, config.recall.min_similarity);
+                recall::add_embedding_seeds(graph, cue, norm, seed_k, min_similarity, &mut scratch);
+            }
+            // Slow means slow spreading: the clock for the breaker and the slow check starts here.
+            let spread_start = Instant::now();
+            let (reason, latency) =
+                self.spread_and_classify(graph, &live, k, &mut scratch, out, spread_start);
             self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
             reason
         } else {
@@ -96,7 +103,7 @@ impl Core {
     }
 
     /// Spread from the resolved seeds in `scratch` (chaos applied), collect the top `k`, classify.
-    /// Returns the failure reason and the call's latency so far.
+    /// Returns the failure reason and the spread's latency (from `start`).
     fn spread_and_classify<'pool>(
         &'pool self,
         graph: &Graph,
@@ -246,7 +253,8 @@ impl Core {
         m.pool_in_use.set(in_use as f64);
         m.pool_capacity.set(capacity as f64);
         m.pool_utilization.set(utilization(in_use, capacity));
-        m.breaker_state.set(self.breaker.state_gauge());
+        // `spreading_breaker_state` is set by each transition itself (under the breaker's lock), so
+        // a sample here could only overwrite it with a stale value.
         let config = &self.live.load().config;
         m.config_max_depth.set(config.spreading.max_depth as f64);
         m.config_batch_size.set(config.spreading.batch_size as f64);

@@ -72,8 +72,6 @@ impl Engine {
             feature: "threads",
             message: format!("cannot start the {what} thread: {e}"),
         };
-        let pool_threads = Arc::new(Mutex::new(Vec::new()));
-        let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
         let telemetry = Telemetry::new(Arc::clone(&clock));
         let metrics = telemetry.spreading().clone();
         let dispatcher = Dispatcher::start(telemetry.registry().counter(
@@ -99,7 +97,9 @@ impl Engine {
                 status: metrics.health_status.clone(),
             },
         );
-        let probe_options = ProbeOptions::from_config(&config.health);
+        // The pool last: from here on the core owns (and on any error joins) its threads.
+        let pool_threads = Arc::new(Mutex::new(Vec::new()));
+        let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
         let core = Arc::new(Core {
             graph: ArcSwap::new(graph.into()),
             live: ArcSwap::from_pointee(LiveConfig::new(config)),
@@ -118,13 +118,13 @@ impl Engine {
             chaos: ChaosInjector::new(),
         });
         let sampler = Arc::clone(&core);
-        let ticker = Ticker::start(move || {
+        let ticker = Ticker::start(Arc::clone(&clock), move || {
             sampler.sample_gauges();
             sampler.telemetry.tick();
         })
         .map_err(|e| thread_error("telemetry", e))?;
         let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
-        health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, probe_options)?;
+        health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
         health.start().map_err(|e| thread_error("health", e))?;
         Ok(Engine { _ticker: ticker, health, dispatcher, spreading_probe, core })
     }
@@ -170,7 +170,7 @@ impl Engine {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
         core.breaker.update_settings(BreakerSettings::from(&next));
-        self.health.set_thresholds(&next.health);
+        self.health.apply_config(&next.health);
         core.live.store(Arc::new(LiveConfig::new(next.clone())));
         core.sample_gauges();
         tracing::info!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
@@ -199,9 +199,9 @@ impl Engine {
         self.core.scratch.capacity()
     }
 
-    /// Approximate heap bytes held by idle scratch buffers.
-    pub fn pool_idle_bytes(&self) -> usize {
-        self.core.scratch.idle_bytes()
+    /// Approximate heap bytes held by the scratch buffers.
+    pub fn pool_bytes(&self) -> usize {
+        self.core.scratch.approximate_bytes()
     }
 
     // --- recall ---
@@ -269,9 +269,9 @@ impl Engine {
 
     // --- health ---
 
-    /// Register a probe with `options` (`None`: the configured interval and timeout, critical).
+    /// Register a probe with `options` (`None`: the configured interval and timeout, critical, and
+    /// following later `health` config changes).
     pub fn register_probe(&self, probe: Arc<dyn HealthProbe>, options: Option<ProbeOptions>) -> Result<u64> {
-        let options = options.unwrap_or_else(|| ProbeOptions::from_config(&self.config().health));
         self.health.register(probe, options)
     }
 
@@ -384,5 +384,13 @@ impl Engine {
     /// The telemetry (registry, engine handles, windows).
     pub fn telemetry(&self) -> &Telemetry {
         &self.core.telemetry
+    }
+}
+
+impl Drop for Engine {
+    /// Cut injected delays short first, so no engine thread is left sleeping in one; the fields then
+    /// drop in order (background threads, callbacks, the core and its pool).
+    fn drop(&mut self) {
+        self.core.chaos.clear();
     }
 }

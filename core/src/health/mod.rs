@@ -18,7 +18,7 @@ use serde_json::Value;
 pub enum HealthStatus {
     /// Working.
     Healthy = 0,
-    /// First failure, or recovering.
+    /// Failing, but fewer than `failure_threshold` times in a row (or recovering from that).
     Degraded = 1,
     /// Failing.
     Unhealthy = 2,

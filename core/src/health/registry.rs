@@ -89,6 +89,9 @@ pub struct HealthMetrics {
 
 #[derive(Debug)]
 struct ProbeState {
+    options: ProbeOptions,
+    /// Unregistered or shut down: the worker must not start another check.
+    retired: bool,
     status: HealthStatus,
     consecutive_failures: u32,
     consecutive_successes: u32,
@@ -107,7 +110,8 @@ struct ProbeState {
 struct Entry {
     id: u64,
     name: String,
-    options: ProbeOptions,
+    /// Registered without options: interval and timeout follow the `health` config.
+    follows_config: bool,
     probe: Arc<dyn HealthProbe>,
     state: Mutex<ProbeState>,
     finished: Condvar,
@@ -124,6 +128,7 @@ impl Entry {
 
 struct Inner {
     probes: Mutex<Vec<Arc<Entry>>>,
+    defaults: Mutex<ProbeOptions>,
     next_id: AtomicU64,
     clock: SharedClock,
     failure_threshold: AtomicU32,
@@ -152,6 +157,7 @@ impl HealthRegistry {
         HealthRegistry {
             inner: Arc::new(Inner {
                 probes: Mutex::new(Vec::new()),
+                defaults: Mutex::new(ProbeOptions::from_config(config)),
                 next_id: AtomicU64::new(0),
                 clock,
                 failure_threshold: AtomicU32::new(config.failure_threshold),
@@ -187,14 +193,29 @@ impl HealthRegistry {
         Ok(())
     }
 
-    /// Apply new hysteresis thresholds.
-    pub fn set_thresholds(&self, config: &HealthConfig) {
+    /// Apply a new `health` config: hysteresis thresholds, and interval and timeout of every probe
+    /// registered without options of its own (a shorter interval takes effect at once).
+    pub fn apply_config(&self, config: &HealthConfig) {
         self.inner.failure_threshold.store(config.failure_threshold, Ordering::Relaxed);
         self.inner.success_threshold.store(config.success_threshold, Ordering::Relaxed);
+        let defaults = ProbeOptions::from_config(config);
+        *self.inner.defaults.lock().unwrap_or_else(|p| p.into_inner()) = defaults;
+        let now = self.inner.clock.now();
+        for entry in self.inner.snapshot().iter().filter(|e| e.follows_config) {
+            let mut state = entry.lock();
+            state.options.interval = defaults.interval;
+            state.options.timeout = defaults.timeout;
+            state.next_due = state.next_due.min(now + defaults.interval);
+        }
+        self.wake_runner();
     }
 
-    /// Register `probe`; its first check is due at once. Names must be unique.
-    pub fn register(&self, probe: Arc<dyn HealthProbe>, options: ProbeOptions) -> Result<u64> {
+    /// Register `probe` with `options` (`None`: the configured interval and timeout, critical, and
+    /// following later config changes); its first check is due at once. Names must be unique.
+    pub fn register(&self, probe: Arc<dyn HealthProbe>, options: Option<ProbeOptions>) -> Result<u64> {
+        let follows_config = options.is_none();
+        let options =
+            options.unwrap_or_else(|| *self.inner.defaults.lock().unwrap_or_else(|p| p.into_inner()));
         let name = probe.name().to_owned();
         if name.is_empty() {
             return Err(Error::config("probe name", "must not be empty"));
@@ -208,9 +229,11 @@ impl HealthRegistry {
         let entry = Arc::new(Entry {
             id,
             name: name.clone(),
-            options,
+            follows_config,
             probe,
             state: Mutex::new(ProbeState {
+                options,
+                retired: false,
                 status: HealthStatus::Healthy,
                 consecutive_failures: 0,
                 consecutive_successes: 0,
@@ -240,9 +263,14 @@ impl HealthRegistry {
         *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         probes.push(entry);
         drop(probes);
-        // The new probe is due now: wake the runner.
-        self.stop.1.notify_all();
+        // The new probe is due now.
+        self.wake_runner();
         Ok(id)
+    }
+
+    fn wake_runner(&self) {
+        let _stopped = self.stop.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.stop.1.notify_all();
     }
 
     /// Remove a probe. Its worker stops after any check in progress; a hung check is left to finish
@@ -291,7 +319,7 @@ impl HealthRegistry {
         Ok(json)
     }
 
-    /// Dispatch due probes and time out overdue checks now (the runner does this every 50 ms).
+    /// Dispatch due probes and time out overdue checks now (the runner does this whenever one is due).
     pub fn run_pending(&self) {
         self.inner.run_pending();
     }
@@ -301,7 +329,9 @@ impl HealthRegistry {
     pub fn settle(&self) {
         for entry in self.inner.snapshot() {
             let mut state = entry.lock();
-            while let Some((_, deadline)) = state.in_flight {
+            let Some((generation, _)) = state.in_flight else { continue };
+            // Only the check in flight now: a short interval must not keep this waiting forever.
+            while let Some((_, deadline)) = state.in_flight.filter(|(g, _)| *g == generation) {
                 let now = Instant::now();
                 if now >= deadline {
                     self.inner.apply_timeout(&entry, &mut state);
@@ -370,12 +400,19 @@ impl Drop for HealthRegistry {
     }
 }
 
-/// Close the worker's queue and join it unless a check is hung in it (or we are that worker).
+/// Stop the probe's worker: no new check starts (the worker checks `retired` under the state lock
+/// before it begins one); join it unless a check is running in it, which is left to finish on a
+/// detached thread (or unless we are that worker).
 fn retire(entry: &Entry) {
+    let busy = {
+        let mut state = entry.lock();
+        state.retired = true;
+        entry.busy.load(Ordering::Acquire)
+    };
     drop(entry.requests.lock().unwrap_or_else(|p| p.into_inner()).take());
     let worker = entry.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(worker) = worker
-        && !entry.busy.load(Ordering::Acquire)
+        && !busy
         && worker.thread().id() != std::thread::current().id()
     {
         let _ = worker.join();
@@ -417,7 +454,7 @@ impl Inner {
                 changed = true;
             }
             if now >= state.next_due {
-                state.next_due = now + entry.options.interval;
+                state.next_due = now + state.options.interval;
                 self.dispatch(&entry, &mut state);
                 changed |= state.in_flight.is_none();
             }
@@ -443,7 +480,7 @@ impl Inner {
             _ => false,
         };
         if sent {
-            state.in_flight = Some((generation, Instant::now() + entry.options.timeout));
+            state.in_flight = Some((generation, Instant::now() + state.options.timeout));
         } else {
             let result =
                 HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout (previous check still running)");
@@ -455,7 +492,7 @@ impl Inner {
     fn apply_timeout(&self, entry: &Entry, state: &mut ProbeState) {
         state.in_flight = None;
         let mut result = HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout");
-        result.latency = entry.options.timeout;
+        result.latency = state.options.timeout;
         self.apply(entry, state, result);
         entry.finished.notify_all();
     }
@@ -498,8 +535,12 @@ impl Inner {
     fn overall(&self, probes: &[Arc<Entry>]) -> HealthStatus {
         probes
             .iter()
-            .filter(|e| e.options.critical)
-            .map(|e| e.lock().status)
+            .map(|e| {
+                let state = e.lock();
+                (state.options.critical, state.status)
+            })
+            .filter(|(critical, _)| *critical)
+            .map(|(_, status)| status)
             .max()
             .unwrap_or(HealthStatus::Healthy)
     }
@@ -513,7 +554,13 @@ impl Inner {
 /// The worker: run each requested check, measure it, and record it unless it already timed out.
 fn work(inner: &Inner, entry: &Entry, requests: &Receiver<u64>) {
     while let Ok(generation) = requests.recv() {
-        entry.busy.store(true, Ordering::Release);
+        {
+            let state = entry.lock();
+            if state.retired || state.in_flight.is_none_or(|(g, _)| g != generation) {
+                continue;
+            }
+            entry.busy.store(true, Ordering::Release);
+        }
         let start = Instant::now();
         let mut result = catch_unwind(AssertUnwindSafe(|| entry.probe.check()))
             .unwrap_or_else(|_| HealthCheckResult::failed(HealthStatus::Unhealthy, "probe panicked"));
@@ -533,10 +580,10 @@ fn work(inner: &Inner, entry: &Entry, requests: &Receiver<u64>) {
 }
 
 fn probe_json(entry: &Entry, state: &ProbeState) -> Value {
-    let budget = entry.probe.budget().unwrap_or(entry.options.timeout);
+    let budget = entry.probe.budget().unwrap_or(state.options.timeout);
     json!({
         "status": state.status.as_str(),
-        "critical": entry.options.critical,
+        "critical": state.options.critical,
         "consecutive_failures": state.consecutive_failures,
         "consecutive_successes": state.consecutive_successes,
         "last_success": state.last_success,
@@ -545,8 +592,8 @@ fn probe_json(entry: &Entry, state: &ProbeState) -> Value {
         "budget_ms": budget.as_secs_f64() * 1e3,
         "reason": state.reason,
         "checks_total": state.checks_total,
-        "interval_ms": entry.options.interval.as_millis() as u64,
-        "timeout_ms": entry.options.timeout.as_millis() as u64,
+        "interval_ms": state.options.interval.as_millis() as u64,
+        "timeout_ms": state.options.timeout.as_millis() as u64,
         "details": state.details,
     })
 }

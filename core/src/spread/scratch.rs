@@ -1,8 +1,9 @@
 //! Reusable per-call buffers and their pool: once warm, a recall allocates nothing here.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_queue::ArrayQueue;
 
 use crate::graph::Graph;
 use crate::recall::Activation;
@@ -140,26 +141,23 @@ impl Scratch {
     }
 }
 
-/// A pool of [`Scratch`] buffers shared by all recalls of an engine.
-///
-/// The lock is held only to pop or push one buffer. A buffer that was in use when a panic unwound is
+/// A pool of [`Scratch`] buffers shared by all recalls of an engine: a lock-free bounded queue, so
+/// taking and returning a buffer never waits. A buffer that was in use when a panic unwound is
 /// dropped rather than returned, so a half-written buffer never serves another call.
 #[derive(Debug)]
 pub struct ScratchPool {
-    idle: Mutex<Vec<Scratch>>,
+    idle: ArrayQueue<Scratch>,
     in_use: AtomicUsize,
     capacity: AtomicUsize,
-    max_idle: usize,
 }
 
 impl ScratchPool {
     /// A pool that keeps at most `max_idle` idle buffers.
     pub fn new(max_idle: usize) -> Self {
         ScratchPool {
-            idle: Mutex::new(Vec::new()),
+            idle: ArrayQueue::new(max_idle.max(1)),
             in_use: AtomicUsize::new(0),
             capacity: AtomicUsize::new(0),
-            max_idle,
         }
     }
 
@@ -173,15 +171,21 @@ impl ScratchPool {
         self.capacity.load(Ordering::Relaxed)
     }
 
-    /// Approximate heap bytes of the idle buffers.
-    pub fn idle_bytes(&self) -> usize {
-        self.idle.lock().map(|idle| idle.iter().map(Scratch::bytes).sum()).unwrap_or(0)
+    /// Approximate heap bytes held by the pool's buffers (idle and lent), from one buffer's size.
+    pub fn approximate_bytes(&self) -> usize {
+        match self.idle.pop() {
+            Some(scratch) => {
+                let bytes = scratch.bytes() * self.capacity();
+                self.return_idle(scratch);
+                bytes
+            }
+            None => 0,
+        }
     }
 
     /// Lend a clean buffer sized for `node_count` nodes.
     pub(crate) fn checkout(&self, node_count: usize) -> ScratchLease<'_> {
-        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut scratch = reused.unwrap_or_else(|| {
+        let mut scratch = self.idle.pop().unwrap_or_else(|| {
             self.capacity.fetch_add(1, Ordering::Relaxed);
             Scratch::default()
         });
@@ -196,15 +200,16 @@ impl ScratchPool {
         scratch.seeds.clear();
         scratch.similar.clear();
         self.in_use.fetch_sub(1, Ordering::Relaxed);
-        let kept = !std::thread::panicking()
-            && self.idle.lock().is_ok_and(|mut idle| {
-                let keep = idle.len() < self.max_idle;
-                if keep {
-                    idle.push(scratch);
-                }
-                keep
-            });
-        if !kept {
+        if std::thread::panicking() {
+            self.capacity.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.return_idle(scratch);
+        }
+    }
+
+    /// Keep `scratch` for reuse, or free it when the pool already holds its maximum.
+    fn return_idle(&self, scratch: Scratch) {
+        if self.idle.push(scratch).is_err() {
             self.capacity.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -14,6 +14,8 @@ const SUB_BITS: u32 = 5;
 const SUB: usize = 1 << SUB_BITS;
 const MIN_EXP: i32 = -32;
 const MAX_EXP: i32 = 32;
+/// Largest value a histogram records (larger observations are clamped to it).
+const MAX_VALUE: f64 = 4_294_967_296.0;
 /// Fine buckets: index 0 holds values ≤ 0; the rest cover [2^-32, 2^32) log-linearly.
 pub(crate) const BUCKETS: usize = 1 + (MAX_EXP - MIN_EXP) as usize * SUB;
 
@@ -75,7 +77,8 @@ pub(crate) struct CounterCell {
 
 impl CounterCell {
     pub(crate) fn total(&self) -> u64 {
-        self.shards.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+        // Wrapping: a host adding absurd amounts must not panic the fold.
+        self.shards.iter().fold(0u64, |total, s| total.wrapping_add(s.0.load(Ordering::Relaxed)))
     }
 }
 
@@ -195,6 +198,9 @@ pub(crate) struct HistogramCell {
     layout: Layout,
     /// Sum resolution: 10⁻⁴ of the smallest positive bucket bound (1 ns for latency buckets).
     resolution: f64,
+    /// The sum so far, in f64: every `totals()` drains the shards' fixed-point sums into it, so
+    /// those only ever hold what accumulated since the last read (at most a second or so).
+    drained_sum: std::sync::Mutex<f64>,
 }
 
 /// Cumulative contents of a histogram since start, merged over shards.
@@ -235,13 +241,13 @@ impl HistogramCell {
             })
             .collect();
         let smallest = bounds.iter().copied().filter(|&b| b > 0.0).fold(1.0, f64::min);
-        HistogramCell { shards, bounds, layout, resolution: smallest * 1e-4 }
+        HistogramCell { shards, bounds, layout, resolution: smallest * 1e-4, drained_sum: Default::default() }
     }
 
     pub(crate) fn totals(&self) -> HistogramTotals {
         let mut t = HistogramTotals::empty(self.bounds.len());
         let mut upper_parts = vec![0u64; self.layout.split_bounds.len()];
-        let mut sum = 0u64;
+        let mut drained = self.drained_sum.lock().unwrap_or_else(|p| p.into_inner());
         for shard in self.shards.iter() {
             for (slot, cell) in t.fine.iter_mut().zip(shard.fine.iter()) {
                 *slot += cell.load(Ordering::Relaxed);
@@ -249,7 +255,7 @@ impl HistogramCell {
             for (slot, cell) in upper_parts.iter_mut().zip(shard.fine[BUCKETS..].iter()) {
                 *slot += cell.load(Ordering::Relaxed);
             }
-            sum += shard.sum.load(Ordering::Relaxed);
+            *drained += shard.sum.swap(0, Ordering::Relaxed) as f64 * self.resolution;
             t.min = t.min.min(f64::from_bits(shard.min.load(Ordering::Relaxed)));
             t.max = t.max.max(f64::from_bits(shard.max.load(Ordering::Relaxed)));
         }
@@ -260,7 +266,7 @@ impl HistogramCell {
             t.prometheus[self.layout.slot[bucket] as usize + 1] += count;
             t.fine[bucket] += count;
         }
-        t.sum = sum as f64 * self.resolution;
+        t.sum = *drained;
         t.count = t.fine.iter().sum();
         t
     }
@@ -271,10 +277,11 @@ impl HistogramCell {
 pub struct Histogram(pub(crate) Arc<HistogramCell>);
 
 impl Histogram {
-    /// Record one observation (metrics here are non-negative: NaN and negatives are recorded as 0).
+    /// Record one observation. Metrics here are non-negative and bounded: NaN and negatives are
+    /// recorded as 0, values above 2³² (and +∞) as 2³².
     #[inline]
     pub fn observe(&self, value: f64) {
-        let value = if value > 0.0 { value } else { 0.0 };
+        let value = if value > 0.0 { value.min(MAX_VALUE) } else { 0.0 };
         let cell = &*self.0;
         let shard = &cell.shards[shard_index()];
         let mut index = bucket_index(value);

@@ -148,10 +148,10 @@ fn finite(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
 }
 
-/// Real time until just after the next whole second of the Unix clock (one wake-up per second).
-fn until_next_second() -> std::time::Duration {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    std::time::Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()) + 2_000_000)
+/// Time until just after the next whole second of `clock` — the seconds the windows fold on.
+fn until_next_second(clock: &SharedClock) -> std::time::Duration {
+    let into_second = u64::from(clock.now().subsec_nanos());
+    std::time::Duration::from_nanos(1_000_000_000 - into_second + 2_000_000)
 }
 
 /// The engine's `axonal-telemetry` thread: once a second, `tick` samples gauges and folds the second
@@ -162,7 +162,7 @@ pub(crate) struct Ticker {
 }
 
 impl Ticker {
-    pub(crate) fn start(tick: impl Fn() + Send + 'static) -> std::io::Result<Ticker> {
+    pub(crate) fn start(clock: SharedClock, tick: impl Fn() + Send + 'static) -> std::io::Result<Ticker> {
         let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("axonal-telemetry".into()).spawn(move || {
@@ -170,8 +170,10 @@ impl Ticker {
             let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
             while !*stopped {
                 tick();
-                stopped =
-                    wake.wait_timeout(stopped, until_next_second()).unwrap_or_else(|p| p.into_inner()).0;
+                stopped = wake
+                    .wait_timeout(stopped, until_next_second(&clock))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
         })?;
         Ok(Ticker { stop, thread: Some(thread) })

@@ -18,6 +18,10 @@ pub enum MetricKind {
     Histogram,
 }
 
+/// Most metrics one registry holds (engine and host together): memory stays bounded whatever names
+/// hosts send.
+pub const MAX_METRICS: usize = 1024;
+
 /// Default Prometheus buckets (seconds) for histograms a host registers by name.
 pub const LATENCY_BOUNDS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
@@ -162,6 +166,24 @@ impl MetricsRegistry {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         if let Some(&i) = inner.by_name.get(name) {
             return Ok(inner.entries[i].cell.clone());
+        }
+        if inner.entries.len() >= MAX_METRICS {
+            return Err(Error::InvalidMetric {
+                name: name.to_owned(),
+                message: format!("the registry already holds its maximum of {MAX_METRICS} metrics"),
+            });
+        }
+        // One exposition family has one type and no duplicate series: a new metric may not reuse a
+        // family unless it adds a new label value to it.
+        if let Some(new) = &exposition
+            && inner.entries.iter().filter_map(|e| e.exposition.as_ref()).any(|e| {
+                e.family == new.family && (e.label.is_none() || new.label.is_none() || e.label == new.label)
+            })
+        {
+            return Err(Error::InvalidMetric {
+                name: name.to_owned(),
+                message: format!("its exposition name axonal_{} is already taken", new.family),
+            });
         }
         let cell = make();
         let entry = Entry { name: name.to_owned(), help: help.to_owned(), exposition, cell: cell.clone() };

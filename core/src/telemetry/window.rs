@@ -77,7 +77,7 @@ impl Summary {
 
 #[derive(Debug, Default)]
 struct HistogramDelta {
-    entries: Vec<(u16, u32)>,
+    entries: Vec<(u16, u64)>,
     count: u64,
     sum: f64,
 }
@@ -96,9 +96,14 @@ impl HistogramAccumulator {
 
     fn apply(&mut self, delta: &HistogramDelta, sign: i64) {
         for &(i, c) in &delta.entries {
-            self.buckets[i as usize] = (self.buckets[i as usize] as i64 + sign * c as i64) as u64;
+            let slot = &mut self.buckets[i as usize];
+            *slot = if sign > 0 { slot.wrapping_add(c) } else { slot.wrapping_sub(c) };
         }
-        self.count = (self.count as i64 + sign * delta.count as i64) as u64;
+        self.count = if sign > 0 {
+            self.count.wrapping_add(delta.count)
+        } else {
+            self.count.wrapping_sub(delta.count)
+        };
         self.sum += sign as f64 * delta.sum;
         if self.count == 0 {
             self.sum = 0.0;
@@ -162,7 +167,7 @@ impl Windows {
             match (track, &entry.cell) {
                 (Track::Counter { last, ring, windows }, CellRef::Counter(cell)) => {
                     let total = cell.total();
-                    let delta = total - *last;
+                    let delta = total.wrapping_sub(*last);
                     *last = total;
                     for slot in std::iter::repeat_n(0, empty_slots).chain([delta]) {
                         ring.push_back(slot);
@@ -186,7 +191,7 @@ impl Windows {
                     };
                     for (i, (&now, &before)) in totals.fine.iter().zip(&last.fine).enumerate() {
                         if now != before {
-                            delta.entries.push((i as u16, (now - before) as u32));
+                            delta.entries.push((i as u16, now - before));
                         }
                     }
                     **last = totals;

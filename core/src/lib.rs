@@ -18,6 +18,7 @@ pub mod recall;
 pub mod similarity;
 pub mod spread;
 pub mod telemetry;
+pub mod tuner;
 
 pub use breaker::{BreakerOverride, BreakerState, TransitionEvent, TransitionReason};
 pub use chaos::ChaosConfig;

@@ -146,7 +146,8 @@ fn update_config_applies_and_rejects_fixed_fields() {
     let engine = engine_with(star(), json!({}));
     // Node 3 fires at depth 2 (F is non-empty even though it has no out-edges).
     assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 3);
-    let applied = engine.update_config(&json!({"spreading": {"max_depth": 1}})).unwrap();
+    let patch = json!({"spreading": {"max_depth": 1}, "autotune": {"guardrails": {"max_depth": [1, 6]}}});
+    let applied = engine.update_config(&patch).unwrap();
     assert_eq!(applied.spreading.max_depth, 1);
     assert_eq!(engine.config().spreading.max_depth, 1);
     assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 1);
@@ -155,6 +156,20 @@ fn update_config_applies_and_rejects_fixed_fields() {
     let e = engine.update_config(&json!({"spreading": {"decay": 2.0}})).unwrap_err();
     assert!(e.to_string().contains("spreading.decay"), "{e}");
     assert_eq!(engine.config().spreading.max_depth, 1, "a rejected patch changes nothing");
+}
+
+#[test]
+fn guardrails_clamp_operator_writes() {
+    let engine = engine_with(star(), json!({}));
+    let applied = engine.update_config(&json!({"spreading": {"max_depth": 12, "batch_size": 1000}})).unwrap();
+    assert_eq!(
+        (applied.spreading.max_depth, applied.spreading.batch_size),
+        (6, 128),
+        "clamped to [2, 6] and [8, 128]"
+    );
+    assert_eq!(engine.config().spreading.max_depth, 6);
+    let applied = engine.update_config(&json!({"spreading": {"max_depth": 1, "batch_size": 2}})).unwrap();
+    assert_eq!((applied.spreading.max_depth, applied.spreading.batch_size), (2, 8));
 }
 
 #[test]

@@ -19,7 +19,57 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::recall::{self, Activation, Cue, FallbackReason, Recall, Source};
 use crate::spread::{self, Scratch, ScratchLease, ScratchPool, SpreadParams, SpreadStats};
-use crate::telemetry::{Telemetry, WINDOWS};
+use crate::telemetry::{Counter, Telemetry, WINDOWS};
+use crate::tuner::model::Sample;
+use crate::tuner::{Decision, SpreadingAutoTuner, StepEnv};
+
+/// Per-depth work and time and pull phases for the tuner (not exported). Recorded for one spreading
+/// recall in [`TunerFeed::SAMPLE_EVERY`] per thread: the tuner uses shares and rates, which sampling
+/// leaves unbiased, and the 5-node recall keeps its telemetry budget.
+pub(super) struct TunerFeed {
+    pub(super) depth_edges: [Counter; spread::MAX_DEPTH],
+    pub(super) depth_nanos: [Counter; spread::MAX_DEPTH],
+    pub(super) pull_phases: Counter,
+    /// Sampled spreading recalls (the denominator of `pull_phases`).
+    pub(super) sampled: Counter,
+}
+
+thread_local! {
+    static FEED_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl TunerFeed {
+    pub(super) const SAMPLE_EVERY: u32 = 8;
+
+    pub(super) fn new() -> Self {
+        TunerFeed {
+            depth_edges: std::array::from_fn(|_| Counter::detached()),
+            depth_nanos: std::array::from_fn(|_| Counter::detached()),
+            pull_phases: Counter::detached(),
+            sampled: Counter::detached(),
+        }
+    }
+
+    #[inline]
+    fn record(&self, stats: &SpreadStats) {
+        let tick = FEED_TICK.with(|t| {
+            let v = t.get().wrapping_add(1);
+            t.set(v);
+            v
+        });
+        if !tick.is_multiple_of(Self::SAMPLE_EVERY) {
+            return;
+        }
+        self.sampled.increment();
+        for d in 0..stats.depth_reached as usize {
+            self.depth_edges[d].add(stats.edges_traversed[d]);
+            self.depth_nanos[d].add(stats.depth_time[d].as_nanos() as u64);
+        }
+        if stats.pull_phases > 0 {
+            self.pull_phases.add(stats.pull_phases as u64);
+        }
+    }
+}
 
 /// The config together with what the hot path derives from it, swapped as one.
 #[derive(Debug)]
@@ -43,8 +93,14 @@ impl LiveConfig {
 pub(super) struct Core {
     pub(super) graph: ArcSwap<Graph>,
     pub(super) live: ArcSwap<LiveConfig>,
-    /// Serialises config writers; readers never take it.
-    pub(super) config_writer: Mutex<()>,
+    /// Serialises config writers — the operator's and the tuner's — and holds the tuner's state;
+    /// readers never take it.
+    pub(super) config_writer: Mutex<SpreadingAutoTuner>,
+    /// What the tuner reads beyond the exported metrics.
+    pub(super) tuner_feed: TunerFeed,
+    pub(super) autotune_enabled: AtomicBool,
+    /// Measured cost of one task on the pool (seconds), for the batch-size model; measured once.
+    pub(super) task_overhead: std::sync::OnceLock<f64>,
     pub(super) pool: Option<rayon::ThreadPool>,
     pub(super) pool_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) threads: usize,
@@ -191,6 +247,7 @@ impl Core {
             let stats = &out.stats;
             m.spreads_total.increment();
             m.edges_traversed_total.add(stats.total_edges_traversed());
+            self.tuner_feed.record(stats);
             m.activation_mass.observe(stats.mass);
             m.depth_reached.observe(stats.depth_reached as f64);
             for t in 0..3 {
@@ -213,6 +270,75 @@ impl Core {
         }
     }
 
+    /// Validate `config`, store it as the live config and update what depends on it (the caller
+    /// holds the config writer lock).
+    pub(super) fn install_config(&self, config: EngineConfig) {
+        self.breaker.update_settings(crate::breaker::BreakerSettings::from(&config));
+        self.autotune_enabled.store(config.autotune.enabled, Ordering::Relaxed);
+        self.live.store(Arc::new(LiveConfig::new(config)));
+        self.sample_gauges();
+    }
+
+    /// The tuner's current interval (configured, doubled per backoff, capped at an hour).
+    pub(super) fn autotune_interval(&self) -> Duration {
+        let configured = Duration::from_millis(self.live.load().config.autotune.interval_ms);
+        self.config_writer.lock().unwrap_or_else(|p| p.into_inner()).interval(configured)
+    }
+
+    /// One tuner step now (the autotune thread calls this once per interval).
+    pub(super) fn autotune_step(&self) -> Decision {
+        let mut tuner = self.config_writer.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.autotune_enabled.load(Ordering::Relaxed) {
+            return Decision::NoChange("the auto-tuner is disabled".into());
+        }
+        let live = self.live.load();
+        let graph = self.graph.load();
+        let env = StepEnv {
+            live: &live.config,
+            now_unix_ms: self.telemetry.clock().unix_ms(),
+            threads: self.threads,
+            nodes: graph.node_count(),
+            task_overhead: *self.task_overhead.get_or_init(|| measure_task_overhead(self.pool.as_ref())),
+            nodes_per_batch_unit: live.params.execution.nodes_per_batch_unit,
+        };
+        let (decision, config) = tuner.step(self.tuner_sample(), &env);
+        if let Some(config) = config {
+            match config.validate() {
+                Ok(()) => {
+                    let old = &live.config.spreading;
+                    tracing::info!(
+                        old = %serde_json::to_string(old).unwrap_or_default(),
+                        new = %serde_json::to_string(&config.spreading).unwrap_or_default(),
+                        decision = %decision.to_json(),
+                        "auto-tuner changed the config"
+                    );
+                    self.telemetry.spreading().autotune_changes_total.increment();
+                    self.install_config(config);
+                }
+                // Unreachable by construction (the tuner stays inside the guardrails); never apply an
+                // invalid config.
+                Err(e) => return Decision::NoChange(format!("the tuned config was invalid: {e}")),
+            }
+        }
+        decision
+    }
+
+    fn tuner_sample(&self) -> Sample {
+        let m = self.telemetry.spreading();
+        Sample {
+            recall_latency: m.recall_latency.totals(),
+            tier_latency: std::array::from_fn(|t| m.tier_latency[t].totals()),
+            recalls: m.recalls_total.total(),
+            spreads: m.spreads_total.total(),
+            violations: m.budget_violations_total.total(),
+            tier_timeouts: std::array::from_fn(|t| m.tier_timeouts_total[t].total()),
+            depth_edges: std::array::from_fn(|d| self.tuner_feed.depth_edges[d].total()),
+            depth_nanos: std::array::from_fn(|d| self.tuner_feed.depth_nanos[d].total()),
+            pull_phases: self.tuner_feed.pull_phases.total(),
+            sampled: self.tuner_feed.sampled.total(),
+        }
+    }
+
     /// The snapshot's `spreading` section.
     pub(super) fn spreading_section(&self) -> Value {
         let t = &self.telemetry;
@@ -227,7 +353,6 @@ impl Core {
             .map(|r| (r.as_str().to_owned(), json!(m.fallback_by_reason[*r as usize].total())))
             .collect();
         let (in_use, capacity) = (self.scratch.in_use(), self.scratch.capacity());
-        let config = &self.live.load().config;
         json!({
             "latency": {
                 "total": latency("spreading_recall_latency_seconds"),
@@ -239,7 +364,11 @@ impl Core {
             "breaker": self.breaker.status_json(),
             "gpu": {"device": Value::Null, "launches": m.gpu_launches_total.total(), "fallbacks": m.gpu_fallback_total.total()},
             "pool": {"in_use": in_use, "capacity": capacity, "utilization": utilization(in_use, capacity)},
-            "autotune": {"enabled": config.autotune.enabled, "changes_total": m.autotune_changes_total.total(), "last": Value::Null},
+            "autotune": {
+                "enabled": self.autotune_enabled.load(Ordering::Relaxed),
+                "changes_total": m.autotune_changes_total.total(),
+                "last": self.config_writer.lock().unwrap_or_else(|p| p.into_inner()).last_change(),
+            },
             "budget_violations_total": m.budget_violations_total.total(),
             "recalls_total": m.recalls_total.total(),
             "failures_total": m.failures_total.total(),
@@ -259,6 +388,24 @@ impl Core {
         m.config_max_depth.set(config.spreading.max_depth as f64);
         m.config_batch_size.set(config.spreading.batch_size as f64);
     }
+}
+
+/// The cost of one task on `pool`: the time of many empty tasks over their number.
+fn measure_task_overhead(pool: Option<&rayon::ThreadPool>) -> f64 {
+    use rayon::prelude::*;
+    let Some(pool) = pool else { return 0.0 };
+    const TASKS: usize = 4096;
+    let run = || {
+        let start = Instant::now();
+        pool.install(|| {
+            (0..TASKS).into_par_iter().with_min_len(1).for_each(|i| {
+                std::hint::black_box(i);
+            })
+        });
+        start.elapsed().as_secs_f64() / TASKS as f64
+    };
+    run();
+    (0..5).map(|_| run()).fold(f64::INFINITY, f64::min)
 }
 
 fn utilization(in_use: usize, capacity: usize) -> f64 {

@@ -1,6 +1,7 @@
 //! The engine (SPEC §4): owns the current graph, live config, rayon pool, scratch pool, breaker,
 //! health registry, telemetry and chaos injector, and every background thread; runs recalls.
 
+mod autotune;
 mod core;
 mod probe;
 
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 
-use self::core::{Core, LiveConfig, build_pool};
+use self::autotune::AutotuneThread;
+use self::core::{Core, LiveConfig, TunerFeed, build_pool};
 use crate::breaker::callbacks::{Dispatcher, TransitionCallback};
 use crate::breaker::{
     BreakerMetrics, BreakerOverride, BreakerSettings, BreakerState, CircuitBreaker, TransitionEvent,
@@ -28,6 +30,7 @@ use crate::health::{
 use crate::recall::{Cue, Recall};
 use crate::spread::ScratchPool;
 use crate::telemetry::{self, MetricsRegistry, Telemetry, Ticker};
+use crate::tuner::{AUDIT_SCHEMA, AuditEntry, Decision, SpreadingAutoTuner};
 
 /// A spreading-activation engine.
 ///
@@ -36,6 +39,7 @@ use crate::telemetry::{self, MetricsRegistry, Telemetry, Ticker};
 /// finishes on its own).
 pub struct Engine {
     // Fields drop in this order: background threads first, the shared core (and its pool) last.
+    _autotune: AutotuneThread,
     _ticker: Ticker,
     health: HealthRegistry,
     dispatcher: Dispatcher,
@@ -102,8 +106,11 @@ impl Engine {
         let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
         let core = Arc::new(Core {
             graph: ArcSwap::new(graph.into()),
-            live: ArcSwap::from_pointee(LiveConfig::new(config)),
-            config_writer: Mutex::new(()),
+            live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
+            config_writer: Mutex::new(SpreadingAutoTuner::new(&config)),
+            tuner_feed: TunerFeed::new(),
+            autotune_enabled: AtomicBool::new(config.autotune.enabled),
+            task_overhead: std::sync::OnceLock::new(),
             pool,
             pool_threads: Mutex::new(std::mem::take(
                 &mut *pool_threads.lock().unwrap_or_else(|p| p.into_inner()),
@@ -126,7 +133,9 @@ impl Engine {
         let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
         health.start().map_err(|e| thread_error("health", e))?;
-        Ok(Engine { _ticker: ticker, health, dispatcher, spreading_probe, core })
+        let autotune =
+            AutotuneThread::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
+        Ok(Engine { _autotune: autotune, _ticker: ticker, health, dispatcher, spreading_probe, core })
     }
 
     /// Create an engine from a JSON config (`None` = defaults).
@@ -160,19 +169,22 @@ impl Engine {
     /// force. `threads` and `opencl` are fixed at creation.
     pub fn update_config(&self, patch: &Value) -> Result<EngineConfig> {
         let core = &self.core;
-        let _writer = core.config_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tuner = core.config_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = core.live.load();
-        let next = current.config.patched(patch)?;
+        let mut next = current.config.patched(patch)?;
         if next.threads != current.config.threads {
             return Err(Error::config("threads", "is fixed when the engine is created"));
         }
         if next.opencl != current.config.opencl {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
-        core.breaker.update_settings(BreakerSettings::from(&next));
+        // Guardrails clamp every config write, the operator's as the tuner's (SPEC §8).
+        let g = &next.autotune.guardrails;
+        next.spreading.max_depth = next.spreading.max_depth.clamp(g.max_depth[0], g.max_depth[1]);
+        next.spreading.batch_size = next.spreading.batch_size.clamp(g.batch_size[0], g.batch_size[1]);
         self.health.apply_config(&next.health);
-        core.live.store(Arc::new(LiveConfig::new(next.clone())));
-        core.sample_gauges();
+        core.install_config(next.clone());
+        tuner.operator_changed(&next);
         tracing::info!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
         Ok(next)
     }
@@ -340,6 +352,49 @@ impl Engine {
     /// The engine's chaos injector.
     pub fn chaos_injector(&self) -> &ChaosInjector {
         &self.core.chaos
+    }
+
+    // --- auto-tuner ---
+
+    /// Whether the auto-tuner may change the config.
+    pub fn autotune_enabled(&self) -> bool {
+        self.core.autotune_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Enable or disable the auto-tuner at run time (its adjustments so far stay in force).
+    pub fn set_autotune_enabled(&self, enabled: bool) {
+        let _writer = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut config = self.core.live.load().config.clone();
+        config.autotune.enabled = enabled;
+        self.core.install_config(config);
+        tracing::info!(enabled, "auto-tuner enabled changed");
+    }
+
+    /// Run one tuning step now and return the decision (including "no change" and why).
+    pub fn autotune_now(&self) -> Decision {
+        self.core.autotune_step()
+    }
+
+    /// The audit log, oldest first.
+    pub fn autotune_audit(&self) -> Vec<AuditEntry> {
+        self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner()).audit()
+    }
+
+    /// The audit log as JSON: `{"schema", "capacity", "entries": [{at, action, old, new, reason, predicted, observed}]}`.
+    pub fn autotune_audit_json(&self) -> Value {
+        let capacity = self.core.live.load().config.autotune.audit_capacity;
+        json!({"schema": AUDIT_SCHEMA, "capacity": capacity, "entries": self.autotune_audit()})
+    }
+
+    /// The tuner's state: knobs, base, EWMAs, current interval and backoff, pending judgement.
+    pub fn autotune_state(&self) -> Value {
+        let live = self.core.live.load();
+        let interval = std::time::Duration::from_millis(live.config.autotune.interval_ms);
+        self.core
+            .config_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state_json(interval, self.autotune_enabled())
     }
 
     // --- telemetry ---

@@ -56,6 +56,8 @@ pub struct SpreadStats {
     pub edges_traversed: [u64; MAX_DEPTH],
     /// Wall time spent on each tier's propagation (hot, warm, cold).
     pub tier_time: [Duration; 3],
+    /// Wall time of the tier phases at each depth.
+    pub depth_time: [Duration; MAX_DEPTH],
     /// Whether each tier had frontier nodes at some depth.
     pub tier_had_work: [bool; 3],
     /// Tiers whose timeout was exceeded in this call.
@@ -66,6 +68,8 @@ pub struct SpreadStats {
     pub mass: f64,
     /// Whether any depth ran as a pull (gather) step.
     pub pulled: bool,
+    /// Tier phases that ran as pulls (each a pass over every destination, split into parallel tasks).
+    pub pull_phases: u32,
     /// Backend that ran the spread.
     pub backend: Backend,
 }

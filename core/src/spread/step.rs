@@ -87,11 +87,12 @@ impl<'a> Run<'a> {
             self.stats.pulled = true;
             self.finishing_tier = (0..3).rev().find(|&t| counts[t] > 0).unwrap_or(0);
             self.hop = d as u8 + 1;
-            self.propagate(counts, hook, Self::pull_tier);
+            self.stats.pull_phases += counts.iter().filter(|&&c| c > 0).count() as u32;
+            self.propagate(d, counts, hook, Self::pull_tier);
             self.s.active.clear();
             self.active_is_list = false;
         } else {
-            self.propagate(counts, hook, Self::push_tier);
+            self.propagate(d, counts, hook, Self::push_tier);
             self.finish_sparse(d);
         }
         for list in &mut self.s.frontier {
@@ -193,7 +194,7 @@ impl<'a> Run<'a> {
     }
 
     /// Run `step` for each tier with frontier nodes, in tier order, timing each phase against its timeout.
-    fn propagate(&mut self, counts: [u32; 3], hook: &dyn PhaseHook, step: fn(&mut Self, Tier)) {
+    fn propagate(&mut self, d: usize, counts: [u32; 3], hook: &dyn PhaseHook, step: fn(&mut Self, Tier)) {
         let mut timer = PhaseTimer::start();
         for tier in Tier::ALL {
             let t = tier.index();
@@ -205,6 +206,7 @@ impl<'a> Run<'a> {
             step(self, tier);
             let spent = timer.lap();
             self.stats.tier_time[t] += spent;
+            self.stats.depth_time[d] += spent;
             if let Some(limit) = self.params.tier_timeouts[t]
                 && self.stats.tier_time[t] > limit
             {

@@ -87,6 +87,11 @@ impl CounterCell {
 pub struct Counter(pub(crate) Arc<CounterCell>);
 
 impl Counter {
+    /// A counter outside any registry (internal feeds that are not exported).
+    pub fn detached() -> Counter {
+        Counter(Arc::default())
+    }
+
     /// Add `by`.
     #[inline]
     pub fn add(&self, by: u64) {
@@ -277,6 +282,11 @@ impl HistogramCell {
 pub struct Histogram(pub(crate) Arc<HistogramCell>);
 
 impl Histogram {
+    /// Cumulative contents since start.
+    pub(crate) fn totals(&self) -> HistogramTotals {
+        self.0.totals()
+    }
+
     /// Record one observation. Metrics here are non-negative and bounded: NaN and negatives are
     /// recorded as 0, values above 2³² (and +∞) as 2³².
     #[inline]

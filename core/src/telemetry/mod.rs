@@ -13,6 +13,7 @@ mod registry;
 mod window;
 
 pub use catalogue::SpreadingMetrics;
+pub(crate) use metric::HistogramTotals;
 pub use metric::{Counter, Gauge, Histogram};
 pub use registry::{LATENCY_BOUNDS, MetricKind, MetricsRegistry};
 pub use window::{Summary, WINDOWS};
@@ -191,4 +192,9 @@ impl Drop for Ticker {
             let _ = thread.join();
         }
     }
+}
+
+/// The value a fine histogram bucket stands for (the tuner reads interval histograms bucket by bucket).
+pub(crate) fn bucket_midpoint(index: usize) -> f64 {
+    metric::bucket_value(index)
 }

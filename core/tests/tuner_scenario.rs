@@ -158,3 +158,30 @@ fn a_steady_workload_produces_no_change() {
     assert_eq!(engine.config(), before);
     assert!(engine.autotune_audit().is_empty());
 }
+
+#[test]
+fn truncation_inside_the_budget_raises_the_cold_timeout() {
+    let engine = engine(true);
+    // A tight cold timeout (5 ms) and 3 ms per cold phase: the cold tier is cut off in most calls
+    // while the calls stay far inside a 200 ms budget.
+    engine
+        .update_config(&json!({"spreading": {"latency_budget_ms": 200, "tier_timeouts_ms": {"cold": 5}}}))
+        .unwrap();
+    let mut rng = SplitMix64(6);
+    interval(&engine, &mut rng);
+    engine.set_chaos(cold(3.0)).unwrap();
+    let mut raised = None;
+    for _ in 0..8 {
+        if let Decision::Applied(entry) = interval(&engine, &mut rng)
+            && entry.new.tier_timeouts_ms.cold > entry.old.tier_timeouts_ms.cold
+        {
+            raised = Some(entry);
+            break;
+        }
+    }
+    let entry = raised.expect("the tuner raises the cold timeout");
+    assert!(entry.reason.contains("cold tier timed out"), "{}", entry.reason);
+    assert!(entry.predicted > 0.10);
+    assert!(entry.new.tier_timeouts_ms.cold <= 10.0, "within the 2× guardrail");
+    engine.clear_chaos();
+}

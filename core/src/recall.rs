@@ -47,11 +47,16 @@ impl Cue {
     pub fn from_json(text: &str) -> Result<Cue> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| Error::cue("(document)", format!("malformed JSON: {e}")))?;
+        Cue::from_value(&value)
+    }
+
+    /// [`Cue::from_json`] from a parsed JSON value.
+    pub fn from_value(value: &Value) -> Result<Cue> {
         let Value::Object(object) = value else {
             return Err(Error::cue("(document)", "a cue must be a JSON object"));
         };
         let mut cue = Cue::default();
-        for (key, value) in &object {
+        for (key, value) in object {
             match key.as_str() {
                 "seeds" => cue.seeds = parse_seeds(value)?,
                 "embedding" => cue.embedding = parse_embedding(value)?,

@@ -1,12 +1,33 @@
 //! The C ABI of Axonal (SPEC §10): a thin translation of `axonal-core`, nothing else.
 //!
-//! This crate grows with the C ABI issue; today it carries the version entry points that every later
-//! function is checked against.
+//! Conventions (docs/c-api.md): opaque handles; `axonal_<object>_<verb>`; object first, inputs next,
+//! out-params last; every buffer followed by its length; every call returns an `axonal_status` and
+//! leaves a message for `axonal_last_error_message` when it fails; every body runs inside a panic
+//! boundary, so no input can unwind into C.
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)] // each function's safety contract is in docs/c-api.md
+
+mod callbacks;
+mod engine;
+mod error;
+mod graph;
+
+pub use callbacks::*;
+pub use engine::*;
+pub use error::*;
+pub use graph::*;
 
 use std::ffi::c_char;
 
 /// ABI version: bumped on any incompatible change to the C surface.
 pub const AXONAL_ABI_VERSION: u32 = 1;
+/// Library major version (Cargo.toml).
+pub const AXONAL_VERSION_MAJOR: u32 = 0;
+/// Library minor version (Cargo.toml).
+pub const AXONAL_VERSION_MINOR: u32 = 1;
+/// Library patch version (Cargo.toml).
+pub const AXONAL_VERSION_PATCH: u32 = 0;
 
 /// NUL-terminated crate version, static storage.
 const VERSION_CSTR: &std::ffi::CStr =
@@ -15,13 +36,15 @@ const VERSION_CSTR: &std::ffi::CStr =
         Err(_) => panic!("version contains a NUL byte"),
     };
 
-/// The ABI version of this library. Thread-safe; never fails.
+/// The ABI version of this library (equals `AXONAL_ABI_VERSION` of the header it was built with).
+/// Thread-safe; never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn axonal_abi_version() -> u32 {
     AXONAL_ABI_VERSION
 }
 
-/// The library version (`MAJOR.MINOR.PATCH`), a static NUL-terminated string; do not free it.
+/// The library version, `MAJOR.MINOR.PATCH`: a static NUL-terminated string; do not free it.
+/// Thread-safe; never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn axonal_version() -> *const c_char {
     VERSION_CSTR.as_ptr()
@@ -35,6 +58,8 @@ mod tests {
     fn version_matches_core_and_cargo() {
         let version = unsafe { std::ffi::CStr::from_ptr(axonal_version()) }.to_str().unwrap();
         assert_eq!(version, axonal_core::VERSION);
-        assert_eq!(axonal_abi_version(), 1);
+        let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parts, vec![AXONAL_VERSION_MAJOR, AXONAL_VERSION_MINOR, AXONAL_VERSION_PATCH]);
+        assert_eq!(axonal_abi_version(), AXONAL_ABI_VERSION);
     }
 }

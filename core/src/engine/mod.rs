@@ -233,10 +233,14 @@ impl Engine {
 
     /// Recall from §15 cue JSON to §15 result JSON (labels from the graph the recall ran on).
     pub fn recall_json(&self, cue_json: &str) -> Result<String> {
-        let cue = Cue::from_json(cue_json)?;
+        self.recall_cue_json(&Cue::from_json(cue_json)?)
+    }
+
+    /// Recall `cue` and answer with the §15 result JSON.
+    pub fn recall_cue_json(&self, cue: &Cue) -> Result<String> {
         let graph = self.core.graph.load_full();
         let mut recall = Recall::default();
-        self.core.recall_on(&graph, &cue, &mut recall)?;
+        self.core.recall_on(&graph, cue, &mut recall)?;
         Ok(recall.to_json_value(&graph).to_string())
     }
 

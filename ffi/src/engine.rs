@@ -1,0 +1,301 @@
+//! Engine handle: creation, recall, telemetry, health, configuration, breaker, tuner, chaos.
+
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use axonal_core::{BreakerOverride, ChaosConfig, Cue, Engine, EngineConfig, Recall, Source};
+
+use crate::error::*;
+use crate::graph::{axonal_graph, graph_ref};
+
+/// A spreading-activation engine. Thread-safe: every `axonal_engine_*` call except
+/// `axonal_engine_free` may run concurrently from any thread. `axonal_engine_free` stops and joins the
+/// engine's threads and must be the handle's last call.
+pub struct axonal_engine {
+    pub(crate) engine: Engine,
+}
+
+pub(crate) fn engine_ref<'a>(e: *const axonal_engine) -> FfiResult<&'a Engine> {
+    unsafe { e.as_ref() }.map(|e| &e.engine).ok_or_else(|| FfiError::null("engine"))
+}
+
+/// Create an engine over `g` (the engine keeps its own reference) with a JSON config (SPEC §14;
+/// NULL: defaults).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_new(
+    g: *const axonal_graph,
+    config_json: *const c_char,
+    out: *mut *mut axonal_engine,
+) -> axonal_status {
+    run(|| {
+        let graph = Arc::clone(&graph_ref(g)?.graph);
+        let config = if config_json.is_null() {
+            EngineConfig::default()
+        } else {
+            EngineConfig::default().patched(&unsafe { json_arg(config_json, "config_json") }?)?
+        };
+        let out = out_arg(out, "out")?;
+        *out = Box::into_raw(Box::new(axonal_engine { engine: Engine::new(graph, config)? }));
+        Ok(())
+    })
+}
+
+/// Stop and join the engine's threads and free it (NULL is ignored). Registered callbacks'
+/// `userdata_free` run here.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_free(e: *mut axonal_engine) {
+    run_void(|| {
+        if !e.is_null() {
+            drop(unsafe { Box::from_raw(e) });
+        }
+    });
+}
+
+/// Swap in `g` atomically; recalls in flight finish on the graph they started with.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_replace_graph(e: *const axonal_engine, g: *const axonal_graph) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        engine.replace_graph(Arc::clone(&graph_ref(g)?.graph));
+        Ok(())
+    })
+}
+
+/// Recall from a §15 cue JSON; `*out_json` receives the §15 result JSON (free with
+/// `axonal_string_free`) and `*out_len` its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_recall(
+    e: *const axonal_engine,
+    cue_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        let cue = Cue::from_value(&unsafe { json_arg(cue_json, "cue_json") }?)?;
+        give_string(engine.recall_cue_json(&cue)?, out_json, out_len)
+    })
+}
+
+thread_local! {
+    /// Reused per thread so the array recall allocates nothing once warm.
+    static BUFFERS: RefCell<(Cue, Recall)> = RefCell::new((Cue::default(), Recall::default()));
+}
+
+/// Flag bit of `axonal_engine_recall_seeds`: the fallback answered.
+pub const AXONAL_RECALL_FLAG_FALLBACK: u32 = 1;
+/// Flag bit of `axonal_engine_recall_seeds`: a tier timeout truncated the spread.
+pub const AXONAL_RECALL_FLAG_TRUNCATED: u32 = 2;
+
+/// Recall from `seed_count` seed ids (activations: parallel array, or NULL for all 1.0) into caller
+/// buffers: the top `capacity` results (activation descending, then id) go to `out_nodes` and
+/// `out_activations`, their number to `*out_count`, and flags (`AXONAL_RECALL_FLAG_*`) to
+/// `*out_flags` (NULL: not wanted). No JSON; no allocation once warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_recall_seeds(
+    e: *const axonal_engine,
+    seeds: *const u32,
+    activations: *const f32,
+    seed_count: usize,
+    out_nodes: *mut u32,
+    out_activations: *mut f32,
+    capacity: usize,
+    out_count: *mut usize,
+    out_flags: *mut u32,
+) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        if seeds.is_null() {
+            return Err(FfiError::null("seeds"));
+        }
+        if seed_count == 0 {
+            return Err(FfiError::invalid("seed_count must be at least 1"));
+        }
+        if capacity == 0 {
+            return Err(FfiError::invalid("capacity must be at least 1 (it is the number of results, k)"));
+        }
+        if out_nodes.is_null() {
+            return Err(FfiError::null("out_nodes"));
+        }
+        if out_activations.is_null() {
+            return Err(FfiError::null("out_activations"));
+        }
+        let out_count = out_arg(out_count, "out_count")?;
+        let ids = unsafe { std::slice::from_raw_parts(seeds, seed_count) };
+        let weights = (!activations.is_null()).then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
+        let nodes = unsafe { std::slice::from_raw_parts_mut(out_nodes, capacity) };
+        let acts = unsafe { std::slice::from_raw_parts_mut(out_activations, capacity) };
+        BUFFERS.with(|buffers| {
+            let mut buffers = buffers.borrow_mut();
+            let (cue, recall) = &mut *buffers;
+            cue.seeds.clear();
+            cue.seeds.extend(ids.iter().enumerate().map(|(i, &id)| (id, weights.map_or(1.0, |w| w[i]))));
+            cue.embedding = None;
+            cue.k = Some(capacity);
+            engine.recall_into(cue, recall)?;
+            let n = recall.results.len().min(capacity);
+            for (i, a) in recall.results[..n].iter().enumerate() {
+                nodes[i] = a.node;
+                acts[i] = a.activation;
+            }
+            *out_count = n;
+            if let Some(flags) = unsafe { out_flags.as_mut() } {
+                *flags = if recall.source == Source::Fallback { AXONAL_RECALL_FLAG_FALLBACK } else { 0 }
+                    | if recall.stats.truncated { AXONAL_RECALL_FLAG_TRUNCATED } else { 0 };
+            }
+            Ok(())
+        })
+    })
+}
+
+/// A JSON document from the engine, handed to C.
+fn engine_json(
+    e: *const axonal_engine,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+    make: impl FnOnce(&Engine) -> FfiResult<String>,
+) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        give_string(make(engine)?, out, out_len)
+    })
+}
+
+/// The streaming snapshot JSON (SPEC §5; docs/telemetry.md).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_snapshot_json(
+    e: *const axonal_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_json, out_len, |engine| Ok(engine.streaming_snapshot().to_string()))
+}
+
+/// The Prometheus text exposition.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_prometheus_text(
+    e: *const axonal_engine,
+    out_text: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_text, out_len, |engine| Ok(engine.prometheus_text()))
+}
+
+/// The cached health report JSON (SPEC §6); runs no probe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_health_json(
+    e: *const axonal_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_json, out_len, |engine| Ok(engine.health_report().to_string()))
+}
+
+/// Run the probe `name` now (waiting up to its timeout) and return its report entry JSON.
+/// `AXONAL_STATUS_NOT_FOUND` if no probe has that name.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_check_probe(
+    e: *const axonal_engine,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        let name = unsafe { str_arg(name, "name") }?;
+        if !engine.health().names().iter().any(|n| n == name) {
+            return Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no probe named {name:?}")));
+        }
+        give_string(engine.check_probe(name)?.to_string(), out_json, out_len)
+    })
+}
+
+/// The live config JSON (SPEC §14).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_config_json(
+    e: *const axonal_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_json, out_len, |engine| Ok(engine.config().to_json()))
+}
+
+/// Merge a partial config (SPEC §14 shape) into the live config: validated, clamped by the
+/// guardrails, applied whole or not at all (`axonal_engine_config_json` shows what applied).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_update_config(e: *const axonal_engine, patch_json: *const c_char) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        let patch = unsafe { json_arg(patch_json, "patch_json") }?;
+        engine.update_config(&patch)?;
+        Ok(())
+    })
+}
+
+/// Set the breaker override: `"auto"`, `"forced_open"` or `"forced_closed"`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_set_breaker_override(e: *const axonal_engine, mode: *const c_char) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        let mode = unsafe { str_arg(mode, "mode") }?;
+        let mode = BreakerOverride::parse(mode).map_err(|e| FfiError::invalid(e.to_string()))?;
+        engine.set_breaker_override(mode);
+        Ok(())
+    })
+}
+
+/// The breaker state: 0 closed, 1 half-open, 2 open.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_breaker_state(e: *const axonal_engine, out: *mut u32) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        *out_arg(out, "out")? = engine.breaker_state() as u32;
+        Ok(())
+    })
+}
+
+/// Enable or disable the auto-tuner at run time.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_set_autotune_enabled(e: *const axonal_engine, enabled: bool) -> axonal_status {
+    run(|| {
+        engine_ref(e)?.set_autotune_enabled(enabled);
+        Ok(())
+    })
+}
+
+/// The auto-tuner's audit log JSON (`{"schema", "capacity", "entries"}`; docs/autotuning.md).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_autotune_audit_json(
+    e: *const axonal_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_json, out_len, |engine| Ok(engine.autotune_audit_json().to_string()))
+}
+
+/// Run one tuning step now; `*out_json` receives the decision (`{"action", "reason", "entry"}`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_autotune_now(
+    e: *const axonal_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    engine_json(e, out_json, out_len, |engine| Ok(engine.autotune_now().to_json().to_string()))
+}
+
+/// Start injecting faults (SPEC §15 chaos JSON); NULL or `"{}"` clears.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_set_chaos(e: *const axonal_engine, chaos_json: *const c_char) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        if chaos_json.is_null() {
+            engine.clear_chaos();
+            return Ok(());
+        }
+        let text = unsafe { str_arg(chaos_json, "chaos_json") }?;
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("chaos_json is malformed JSON: {e}")))?;
+        Ok(engine.set_chaos(ChaosConfig::from_json(text)?)?)
+    })
+}

@@ -1,0 +1,467 @@
+/* The C ABI end to end: worked examples, JSON documents, callbacks, bad input, concurrency. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "axonal.h"
+#include "check.h"
+
+static char last_error[1024];
+
+static const char *error_text(void) {
+    size_t written = 0;
+    axonal_last_error_message(last_error, sizeof last_error, &written);
+    return last_error;
+}
+
+static axonal_graph *graph_of(uint32_t n, const uint32_t *src, const uint32_t *dst, const float *w, size_t m) {
+    axonal_graph_builder *b = NULL;
+    axonal_graph *g = NULL;
+    if (axonal_graph_builder_new(n, &b) != AXONAL_STATUS_OK) return NULL;
+    if (axonal_graph_builder_add_edges(b, src, dst, w, m) != AXONAL_STATUS_OK) {
+        axonal_graph_builder_free(b);
+        return NULL;
+    }
+    if (axonal_graph_builder_build(b, &g) != AXONAL_STATUS_OK) return NULL;
+    return g;
+}
+
+static axonal_graph *cycle5(void) {
+    static const uint32_t src[] = {0, 1, 2, 3, 4}, dst[] = {1, 2, 3, 4, 0};
+    static const float w[] = {1, 1, 1, 1, 1};
+    return graph_of(5, src, dst, w, 5);
+}
+
+static axonal_engine *engine_of(const axonal_graph *g, const char *config) {
+    axonal_engine *e = NULL;
+    axonal_status s = axonal_engine_new(g, config, &e);
+    CHECK(s == AXONAL_STATUS_OK, "engine_new: %s", error_text());
+    return e;
+}
+
+/* Parse a JSON document the library returned, and free the string. */
+static cJSON *take_json(char *text) {
+    cJSON *json = cJSON_Parse(text);
+    axonal_string_free(text);
+    return json;
+}
+
+static double number_at(const cJSON *json, const char *a, const char *b) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(json, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static void test_versions(void) {
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", AXONAL_VERSION_MAJOR, AXONAL_VERSION_MINOR, AXONAL_VERSION_PATCH);
+    CHECK(strcmp(axonal_version(), expected) == 0, "version %s vs header %s", axonal_version(), expected);
+    CHECK(axonal_abi_version() == AXONAL_ABI_VERSION, "abi %u", axonal_abi_version());
+    CHECK(strcmp(axonal_status_str(AXONAL_STATUS_OK), "ok") == 0, "status_str ok");
+    CHECK(strcmp(axonal_status_str(9999), "unknown status") == 0, "unknown status");
+}
+
+static void test_worked_examples(void) {
+    /* 1. Cycle 0→1→2→3→4→0, depth 3, seed {0: 1}. */
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, "{\"spreading\": {\"max_depth\": 3}}");
+    uint32_t seed = 0, nodes[8], flags = 99;
+    float acts[8];
+    size_t count = 0;
+    axonal_status s = axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, &flags);
+    CHECK(s == AXONAL_STATUS_OK, "recall_seeds: %s", error_text());
+    const float expected[] = {1.0f, 0.8f, 0.64f, 0.512f};
+    CHECK(count == 4, "cycle count %zu (node 4 not reached)", count);
+    for (size_t i = 0; i < 4 && i < count; i++) {
+        CHECK(nodes[i] == i && fabsf(acts[i] - expected[i]) < 1e-6f, "cycle result %zu: %u %f", i, nodes[i], acts[i]);
+    }
+    CHECK(flags == 0, "flags %u", flags);
+    /* capacity acts as k. */
+    s = axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 2, &count, NULL);
+    CHECK(s == AXONAL_STATUS_OK && count == 2 && nodes[1] == 1, "capacity 2 → %zu", count);
+    char *json = NULL;
+    size_t len = 0;
+    s = axonal_engine_recall(e, "{\"seeds\": [[0, 1.0]]}", &json, &len);
+    CHECK(s == AXONAL_STATUS_OK && json && strlen(json) == len, "recall json: %s", error_text());
+    cJSON *r = take_json(json);
+    CHECK(fabs(number_at(r, "stats", "mass") - 1.952) < 1e-6, "mass %f", number_at(r, "stats", "mass"));
+    CHECK(strcmp(cJSON_GetObjectItem(r, "source")->valuestring, "spreading") == 0, "source");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")) == 4, "4 results");
+    cJSON_Delete(r);
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+
+    /* 2. Diamond, depth 2. */
+    static const uint32_t dsrc[] = {0, 0, 1, 2}, ddst[] = {1, 2, 3, 3};
+    static const float dw[] = {0.5f, 0.5f, 1, 1};
+    g = graph_of(4, dsrc, ddst, dw, 4);
+    e = engine_of(g, "{\"spreading\": {\"max_depth\": 2}}");
+    s = axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, &flags);
+    CHECK(s == AXONAL_STATUS_OK && count == 4, "diamond count %zu", count);
+    CHECK(nodes[1] == 3 && fabsf(acts[1] - 0.64f) < 1e-6f, "A[3] = %f", acts[1]);
+    CHECK(nodes[2] == 1 && nodes[3] == 2 && fabsf(acts[2] - 0.4f) < 1e-6f && fabsf(acts[3] - 0.4f) < 1e-6f, "A[1], A[2]");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+
+    /* 3. Two-cycle, decay 0.5, depth 4: fire_once and reverberate. */
+    static const uint32_t tsrc[] = {0, 1}, tdst[] = {1, 0};
+    static const float tw[] = {1, 1};
+    g = graph_of(2, tsrc, tdst, tw, 2);
+    const char *policies[] = {"fire_once", "reverberate"};
+    const double masses[] = {0.5, 0.625};
+    for (int i = 0; i < 2; i++) {
+        char config[256];
+        snprintf(config, sizeof config, "{\"spreading\": {\"decay\": 0.5, \"max_depth\": 4, \"cycle_policy\": \"%s\"}}", policies[i]);
+        e = engine_of(g, config);
+        s = axonal_engine_recall(e, "{\"seeds\": {\"0\": 1.0}}", &json, &len);
+        CHECK(s == AXONAL_STATUS_OK, "two-cycle recall: %s", error_text());
+        r = take_json(json);
+        CHECK(fabs(number_at(r, "stats", "mass") - masses[i]) < 1e-6, "%s mass %f", policies[i], number_at(r, "stats", "mass"));
+        cJSON_Delete(r);
+        axonal_engine_free(e);
+    }
+    axonal_graph_free(g);
+}
+
+static void test_documents(void) {
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, NULL);
+    uint32_t seed = 0, nodes[4];
+    float acts[4];
+    size_t count, len;
+    for (int i = 0; i < 20; i++) axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 4, &count, NULL);
+    char *text = NULL;
+
+    CHECK(axonal_engine_snapshot_json(e, &text, &len) == AXONAL_STATUS_OK, "snapshot: %s", error_text());
+    cJSON *snap = take_json(text);
+    CHECK(snap != NULL, "snapshot parses");
+    const char *keys[] = {"schema", "windows", "totals", "spreading", "health", "export"};
+    for (size_t i = 0; i < 6; i++) CHECK(cJSON_HasObjectItem(snap, keys[i]), "snapshot.%s", keys[i]);
+    const cJSON *spreading = cJSON_GetObjectItem(snap, "spreading");
+    const char *skeys[] = {"latency", "fallback", "breaker", "gpu", "pool", "autotune", "budget_violations_total", "recalls_total", "failures_total"};
+    for (size_t i = 0; i < 9; i++) CHECK(cJSON_HasObjectItem(spreading, skeys[i]), "spreading.%s", skeys[i]);
+    CHECK(number_at(spreading, "recalls_total", NULL) == 20, "recalls_total %f", number_at(spreading, "recalls_total", NULL));
+    cJSON_Delete(snap);
+
+    CHECK(axonal_engine_health_json(e, &text, &len) == AXONAL_STATUS_OK, "health");
+    cJSON *health = take_json(text);
+    CHECK(health && cJSON_HasObjectItem(health, "status") && cJSON_HasObjectItem(health, "probes"), "health shape");
+    CHECK(cJSON_HasObjectItem(cJSON_GetObjectItem(health, "probes"), "spreading"), "spreading probe registered");
+    cJSON_Delete(health);
+
+    CHECK(axonal_engine_check_probe(e, "spreading", &text, &len) == AXONAL_STATUS_OK, "check_probe");
+    cJSON *probe = take_json(text);
+    CHECK(probe && strcmp(cJSON_GetObjectItem(probe, "status")->valuestring, "healthy") == 0, "spreading probe healthy");
+    cJSON_Delete(probe);
+
+    CHECK(axonal_engine_prometheus_text(e, &text, &len) == AXONAL_STATUS_OK, "prometheus");
+    CHECK(strstr(text, "axonal_spreading_recalls_total 20") != NULL, "exposition counts the recalls");
+    CHECK(strstr(text, "# TYPE axonal_spreading_latency_seconds histogram") != NULL, "histogram type");
+    axonal_string_free(text);
+
+    CHECK(axonal_engine_update_config(e, "{\"spreading\": {\"max_depth\": 4}}") == AXONAL_STATUS_OK, "update_config");
+    CHECK(axonal_engine_config_json(e, &text, &len) == AXONAL_STATUS_OK, "config");
+    cJSON *config = take_json(text);
+    CHECK(number_at(cJSON_GetObjectItem(config, "spreading"), "max_depth", NULL) == 4, "applied");
+    CHECK(cJSON_HasObjectItem(config, "autotune") && cJSON_HasObjectItem(config, "breaker"), "config shape");
+    cJSON_Delete(config);
+
+    CHECK(axonal_engine_autotune_audit_json(e, &text, &len) == AXONAL_STATUS_OK, "audit");
+    cJSON *audit = take_json(text);
+    CHECK(audit && cJSON_IsArray(cJSON_GetObjectItem(audit, "entries")) && cJSON_HasObjectItem(audit, "schema"), "audit shape");
+    cJSON_Delete(audit);
+    CHECK(axonal_engine_autotune_now(e, &text, &len) == AXONAL_STATUS_OK, "autotune_now");
+    cJSON *decision = take_json(text);
+    CHECK(decision && strcmp(cJSON_GetObjectItem(decision, "action")->valuestring, "no_change") == 0, "decision");
+    cJSON_Delete(decision);
+    CHECK(axonal_engine_set_autotune_enabled(e, false) == AXONAL_STATUS_OK, "disable tuner");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
+/* --- callbacks --- */
+
+typedef struct {
+    int frees;
+    int calls;
+    const axonal_engine *engine;
+    char transitions[16][32];
+    int transition_count;
+} callback_state;
+
+static void count_free(void *userdata) { ((callback_state *)userdata)->frees++; }
+
+static uint32_t failing_probe(void *userdata, char *reason, size_t reason_len) {
+    callback_state *state = userdata;
+    state->calls++;
+    /* A probe may call back into the engine. */
+    char *config = NULL;
+    size_t len = 0;
+    if (axonal_engine_config_json(state->engine, &config, &len) == AXONAL_STATUS_OK) axonal_string_free(config);
+    snprintf(reason, reason_len, "disk %d%% full", 97);
+    return 2;
+}
+
+static void record_transition(void *userdata, const char *event_json, size_t len) {
+    callback_state *state = userdata;
+    cJSON *event = cJSON_Parse(event_json);
+    if (event && state->transition_count < 16 && strlen(event_json) == len) {
+        snprintf(state->transitions[state->transition_count++], 32, "%s>%s", cJSON_GetObjectItem(event, "from")->valuestring,
+                 cJSON_GetObjectItem(event, "to")->valuestring);
+    }
+    cJSON_Delete(event);
+    uint32_t breaker = 99;
+    axonal_engine_breaker_state(state->engine, &breaker); /* re-entrant call from the dispatcher */
+}
+
+static void test_callbacks(void) {
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, "{\"breaker\": {\"window_size\": 10, \"min_calls\": 5, \"cooldown_ms\": 600000, \"max_cooldown_ms\": 600000}}");
+    callback_state probe_state = {0}, transition_state = {0};
+    probe_state.engine = e;
+    transition_state.engine = e;
+    uint64_t probe_id = 0, transition_id = 0;
+    CHECK(axonal_engine_register_probe(e, "disk", "{\"interval_ms\": 3600000, \"critical\": false}", failing_probe, &probe_state, count_free,
+                                       &probe_id) == AXONAL_STATUS_OK,
+          "register_probe: %s", error_text());
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(axonal_engine_check_probe(e, "disk", &text, &len) == AXONAL_STATUS_OK, "check disk: %s", error_text());
+    cJSON *entry = take_json(text);
+    CHECK(entry && strcmp(cJSON_GetObjectItem(entry, "reason")->valuestring, "disk 97% full") == 0, "probe reason");
+    CHECK(entry && strcmp(cJSON_GetObjectItem(entry, "status")->valuestring, "degraded") == 0, "first failure degrades");
+    CHECK(entry && cJSON_IsFalse(cJSON_GetObjectItem(entry, "critical")), "non-critical");
+    cJSON_Delete(entry);
+    CHECK(probe_state.calls >= 1, "probe ran %d", probe_state.calls);
+    CHECK(axonal_engine_unregister_probe(e, probe_id) == AXONAL_STATUS_OK, "unregister");
+    CHECK(probe_state.frees == 1, "probe userdata freed once: %d", probe_state.frees);
+    CHECK(axonal_engine_unregister_probe(e, probe_id) == AXONAL_STATUS_NOT_FOUND, "second unregister: not found");
+
+    CHECK(axonal_engine_on_breaker_transition(e, record_transition, &transition_state, count_free, &transition_id) == AXONAL_STATUS_OK,
+          "on_breaker_transition");
+    /* Chaos: every spread fails, so the breaker opens after min_calls outcomes. */
+    CHECK(axonal_engine_set_chaos(e, "{\"failure_rate\": 1.0, \"seed\": 3}") == AXONAL_STATUS_OK, "set_chaos: %s", error_text());
+    uint32_t seed = 0, nodes[8], flags = 0, state = 0;
+    float acts[8];
+    size_t count = 0;
+    for (int i = 0; i < 10; i++) axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, &flags);
+    CHECK(flags & AXONAL_RECALL_FLAG_FALLBACK, "answered by the fallback");
+    CHECK(axonal_engine_breaker_state(e, &state) == AXONAL_STATUS_OK && state == 2, "breaker open: %u", state);
+    CHECK(axonal_engine_set_chaos(e, NULL) == AXONAL_STATUS_OK, "clear chaos");
+    CHECK(axonal_engine_set_breaker_override(e, "forced_closed") == AXONAL_STATUS_OK, "override");
+    CHECK(axonal_engine_set_breaker_override(e, "auto") == AXONAL_STATUS_OK, "override auto");
+    CHECK(axonal_engine_flush_transition_events(e) == AXONAL_STATUS_OK, "flush");
+    CHECK(transition_state.transition_count == 2, "transitions seen: %d", transition_state.transition_count);
+    CHECK(strcmp(transition_state.transitions[0], "closed>open") == 0, "first %s", transition_state.transitions[0]);
+    CHECK(transition_state.transition_count < 2 || strcmp(transition_state.transitions[1], "open>closed") == 0, "second %s",
+          transition_state.transitions[1]);
+    CHECK(axonal_engine_remove_transition_callback(e, transition_id) == AXONAL_STATUS_OK, "remove callback");
+    CHECK(transition_state.frees == 1, "transition userdata freed once");
+    CHECK(axonal_engine_remove_transition_callback(e, transition_id) == AXONAL_STATUS_NOT_FOUND, "remove twice");
+
+    /* userdata_free runs at engine free for callbacks still registered. */
+    callback_state late = {0};
+    late.engine = e;
+    uint64_t id;
+    CHECK(axonal_engine_on_breaker_transition(e, record_transition, &late, count_free, &id) == AXONAL_STATUS_OK, "register late");
+    axonal_engine_free(e);
+    CHECK(late.frees == 1, "freed at engine free: %d", late.frees);
+    axonal_graph_free(g);
+}
+
+static int status_is(axonal_status got, axonal_status want, const char *what) {
+    if (got != want) {
+        fprintf(stderr, "  %s: got %s (%u), want %s; message: %s\n", what, axonal_status_str(got), got, axonal_status_str(want), error_text());
+        return 0;
+    }
+    return 1;
+}
+
+static int message_has(const char *needle) { return strstr(error_text(), needle) != NULL; }
+
+static void test_bad_input(void) {
+    axonal_graph_builder *b = NULL;
+    axonal_graph *g = NULL;
+    static const uint32_t src[] = {0, 1}, dst[] = {1, 9};
+    static const float w[] = {0.5f, 0.5f};
+    float nan_weight[] = {NAN};
+    uint32_t zero = 0, one = 1;
+
+    CHECK(status_is(axonal_graph_builder_new(3, NULL), AXONAL_STATUS_NULL_ARGUMENT, "builder_new out"), "builder_new NULL out");
+    CHECK(message_has("out must not be NULL"), "message names the argument: %s", last_error);
+    CHECK(axonal_graph_builder_new(3, &b) == AXONAL_STATUS_OK, "builder_new");
+    CHECK(status_is(axonal_graph_builder_add_edges(NULL, src, dst, w, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges b"), "NULL builder");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, NULL, dst, w, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges src"), "NULL src");
+    CHECK(message_has("src"), "names src");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, src, NULL, w, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges dst"), "NULL dst");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, NULL, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges weight"), "NULL weight");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, w, 0), AXONAL_STATUS_INVALID_ARGUMENT, "add_edges len 0"), "zero length");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, w, 2), AXONAL_STATUS_GRAPH, "out-of-range dst"), "out-of-range node");
+    CHECK(message_has("edge 1") && message_has("node 9"), "names edge and node: %s", last_error);
+    CHECK(status_is(axonal_graph_builder_add_edges(b, &zero, &one, nan_weight, 1), AXONAL_STATUS_GRAPH, "NaN weight"), "NaN weight");
+    CHECK(message_has("weight NaN"), "names the weight: %s", last_error);
+    CHECK(status_is(axonal_graph_builder_set_tier(b, 0, 7), AXONAL_STATUS_INVALID_ARGUMENT, "tier 7"), "unknown enum value");
+    CHECK(message_has("tier 7"), "names the tier");
+    CHECK(status_is(axonal_graph_builder_set_label(b, 0, "\xff\xfe"), AXONAL_STATUS_INVALID_UTF8, "label"), "invalid UTF-8");
+    CHECK(status_is(axonal_graph_builder_set_label(b, 0, NULL), AXONAL_STATUS_NULL_ARGUMENT, "label NULL"), "NULL label");
+    CHECK(status_is(axonal_graph_builder_set_label(b, 7, "x"), AXONAL_STATUS_GRAPH, "label node"), "label node out of range");
+    CHECK(status_is(axonal_graph_builder_set_embedding(b, 0, w, 0), AXONAL_STATUS_INVALID_ARGUMENT, "dim 0"), "zero dim");
+    CHECK(status_is(axonal_graph_builder_set_embedding(b, 0, NULL, 2), AXONAL_STATUS_NULL_ARGUMENT, "embedding NULL"), "NULL embedding");
+    CHECK(axonal_graph_builder_add_edges(b, src, dst, w, 1) == AXONAL_STATUS_OK, "a rejected call lost nothing");
+    CHECK(status_is(axonal_graph_builder_build(b, NULL), AXONAL_STATUS_NULL_ARGUMENT, "build out"), "NULL build out (consumes b)");
+    CHECK(status_is(axonal_graph_builder_build(NULL, &g), AXONAL_STATUS_NULL_ARGUMENT, "build b"), "NULL builder build");
+    CHECK(status_is(axonal_graph_from_tsv(NULL, NULL, &g), AXONAL_STATUS_NULL_ARGUMENT, "tsv path"), "NULL tsv path");
+    CHECK(status_is(axonal_graph_from_tsv("/nonexistent/edges.tsv", NULL, &g), AXONAL_STATUS_IO, "tsv io"), "missing file");
+    CHECK(message_has("/nonexistent/edges.tsv"), "names the file");
+    size_t n;
+    CHECK(status_is(axonal_graph_node_count(NULL, &n), AXONAL_STATUS_NULL_ARGUMENT, "node_count"), "NULL graph");
+
+    g = cycle5();
+    CHECK(axonal_graph_node_count(g, &n) == AXONAL_STATUS_OK && n == 5, "node_count");
+    CHECK(axonal_graph_edge_count(g, &n) == AXONAL_STATUS_OK && n == 5, "edge_count");
+    axonal_engine *e = NULL;
+    CHECK(status_is(axonal_engine_new(NULL, NULL, &e), AXONAL_STATUS_NULL_ARGUMENT, "engine_new g"), "NULL graph");
+    CHECK(status_is(axonal_engine_new(g, NULL, NULL), AXONAL_STATUS_NULL_ARGUMENT, "engine_new out"), "NULL out");
+    CHECK(status_is(axonal_engine_new(g, "{\"spreading\": ", &e), AXONAL_STATUS_INVALID_JSON, "config JSON"), "malformed JSON");
+    CHECK(status_is(axonal_engine_new(g, "{\"bogus\": 1}", &e), AXONAL_STATUS_CONFIG, "unknown key"), "unknown config key");
+    CHECK(message_has("bogus"), "names the key: %s", last_error);
+    CHECK(status_is(axonal_engine_new(g, "{\"spreading\": {\"decay\": 2}}", &e), AXONAL_STATUS_CONFIG, "bad decay"), "bad value");
+    CHECK(message_has("spreading.decay"), "names the field");
+    CHECK(status_is(axonal_engine_new(g, "{\"opencl\": \"required\"}", &e), AXONAL_STATUS_UNAVAILABLE, "opencl"), "opencl unavailable");
+
+    e = engine_of(g, NULL);
+    uint32_t nodes[4], bad_seed = 99;
+    float acts[4], bad_act = NAN;
+    size_t count;
+    char *text = NULL;
+    size_t len;
+    CHECK(status_is(axonal_engine_recall_seeds(NULL, &zero, NULL, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_NULL_ARGUMENT, "e"), "NULL engine");
+    CHECK(status_is(axonal_engine_recall_seeds(e, NULL, NULL, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_NULL_ARGUMENT, "seeds"), "NULL seeds");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 0, nodes, acts, 4, &count, NULL), AXONAL_STATUS_INVALID_ARGUMENT, "count"), "0 seeds");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, NULL, acts, 4, &count, NULL), AXONAL_STATUS_NULL_ARGUMENT, "nodes"), "NULL out_nodes");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, NULL, 4, &count, NULL), AXONAL_STATUS_NULL_ARGUMENT, "acts"), "NULL out_acts");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, acts, 0, &count, NULL), AXONAL_STATUS_INVALID_ARGUMENT, "cap"), "0 capacity");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, acts, 4, NULL, NULL), AXONAL_STATUS_NULL_ARGUMENT, "count"), "NULL count");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &bad_seed, NULL, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_RECALL, "seed 99"), "out-of-range seed");
+    CHECK(message_has("node 99 out of range"), "names the seed: %s", last_error);
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, &bad_act, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_RECALL, "NaN act"), "NaN activation");
+    CHECK(status_is(axonal_engine_recall(e, NULL, &text, &len), AXONAL_STATUS_NULL_ARGUMENT, "cue"), "NULL cue");
+    CHECK(status_is(axonal_engine_recall(e, "{\"seeds\": [0]", &text, &len), AXONAL_STATUS_INVALID_JSON, "cue JSON"), "malformed cue");
+    CHECK(status_is(axonal_engine_recall(e, "{\"seeds\": [0], \"extra\": 1}", &text, &len), AXONAL_STATUS_RECALL, "cue key"), "unknown cue key");
+    CHECK(status_is(axonal_engine_recall(e, "{\"seeds\": [0]}", NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "out_json"), "NULL out_json");
+    CHECK(status_is(axonal_engine_recall(e, "{\"seeds\": [0]}", &text, NULL), AXONAL_STATUS_NULL_ARGUMENT, "out_len"), "NULL out_len");
+    CHECK(status_is(axonal_engine_recall(e, "{\"seeds\": [\"\xff\"]}", &text, &len), AXONAL_STATUS_INVALID_UTF8, "utf8"), "invalid UTF-8 cue");
+    CHECK(status_is(axonal_engine_update_config(e, "{\"spreading\": {\"nope\": 1}}"), AXONAL_STATUS_CONFIG, "patch key"), "unknown patch key");
+    CHECK(message_has("spreading.nope"), "names it: %s", last_error);
+    CHECK(status_is(axonal_engine_update_config(e, "[1"), AXONAL_STATUS_INVALID_JSON, "patch JSON"), "malformed patch");
+    CHECK(status_is(axonal_engine_update_config(e, NULL), AXONAL_STATUS_NULL_ARGUMENT, "patch NULL"), "NULL patch");
+    CHECK(status_is(axonal_engine_set_breaker_override(e, "sideways"), AXONAL_STATUS_INVALID_ARGUMENT, "mode"), "unknown override");
+    CHECK(status_is(axonal_engine_set_chaos(e, "{\"failure_rate\": 3}"), AXONAL_STATUS_CONFIG, "chaos"), "bad chaos value");
+    CHECK(message_has("chaos.failure_rate"), "names it");
+    CHECK(status_is(axonal_engine_set_chaos(e, "{\"failure_rate\": "), AXONAL_STATUS_INVALID_JSON, "chaos JSON"), "malformed chaos");
+    CHECK(status_is(axonal_engine_check_probe(e, "nope", &text, &len), AXONAL_STATUS_NOT_FOUND, "probe"), "unknown probe");
+    CHECK(status_is(axonal_engine_snapshot_json(e, NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "snapshot out"), "NULL snapshot out");
+    uint64_t id;
+    CHECK(status_is(axonal_engine_register_probe(e, "p", NULL, NULL, NULL, NULL, &id), AXONAL_STATUS_NULL_ARGUMENT, "probe fn"), "NULL probe fn");
+    CHECK(status_is(axonal_engine_register_probe(e, "p", "{\"interval_ms\": 0}", failing_probe, NULL, NULL, &id), AXONAL_STATUS_CONFIG, "opts"),
+          "bad probe options");
+    CHECK(status_is(axonal_engine_register_probe(e, "spreading", NULL, failing_probe, NULL, NULL, &id), AXONAL_STATUS_CONFIG, "dup"),
+          "duplicate probe name");
+    callback_state owned = {0};
+    CHECK(status_is(axonal_engine_on_breaker_transition(e, NULL, &owned, count_free, &id), AXONAL_STATUS_NULL_ARGUMENT, "fn"), "NULL callback");
+    CHECK(owned.frees == 1, "ownership passes even on failure: userdata freed once (%d)", owned.frees);
+
+    /* The last error: truncation and sizing. */
+    axonal_engine_update_config(e, "{\"bogus\": 1}");
+    char tiny[8];
+    size_t written = 0;
+    CHECK(axonal_last_error_message(tiny, sizeof tiny, &written) == AXONAL_STATUS_BUFFER_TOO_SMALL, "too-small buffer");
+    CHECK(strlen(tiny) == 7 && written > 7, "truncated to fit, full length reported (%zu)", written);
+    CHECK(axonal_last_error_message(NULL, 0, &written) == AXONAL_STATUS_BUFFER_TOO_SMALL && written > 0, "size query");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+    axonal_string_free(NULL);
+    axonal_engine_free(NULL);
+    axonal_graph_free(NULL);
+    axonal_graph_builder_free(NULL);
+}
+
+/* --- concurrency: 8 recalling threads, one polling snapshots and updating config --- */
+
+typedef struct {
+    axonal_engine *engine;
+    int failures;
+    int recalls;
+    volatile int *stop;
+} worker;
+
+static void *recaller(void *arg) {
+    worker *w = arg;
+    uint32_t seed = (uint32_t)(w->recalls % 5), nodes[8];
+    float acts[8];
+    size_t count;
+    w->recalls = 0;
+    for (int i = 0; i < 400; i++) {
+        seed = (seed + 1) % 5;
+        if (axonal_engine_recall_seeds(w->engine, &seed, NULL, 1, nodes, acts, 8, &count, NULL) != AXONAL_STATUS_OK) w->failures++;
+        w->recalls++;
+    }
+    return NULL;
+}
+
+static void *poller(void *arg) {
+    worker *w = arg;
+    char *text;
+    size_t len;
+    int depth = 2;
+    while (!*w->stop) {
+        if (axonal_engine_snapshot_json(w->engine, &text, &len) != AXONAL_STATUS_OK) w->failures++;
+        else axonal_string_free(text);
+        char patch[64];
+        snprintf(patch, sizeof patch, "{\"spreading\": {\"max_depth\": %d}}", depth);
+        depth = depth == 2 ? 4 : 2;
+        if (axonal_engine_update_config(w->engine, patch) != AXONAL_STATUS_OK) w->failures++;
+        w->recalls++;
+    }
+    return NULL;
+}
+
+static void test_concurrency(void) {
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, NULL);
+    volatile int stop = 0;
+    pthread_t threads[9];
+    worker workers[9];
+    for (int i = 0; i < 9; i++) {
+        workers[i] = (worker){e, 0, i, &stop};
+        pthread_create(&threads[i], NULL, i < 8 ? recaller : poller, &workers[i]);
+    }
+    for (int i = 0; i < 8; i++) pthread_join(threads[i], NULL);
+    stop = 1;
+    pthread_join(threads[8], NULL);
+    int failures = 0, recalls = 0;
+    for (int i = 0; i < 9; i++) {
+        failures += workers[i].failures;
+        if (i < 8) recalls += workers[i].recalls;
+    }
+    CHECK(failures == 0, "%d failed calls", failures);
+    CHECK(recalls == 3200, "%d recalls", recalls);
+    CHECK(workers[8].recalls > 0, "the poller ran");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
+int main(void) {
+    test_versions();
+    test_worked_examples();
+    test_documents();
+    test_callbacks();
+    test_bad_input();
+    test_concurrency();
+    return REPORT();
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tier};
@@ -222,39 +222,89 @@ pub struct Recall {
 impl Recall {
     /// The §15 result JSON; labels come from `graph` when it has them.
     pub fn to_json_value(&self, graph: &Graph) -> Value {
-        let results: Vec<Value> = self
-            .results
-            .iter()
-            .map(|a| {
-                let mut row = Map::new();
-                row.insert("node".into(), json!(a.node));
-                row.insert("activation".into(), json!(a.activation));
-                row.insert("hops".into(), json!(a.hops));
-                row.insert("tier".into(), json!(a.tier.as_str()));
-                if graph.has_labels() {
-                    row.insert("label".into(), json!(graph.label(a.node)));
-                }
-                Value::Object(row)
-            })
-            .collect();
+        serde_json::to_value(self.json_view(graph)).unwrap_or(Value::Null)
+    }
+
+    /// The §15 result JSON as text, serialised directly (no intermediate value tree).
+    pub fn to_json_string(&self, graph: &Graph) -> String {
+        serde_json::to_string(&self.json_view(graph)).unwrap_or_default()
+    }
+
+    fn json_view<'a>(&'a self, graph: &'a Graph) -> RecallJson<'a> {
         let stats = &self.stats;
         let depth = stats.depth_reached as usize;
-        json!({
-            "source": self.source,
-            "reason": self.reason,
-            "results": results,
-            "stats": {
-                "depth_reached": stats.depth_reached,
-                "nodes_fired": stats.total_nodes_fired(),
-                "edges_traversed": stats.total_edges_traversed(),
-                "nodes_fired_per_depth": &stats.nodes_fired[..depth],
-                "edges_traversed_per_depth": &stats.edges_traversed[..depth],
-                "mass": stats.mass,
-                "truncated": stats.truncated,
-                "backend": stats.backend.as_str(),
-                "latency_us": self.latency.as_secs_f64() * 1e6,
+        RecallJson {
+            source: self.source,
+            reason: self.reason,
+            results: ResultsJson { results: &self.results, graph },
+            stats: StatsJson {
+                depth_reached: stats.depth_reached,
+                nodes_fired: stats.total_nodes_fired(),
+                edges_traversed: stats.total_edges_traversed(),
+                nodes_fired_per_depth: &stats.nodes_fired[..depth],
+                edges_traversed_per_depth: &stats.edges_traversed[..depth],
+                mass: stats.mass,
+                truncated: stats.truncated,
+                backend: stats.backend.as_str(),
+                latency_us: self.latency.as_secs_f64() * 1e6,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RecallJson<'a> {
+    source: Source,
+    reason: Option<FallbackReason>,
+    results: ResultsJson<'a>,
+    stats: StatsJson<'a>,
+}
+
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    depth_reached: u32,
+    nodes_fired: u64,
+    edges_traversed: u64,
+    nodes_fired_per_depth: &'a [u32],
+    edges_traversed_per_depth: &'a [u64],
+    mass: f64,
+    truncated: bool,
+    backend: &'static str,
+    latency_us: f64,
+}
+
+/// Result rows, with `label` only when the graph has labels.
+struct ResultsJson<'a> {
+    results: &'a [Activation],
+    graph: &'a Graph,
+}
+
+impl Serialize for ResultsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let labels = self.graph.has_labels();
+        let mut seq = serializer.serialize_seq(Some(self.results.len()))?;
+        for a in self.results {
+            struct Row<'r>(&'r Activation, Option<Option<&'r str>>);
+            impl Serialize for Row<'_> {
+                fn serialize<S: serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> std::result::Result<S::Ok, S::Error> {
+                    let mut map = serializer.serialize_map(None)?;
+                    map.serialize_entry("node", &self.0.node)?;
+                    map.serialize_entry("activation", &self.0.activation)?;
+                    map.serialize_entry("hops", &self.0.hops)?;
+                    map.serialize_entry("tier", self.0.tier.as_str())?;
+                    if let Some(label) = self.1 {
+                        map.serialize_entry("label", &label)?;
+                    }
+                    map.end()
+                }
             }
-        })
+            seq.serialize_element(&Row(a, labels.then(|| self.graph.label(a.node))))?;
+        }
+        seq.end()
     }
 }
 

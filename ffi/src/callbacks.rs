@@ -22,7 +22,8 @@ pub type axonal_probe_fn =
 /// A breaker transition callback: receives the event JSON (SPEC §15; NUL-terminated, `len` bytes
 /// without the NUL, valid only during the call). Runs on the engine's dispatcher thread, in
 /// transition order, one at a time, and may call back into the engine.
-pub type axonal_transition_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char, len: usize)>;
+pub type axonal_transition_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event_json: *const c_char, len: usize)>;
 
 /// `userdata_free`.
 pub type axonal_userdata_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
@@ -107,8 +108,9 @@ pub unsafe extern "C" fn axonal_engine_register_probe(
             None
         } else {
             let text = unsafe { str_arg(options_json, "options_json") }?;
-            serde_json::from_str::<serde_json::Value>(text)
-                .map_err(|e| FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("options_json is malformed JSON: {e}")))?;
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("options_json is malformed JSON: {e}"))
+            })?;
             Some(ProbeOptions::from_json(ProbeOptions::from_config(&engine.config().health), text)?)
         };
         let probe = CProbe { name, check, userdata };
@@ -159,7 +161,10 @@ pub unsafe extern "C" fn axonal_engine_on_breaker_transition(
 /// itself, it is its last call), and its `userdata_free` runs once. `AXONAL_STATUS_NOT_FOUND` for an
 /// unknown id.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_remove_transition_callback(e: *const axonal_engine, id: u64) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_remove_transition_callback(
+    e: *const axonal_engine,
+    id: u64,
+) -> axonal_status {
     run(|| {
         if engine_ref(e)?.remove_transition_callback(id) {
             Ok(())

@@ -54,7 +54,10 @@ pub unsafe extern "C" fn axonal_engine_free(e: *mut axonal_engine) {
 
 /// Swap in `g` atomically; recalls in flight finish on the graph they started with.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_replace_graph(e: *const axonal_engine, g: *const axonal_graph) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_replace_graph(
+    e: *const axonal_engine,
+    g: *const axonal_graph,
+) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
         engine.replace_graph(Arc::clone(&graph_ref(g)?.graph));
@@ -123,7 +126,8 @@ pub unsafe extern "C" fn axonal_engine_recall_seeds(
         }
         let out_count = out_arg(out_count, "out_count")?;
         let ids = unsafe { std::slice::from_raw_parts(seeds, seed_count) };
-        let weights = (!activations.is_null()).then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
+        let weights =
+            (!activations.is_null()).then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
         let nodes = unsafe { std::slice::from_raw_parts_mut(out_nodes, capacity) };
         let acts = unsafe { std::slice::from_raw_parts_mut(out_activations, capacity) };
         BUFFERS.with(|buffers| {
@@ -224,7 +228,10 @@ pub unsafe extern "C" fn axonal_engine_config_json(
 /// Merge a partial config (SPEC §14 shape) into the live config: validated, clamped by the
 /// guardrails, applied whole or not at all (`axonal_engine_config_json` shows what applied).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_update_config(e: *const axonal_engine, patch_json: *const c_char) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_update_config(
+    e: *const axonal_engine,
+    patch_json: *const c_char,
+) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
         let patch = unsafe { json_arg(patch_json, "patch_json") }?;
@@ -235,7 +242,10 @@ pub unsafe extern "C" fn axonal_engine_update_config(e: *const axonal_engine, pa
 
 /// Set the breaker override: `"auto"`, `"forced_open"` or `"forced_closed"`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_set_breaker_override(e: *const axonal_engine, mode: *const c_char) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_set_breaker_override(
+    e: *const axonal_engine,
+    mode: *const c_char,
+) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
         let mode = unsafe { str_arg(mode, "mode") }?;
@@ -247,7 +257,10 @@ pub unsafe extern "C" fn axonal_engine_set_breaker_override(e: *const axonal_eng
 
 /// The breaker state: 0 closed, 1 half-open, 2 open.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_breaker_state(e: *const axonal_engine, out: *mut u32) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_breaker_state(
+    e: *const axonal_engine,
+    out: *mut u32,
+) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
         *out_arg(out, "out")? = engine.breaker_state() as u32;
@@ -257,7 +270,10 @@ pub unsafe extern "C" fn axonal_engine_breaker_state(e: *const axonal_engine, ou
 
 /// Enable or disable the auto-tuner at run time.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_set_autotune_enabled(e: *const axonal_engine, enabled: bool) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_set_autotune_enabled(
+    e: *const axonal_engine,
+    enabled: bool,
+) -> axonal_status {
     run(|| {
         engine_ref(e)?.set_autotune_enabled(enabled);
         Ok(())
@@ -286,7 +302,10 @@ pub unsafe extern "C" fn axonal_engine_autotune_now(
 
 /// Start injecting faults (SPEC §15 chaos JSON); NULL or `"{}"` clears.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_engine_set_chaos(e: *const axonal_engine, chaos_json: *const c_char) -> axonal_status {
+pub unsafe extern "C" fn axonal_engine_set_chaos(
+    e: *const axonal_engine,
+    chaos_json: *const c_char,
+) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
         if chaos_json.is_null() {
@@ -294,8 +313,9 @@ pub unsafe extern "C" fn axonal_engine_set_chaos(e: *const axonal_engine, chaos_
             return Ok(());
         }
         let text = unsafe { str_arg(chaos_json, "chaos_json") }?;
-        serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("chaos_json is malformed JSON: {e}")))?;
+        serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+            FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("chaos_json is malformed JSON: {e}"))
+        })?;
         Ok(engine.set_chaos(ChaosConfig::from_json(text)?)?)
     })
 }

@@ -115,14 +115,18 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> FfiResult<&'
         return Err(FfiError::null(name));
     }
     unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|e| {
-        FfiError::new(AXONAL_STATUS_INVALID_UTF8, format!("{name} is not valid UTF-8 (at byte {})", e.valid_up_to()))
+        FfiError::new(
+            AXONAL_STATUS_INVALID_UTF8,
+            format!("{name} is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
     })
 }
 
 /// A JSON argument.
 pub(crate) unsafe fn json_arg(ptr: *const c_char, name: &str) -> FfiResult<serde_json::Value> {
     let text = unsafe { str_arg(ptr, name) }?;
-    serde_json::from_str(text).map_err(|e| FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("{name} is malformed JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| FfiError::new(AXONAL_STATUS_INVALID_JSON, format!("{name} is malformed JSON: {e}")))
 }
 
 /// A required out-pointer.
@@ -146,7 +150,11 @@ pub(crate) fn give_string(text: String, out: *mut *mut c_char, out_len: *mut usi
 /// length. Returns `AXONAL_STATUS_BUFFER_TOO_SMALL` when the message was truncated. Thread-safe: each
 /// thread has its own last error, which later failures on that thread replace.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_last_error_message(buf: *mut c_char, len: usize, written: *mut usize) -> axonal_status {
+pub unsafe extern "C" fn axonal_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> axonal_status {
     let message = LAST_ERROR.with(|last| last.borrow().clone());
     let mut status = AXONAL_STATUS_OK;
     if let Some(written) = unsafe { written.as_mut() } {

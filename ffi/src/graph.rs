@@ -23,7 +23,10 @@ pub struct axonal_graph {
 
 /// Create a builder for a graph of `node_count` nodes (ids `0..node_count`, all hot).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_graph_builder_new(node_count: u32, out: *mut *mut axonal_graph_builder) -> axonal_status {
+pub unsafe extern "C" fn axonal_graph_builder_new(
+    node_count: u32,
+    out: *mut *mut axonal_graph_builder,
+) -> axonal_status {
     run(|| {
         let out = out_arg(out, "out")?;
         *out = Box::into_raw(Box::new(axonal_graph_builder { builder: GraphBuilder::new(node_count) }));
@@ -37,17 +40,26 @@ fn builder<'a>(b: *mut axonal_graph_builder) -> FfiResult<&'a mut GraphBuilder> 
 
 /// Set the tier of `node`: 0 hot, 1 warm, 2 cold (other values are rejected).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_graph_builder_set_tier(b: *mut axonal_graph_builder, node: u32, tier: u32) -> axonal_status {
+pub unsafe extern "C" fn axonal_graph_builder_set_tier(
+    b: *mut axonal_graph_builder,
+    node: u32,
+    tier: u32,
+) -> axonal_status {
     run(|| {
         let b = builder(b)?;
-        let tier = Tier::from_index(tier).ok_or_else(|| FfiError::invalid(format!("tier {tier} is not 0 (hot), 1 (warm) or 2 (cold)")))?;
+        let tier = Tier::from_index(tier)
+            .ok_or_else(|| FfiError::invalid(format!("tier {tier} is not 0 (hot), 1 (warm) or 2 (cold)")))?;
         Ok(b.set_tier(node, tier)?)
     })
 }
 
 /// Set the label of `node` (a NUL-terminated UTF-8 string, copied).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_graph_builder_set_label(b: *mut axonal_graph_builder, node: u32, label: *const c_char) -> axonal_status {
+pub unsafe extern "C" fn axonal_graph_builder_set_label(
+    b: *mut axonal_graph_builder,
+    node: u32,
+    label: *const c_char,
+) -> axonal_status {
     run(|| {
         let b = builder(b)?;
         let label = unsafe { str_arg(label, "label") }?;
@@ -97,7 +109,11 @@ pub unsafe extern "C" fn axonal_graph_builder_add_edges(
             }
         }
         let (src, dst, weight) = unsafe {
-            (std::slice::from_raw_parts(src, len), std::slice::from_raw_parts(dst, len), std::slice::from_raw_parts(weight, len))
+            (
+                std::slice::from_raw_parts(src, len),
+                std::slice::from_raw_parts(dst, len),
+                std::slice::from_raw_parts(weight, len),
+            )
         };
         Ok(b.add_edges(src, dst, weight)?)
     })
@@ -105,7 +121,10 @@ pub unsafe extern "C" fn axonal_graph_builder_add_edges(
 
 /// Build the graph. Consumes `b` whatever the outcome: do not use or free it afterwards.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn axonal_graph_builder_build(b: *mut axonal_graph_builder, out: *mut *mut axonal_graph) -> axonal_status {
+pub unsafe extern "C" fn axonal_graph_builder_build(
+    b: *mut axonal_graph_builder,
+    out: *mut *mut axonal_graph,
+) -> axonal_status {
     run(|| {
         if b.is_null() {
             return Err(FfiError::null("builder"));
@@ -138,7 +157,8 @@ pub unsafe extern "C" fn axonal_graph_from_tsv(
 ) -> axonal_status {
     run(|| {
         let edges = unsafe { str_arg(edges_path, "edges_path") }?;
-        let nodes = if nodes_path.is_null() { None } else { Some(unsafe { str_arg(nodes_path, "nodes_path") }?) };
+        let nodes =
+            if nodes_path.is_null() { None } else { Some(unsafe { str_arg(nodes_path, "nodes_path") }?) };
         let out = out_arg(out, "out")?;
         let graph = Graph::from_tsv(edges, nodes.map(Path::new))?;
         *out = Box::into_raw(Box::new(axonal_graph { graph: Arc::new(graph) }));

@@ -25,7 +25,12 @@ fn committed_header_matches_cbindgen_output() {
         committed == generated,
         "include/axonal.h differs from cbindgen's output for ffi/src: run scripts/gen-header and commit the result"
     );
-    for macro_name in ["AXONAL_ABI_VERSION", "AXONAL_VERSION_MAJOR", "AXONAL_VERSION_MINOR", "AXONAL_STATUS_OK"] {
-        assert!(generated.contains(&format!("#define {macro_name} ")), "{macro_name} missing from the header");
+    for macro_name in
+        ["AXONAL_ABI_VERSION", "AXONAL_VERSION_MAJOR", "AXONAL_VERSION_MINOR", "AXONAL_STATUS_OK"]
+    {
+        assert!(
+            generated.contains(&format!("#define {macro_name} ")),
+            "{macro_name} missing from the header"
+        );
     }
 }

@@ -241,7 +241,7 @@ impl Engine {
         let graph = self.core.graph.load_full();
         let mut recall = Recall::default();
         self.core.recall_on(&graph, cue, &mut recall)?;
-        Ok(recall.to_json_value(&graph).to_string())
+        Ok(recall.to_json_string(&graph))
     }
 
     // --- breaker ---

@@ -1,0 +1,283 @@
+/*
+ * Axonal — a header-only C++17 RAII wrapper over the C ABI (axonal.h).
+ *
+ * Graph, GraphBuilder and Engine are move-only owners of their C handles. Every failure throws
+ * axonal::Error, which carries the axonal_status and the library's message. Callbacks are
+ * std::function; exceptions thrown by a callback never cross into the library (a probe that throws
+ * reports unhealthy with the exception's message; a throwing transition callback is ignored).
+ * Thread-safety follows the C types: an Engine may be used from many threads at once; a
+ * GraphBuilder from one.
+ */
+#ifndef AXONAL_HPP
+#define AXONAL_HPP
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "axonal.h"
+
+namespace axonal {
+
+/* A failed call: its status (AXONAL_STATUS_*) and message. */
+class Error : public std::runtime_error {
+public:
+    Error(axonal_status status, const std::string &message)
+        : std::runtime_error(std::string(axonal_status_str(status)) + ": " + message), status_(status) {}
+    axonal_status status() const noexcept { return status_; }
+
+private:
+    axonal_status status_;
+};
+
+namespace detail {
+
+inline std::string last_error() {
+    size_t needed = 0;
+    axonal_last_error_message(nullptr, 0, &needed);
+    std::string message(needed + 1, '\0');
+    axonal_last_error_message(&message[0], message.size(), &needed);
+    message.resize(needed);
+    return message;
+}
+
+inline void check(axonal_status status) {
+    if (status != AXONAL_STATUS_OK) throw Error(status, last_error());
+}
+
+/* Take ownership of a string the library returned. */
+inline std::string take(char *text, size_t len) {
+    std::string out(text, len);
+    axonal_string_free(text);
+    return out;
+}
+
+using Probe = std::function<std::pair<uint32_t, std::string>()>;
+using Transition = std::function<void(const std::string &)>;
+
+inline uint32_t probe_trampoline(void *userdata, char *reason, size_t reason_len) {
+    try {
+        auto result = (*static_cast<Probe *>(userdata))();
+        std::strncpy(reason, result.second.c_str(), reason_len - 1);
+        reason[reason_len - 1] = '\0';
+        return result.first;
+    } catch (const std::exception &e) {
+        std::strncpy(reason, e.what(), reason_len - 1);
+        reason[reason_len - 1] = '\0';
+        return 2;
+    } catch (...) {
+        std::strncpy(reason, "probe threw", reason_len - 1);
+        return 2;
+    }
+}
+
+inline void transition_trampoline(void *userdata, const char *event_json, size_t len) {
+    try {
+        (*static_cast<Transition *>(userdata))(std::string(event_json, len));
+    } catch (...) {
+        /* Never unwind into the library. */
+    }
+}
+
+template <typename T>
+void destroy(void *userdata) {
+    delete static_cast<T *>(userdata);
+}
+
+}  // namespace detail
+
+/* Tiers of a node. */
+enum class Tier : uint32_t { Hot = 0, Warm = 1, Cold = 2 };
+
+/* An immutable graph; shared by engines, freed when the last owner lets go. */
+class Graph {
+public:
+    explicit Graph(axonal_graph *handle) : g_(handle) {}
+    Graph(Graph &&other) noexcept : g_(std::exchange(other.g_, nullptr)) {}
+    Graph &operator=(Graph &&other) noexcept {
+        std::swap(g_, other.g_);
+        return *this;
+    }
+    Graph(const Graph &) = delete;
+    Graph &operator=(const Graph &) = delete;
+    ~Graph() { axonal_graph_free(g_); }
+
+    /* Load from a TSV edge list and an optional node file ("" for none). */
+    static Graph from_tsv(const std::string &edges, const std::string &nodes = "") {
+        axonal_graph *g = nullptr;
+        detail::check(axonal_graph_from_tsv(edges.c_str(), nodes.empty() ? nullptr : nodes.c_str(), &g));
+        return Graph(g);
+    }
+
+    size_t node_count() const {
+        size_t n = 0;
+        detail::check(axonal_graph_node_count(g_, &n));
+        return n;
+    }
+
+    size_t edge_count() const {
+        size_t n = 0;
+        detail::check(axonal_graph_edge_count(g_, &n));
+        return n;
+    }
+
+    const axonal_graph *get() const noexcept { return g_; }
+
+private:
+    axonal_graph *g_;
+};
+
+/* Collects nodes and edges; build() consumes it. */
+class GraphBuilder {
+public:
+    explicit GraphBuilder(uint32_t node_count) { detail::check(axonal_graph_builder_new(node_count, &b_)); }
+    GraphBuilder(GraphBuilder &&other) noexcept : b_(std::exchange(other.b_, nullptr)) {}
+    GraphBuilder &operator=(GraphBuilder &&other) noexcept {
+        std::swap(b_, other.b_);
+        return *this;
+    }
+    GraphBuilder(const GraphBuilder &) = delete;
+    GraphBuilder &operator=(const GraphBuilder &) = delete;
+    ~GraphBuilder() { axonal_graph_builder_free(b_); }
+
+    GraphBuilder &add_edges(const std::vector<uint32_t> &src, const std::vector<uint32_t> &dst, const std::vector<float> &weight) {
+        if (src.size() != dst.size() || src.size() != weight.size()) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "edge arrays differ in length");
+        detail::check(axonal_graph_builder_add_edges(b_, src.data(), dst.data(), weight.data(), src.size()));
+        return *this;
+    }
+    GraphBuilder &set_tier(uint32_t node, Tier tier) {
+        detail::check(axonal_graph_builder_set_tier(b_, node, static_cast<uint32_t>(tier)));
+        return *this;
+    }
+    GraphBuilder &set_label(uint32_t node, const std::string &label) {
+        detail::check(axonal_graph_builder_set_label(b_, node, label.c_str()));
+        return *this;
+    }
+    GraphBuilder &set_embedding(uint32_t node, const std::vector<float> &embedding) {
+        detail::check(axonal_graph_builder_set_embedding(b_, node, embedding.data(), embedding.size()));
+        return *this;
+    }
+
+    Graph build() {
+        axonal_graph *g = nullptr;
+        axonal_status status = axonal_graph_builder_build(std::exchange(b_, nullptr), &g);
+        detail::check(status);
+        return Graph(g);
+    }
+
+private:
+    axonal_graph_builder *b_ = nullptr;
+};
+
+/* The answer of Engine::recall_seeds. */
+struct Results {
+    std::vector<uint32_t> nodes;
+    std::vector<float> activations;
+    bool fallback = false;
+    bool truncated = false;
+};
+
+/* A spreading-activation engine; thread-safe. */
+class Engine {
+public:
+    /* config_json: SPEC §14 JSON, "" for defaults. */
+    explicit Engine(const Graph &graph, const std::string &config_json = "") {
+        detail::check(axonal_engine_new(graph.get(), config_json.empty() ? nullptr : config_json.c_str(), &e_));
+    }
+    Engine(Engine &&other) noexcept : e_(std::exchange(other.e_, nullptr)) {}
+    Engine &operator=(Engine &&other) noexcept {
+        std::swap(e_, other.e_);
+        return *this;
+    }
+    Engine(const Engine &) = delete;
+    Engine &operator=(const Engine &) = delete;
+    ~Engine() { axonal_engine_free(e_); }
+
+    void replace_graph(const Graph &graph) { detail::check(axonal_engine_replace_graph(e_, graph.get())); }
+
+    /* The top k results for seed ids (activations: empty for all 1.0). */
+    Results recall_seeds(const std::vector<uint32_t> &seeds, size_t k, const std::vector<float> &activations = {}) const {
+        if (!activations.empty() && activations.size() != seeds.size()) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "activations differ in length from seeds");
+        Results r;
+        r.nodes.resize(k);
+        r.activations.resize(k);
+        size_t count = 0;
+        uint32_t flags = 0;
+        detail::check(axonal_engine_recall_seeds(e_, seeds.data(), activations.empty() ? nullptr : activations.data(), seeds.size(), r.nodes.data(),
+                                                 r.activations.data(), k, &count, &flags));
+        r.nodes.resize(count);
+        r.activations.resize(count);
+        r.fallback = flags & AXONAL_RECALL_FLAG_FALLBACK;
+        r.truncated = flags & AXONAL_RECALL_FLAG_TRUNCATED;
+        return r;
+    }
+
+    /* Recall from a cue JSON to the result JSON (SPEC §15). */
+    std::string recall(const std::string &cue_json) const { return json(axonal_engine_recall, cue_json); }
+    std::string snapshot_json() const { return json(axonal_engine_snapshot_json); }
+    std::string prometheus_text() const { return json(axonal_engine_prometheus_text); }
+    std::string health_json() const { return json(axonal_engine_health_json); }
+    std::string check_probe(const std::string &name) const { return json(axonal_engine_check_probe, name); }
+    std::string config_json() const { return json(axonal_engine_config_json); }
+    std::string autotune_audit_json() const { return json(axonal_engine_autotune_audit_json); }
+    std::string autotune_now() const { return json(axonal_engine_autotune_now); }
+
+    void update_config(const std::string &patch_json) const { detail::check(axonal_engine_update_config(e_, patch_json.c_str())); }
+    void set_breaker_override(const std::string &mode) const { detail::check(axonal_engine_set_breaker_override(e_, mode.c_str())); }
+    uint32_t breaker_state() const {
+        uint32_t state = 0;
+        detail::check(axonal_engine_breaker_state(e_, &state));
+        return state;
+    }
+    void set_autotune_enabled(bool enabled) const { detail::check(axonal_engine_set_autotune_enabled(e_, enabled)); }
+    void set_chaos(const std::string &chaos_json) const { detail::check(axonal_engine_set_chaos(e_, chaos_json.c_str())); }
+    void clear_chaos() const { detail::check(axonal_engine_set_chaos(e_, nullptr)); }
+
+    /* fn returns {status (0 healthy, 1 degraded, 2 unhealthy), reason}. */
+    uint64_t register_probe(const std::string &name, detail::Probe fn, const std::string &options_json = "") const {
+        uint64_t id = 0;
+        auto *owned = new detail::Probe(std::move(fn));
+        detail::check(axonal_engine_register_probe(e_, name.c_str(), options_json.empty() ? nullptr : options_json.c_str(), detail::probe_trampoline,
+                                                   owned, detail::destroy<detail::Probe>, &id));
+        return id;
+    }
+    void unregister_probe(uint64_t id) const { detail::check(axonal_engine_unregister_probe(e_, id)); }
+
+    /* fn receives each transition event's JSON, in order, on the engine's dispatcher thread. */
+    uint64_t on_breaker_transition(detail::Transition fn) const {
+        uint64_t id = 0;
+        auto *owned = new detail::Transition(std::move(fn));
+        detail::check(axonal_engine_on_breaker_transition(e_, detail::transition_trampoline, owned, detail::destroy<detail::Transition>, &id));
+        return id;
+    }
+    void remove_transition_callback(uint64_t id) const { detail::check(axonal_engine_remove_transition_callback(e_, id)); }
+    void flush_transition_events() const { detail::check(axonal_engine_flush_transition_events(e_)); }
+
+    const axonal_engine *get() const noexcept { return e_; }
+
+private:
+    template <typename F>
+    std::string json(F f) const {
+        char *text = nullptr;
+        size_t len = 0;
+        detail::check(f(e_, &text, &len));
+        return detail::take(text, len);
+    }
+    template <typename F>
+    std::string json(F f, const std::string &arg) const {
+        char *text = nullptr;
+        size_t len = 0;
+        detail::check(f(e_, arg.c_str(), &text, &len));
+        return detail::take(text, len);
+    }
+
+    axonal_engine *e_ = nullptr;
+};
+
+}  // namespace axonal
+
+#endif

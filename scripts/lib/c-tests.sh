@@ -1,0 +1,41 @@
+# Build and run the C and C++ suites against the debug libaxonal (sourced by scripts/test).
+# Needs: cc, c++, libcjson-dev, valgrind, pkg-config.
+
+run_c_suites() {
+  local lib=target/debug
+  local strict=(-Wall -Wextra -Wpedantic -Werror)
+  local sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -g)
+  # The library's SONAME is libaxonal.so.<ABI>; the build only makes libaxonal.so.
+  ln -sf libaxonal.so "$lib/libaxonal.so.$(sed -n 's/^#define AXONAL_ABI_VERSION \([0-9]*\)$/\1/p' include/axonal.h)"
+  mkdir -p target/c
+
+  step "C tests (-Wall -Wextra -Wpedantic -Werror, ASan + UBSan)"
+  cc -std=c11 "${strict[@]}" "${sanitize[@]}" -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
+    -Wl,-rpath,"$PWD/$lib" -o target/c/test_api
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 target/c/test_api
+
+  step "C tests under valgrind (no leaks, no invalid reads)"
+  cc -std=c11 "${strict[@]}" -g -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
+    -Wl,-rpath,"$PWD/$lib" -o target/c/test_api_plain
+  valgrind --quiet --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+    target/c/test_api_plain
+
+  step "C++ wrapper tests (-std=c++17 -Wall -Wextra -Werror, ASan + UBSan)"
+  c++ -std=c++17 -Wall -Wextra -Werror "${sanitize[@]}" -Iinclude tests/cpp/test_wrapper.cpp -L"$lib" -laxonal -lpthread \
+    -Wl,-rpath,"$PWD/$lib" -o target/c/test_wrapper
+  target/c/test_wrapper
+
+  step "install like a C library; build the docs/c-api.md example with pkg-config"
+  rm -rf target/prefix
+  AXONAL_PROFILE=dev scripts/install target/prefix
+  local pc=target/prefix/lib/pkgconfig
+  cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs axonal) -o target/c/example
+  LD_LIBRARY_PATH=target/prefix/lib target/c/example > target/c/example.out
+  grep -q '"status":"healthy"' target/c/example.out
+  readelf -d target/prefix/lib/libaxonal.so.1 | grep -q 'SONAME.*libaxonal.so.1'
+  echo "example: $(head -n 1 target/c/example.out)"
+
+  step "C benchmark (smoke run; numbers come from a release build, see docs/performance.md)"
+  cc -O2 -std=c11 "${strict[@]}" -Iinclude tests/c/bench_recall.c -L"$lib" -laxonal -Wl,-rpath,"$PWD/$lib" -o target/c/bench_recall
+  target/c/bench_recall 200 > /dev/null
+}

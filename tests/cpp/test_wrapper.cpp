@@ -1,0 +1,112 @@
+// The C++17 wrapper: RAII, exceptions carrying status and message, std::function callbacks.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "axonal.hpp"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, what)                                                        \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            std::fprintf(stderr, "FAIL %s:%d: %s (%s)\n", __FILE__, __LINE__, #cond, what); \
+        }                                                                        \
+    } while (0)
+
+static axonal::Graph cycle() {
+    axonal::GraphBuilder builder(5);
+    builder.add_edges({0, 1, 2, 3, 4}, {1, 2, 3, 4, 0}, {1, 1, 1, 1, 1}).set_tier(4, axonal::Tier::Cold).set_label(0, "start");
+    return builder.build();
+}
+
+int main() {
+    axonal::Graph graph = cycle();
+    CHECK(graph.node_count() == 5 && graph.edge_count() == 5, "counts");
+    axonal::Engine engine(graph, R"({"spreading": {"max_depth": 3}, "breaker": {"window_size": 10, "min_calls": 5}})");
+
+    auto r = engine.recall_seeds({0}, 10);
+    CHECK(r.nodes.size() == 4 && r.nodes[3] == 3 && std::fabs(r.activations[3] - 0.512f) < 1e-6f, "worked example 1");
+    CHECK(!r.fallback && !r.truncated, "flags");
+    std::string json = engine.recall(R"({"seeds": [0], "k": 2})");
+    CHECK(json.find("\"label\":\"start\"") != std::string::npos, json.c_str());
+
+    // Errors are exceptions with the status and the message.
+    try {
+        engine.update_config(R"({"spreading": {"max_depht": 3}})");
+        CHECK(false, "no exception");
+    } catch (const axonal::Error &e) {
+        CHECK(e.status() == AXONAL_STATUS_CONFIG, e.what());
+        CHECK(std::string(e.what()).find("spreading.max_depht") != std::string::npos, e.what());
+    }
+    try {
+        engine.recall_seeds({99}, 4);
+        CHECK(false, "no exception");
+    } catch (const axonal::Error &e) {
+        CHECK(e.status() == AXONAL_STATUS_RECALL, e.what());
+    }
+    try {
+        axonal::GraphBuilder bad(2);
+        bad.add_edges({0}, {1}, {NAN});
+        CHECK(false, "no exception");
+    } catch (const axonal::Error &e) {
+        CHECK(e.status() == AXONAL_STATUS_GRAPH, e.what());
+    }
+
+    // Callbacks as std::function.
+    std::atomic<int> probe_calls{0};
+    uint64_t probe = engine.register_probe("queue", [&] {
+        probe_calls++;
+        return std::make_pair(1u, std::string("backlog"));
+    }, R"({"interval_ms": 3600000})");
+    std::string entry = engine.check_probe("queue");
+    CHECK(entry.find("\"reason\":\"backlog\"") != std::string::npos && probe_calls >= 1, entry.c_str());
+    uint64_t thrower = engine.register_probe("thrower", []() -> std::pair<uint32_t, std::string> { throw std::runtime_error("boom"); },
+                                             R"({"interval_ms": 3600000})");
+    entry = engine.check_probe("thrower");
+    CHECK(entry.find("boom") != std::string::npos, entry.c_str());
+    engine.unregister_probe(probe);
+    engine.unregister_probe(thrower);
+
+    std::vector<std::string> events;
+    uint64_t callback = engine.on_breaker_transition([&](const std::string &event) { events.push_back(event); });
+    engine.set_chaos(R"({"failure_rate": 1.0, "seed": 1})");
+    for (int i = 0; i < 10; i++) engine.recall_seeds({0}, 4);
+    engine.clear_chaos();
+    engine.flush_transition_events();
+    CHECK(engine.breaker_state() == 2, "breaker open");
+    CHECK(events.size() == 1 && events[0].find("\"to\":\"open\"") != std::string::npos, "transition seen");
+    engine.remove_transition_callback(callback);
+
+    // Move-only owners: moving leaves the source empty and the target working.
+    axonal::Engine moved = std::move(engine);
+    CHECK(moved.snapshot_json().find("\"schema\"") != std::string::npos, "moved engine works");
+    CHECK(moved.prometheus_text().find("axonal_spreading_recalls_total") != std::string::npos, "prometheus");
+
+    // Concurrent use from several threads.
+    moved.set_breaker_override("forced_closed");
+    std::vector<std::thread> threads;
+    std::atomic<int> errors{0};
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 200; i++) {
+                try {
+                    moved.recall_seeds({static_cast<uint32_t>(i % 5)}, 4);
+                } catch (...) {
+                    errors++;
+                }
+            }
+        });
+    }
+    for (auto &t : threads) t.join();
+    CHECK(errors == 0, "concurrent recalls");
+
+    std::printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

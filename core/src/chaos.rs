@@ -24,6 +24,8 @@ pub struct ChaosConfig {
     pub failure_rate: f64,
     /// Probability that a spread's activation is wiped (zero mass).
     pub zero_mass_rate: f64,
+    /// Probability that a spread's OpenCL depth fails (the call falls back to the CPU).
+    pub gpu_failure_rate: f64,
     /// RNG seed; `None` picks one from the clock.
     pub seed: Option<u64>,
 }
@@ -64,7 +66,11 @@ impl ChaosConfig {
         ms("latency_ms.warm", self.latency_ms.warm)?;
         ms("latency_ms.cold", self.latency_ms.cold)?;
         ms("jitter_ms", self.jitter_ms)?;
-        for (field, rate) in [("failure_rate", self.failure_rate), ("zero_mass_rate", self.zero_mass_rate)] {
+        for (field, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("zero_mass_rate", self.zero_mass_rate),
+            ("gpu_failure_rate", self.gpu_failure_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(Error::config(
                     format!("chaos.{field}"),
@@ -78,7 +84,12 @@ impl ChaosConfig {
     /// Whether this config injects anything.
     pub fn is_active(&self) -> bool {
         let l = self.latency_ms;
-        l.hot > 0.0 || l.warm > 0.0 || l.cold > 0.0 || self.failure_rate > 0.0 || self.zero_mass_rate > 0.0
+        l.hot > 0.0
+            || l.warm > 0.0
+            || l.cold > 0.0
+            || self.failure_rate > 0.0
+            || self.zero_mass_rate > 0.0
+            || self.gpu_failure_rate > 0.0
     }
 
     fn tier_latency(&self, tier: Tier) -> f64 {
@@ -97,6 +108,8 @@ pub struct ChaosVerdict {
     pub fail: bool,
     /// Wipe the spread's activation.
     pub zero_mass: bool,
+    /// Fail the spread's OpenCL depth.
+    pub gpu_fail: bool,
 }
 
 /// The engine's injector: set and cleared at run time from any thread.
@@ -169,7 +182,11 @@ impl ChaosInjector {
         }
         let config = self.config.load();
         let Some(config) = config.as_ref() else { return ChaosVerdict::default() };
-        ChaosVerdict { fail: self.chance(config.failure_rate), zero_mass: self.chance(config.zero_mass_rate) }
+        ChaosVerdict {
+            fail: self.chance(config.failure_rate),
+            zero_mass: self.chance(config.zero_mass_rate),
+            gpu_fail: self.chance(config.gpu_failure_rate),
+        }
     }
 
     fn chance(&self, rate: f64) -> bool {

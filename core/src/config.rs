@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::graph::Tier;
 
 /// Whole-engine configuration; every key is optional in JSON, unknown keys are an error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Spreading parameters (SPEC §3).
@@ -27,7 +27,29 @@ pub struct EngineConfig {
     pub threads: usize,
     /// OpenCL backend selection. Fixed when the engine is created.
     pub opencl: OpenClMode,
+    /// With `opencl: "auto"` (or `"required"`), pull depths whose frontier has at least this many
+    /// out-edges run on the device (docs/performance.md has the measured crossover).
+    pub opencl_min_edges: u64,
 }
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            spreading: SpreadingConfig::default(),
+            recall: RecallConfig::default(),
+            breaker: BreakerConfig::default(),
+            health: HealthConfig::default(),
+            autotune: AutotuneConfig::default(),
+            threads: 0,
+            opencl: OpenClMode::Auto,
+            opencl_min_edges: DEFAULT_OPENCL_MIN_EDGES,
+        }
+    }
+}
+
+/// Default `opencl_min_edges`: below this a device round trip costs more than the CPU gather
+/// (measured: docs/performance.md, "OpenCL").
+pub const DEFAULT_OPENCL_MIN_EDGES: u64 = 2_000_000;
 
 /// How activation flows through cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

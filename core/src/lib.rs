@@ -14,6 +14,8 @@ pub mod error;
 pub mod generate;
 pub mod graph;
 pub mod health;
+#[cfg(feature = "opencl")]
+pub mod opencl;
 pub mod recall;
 pub mod similarity;
 pub mod spread;
@@ -28,7 +30,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use graph::{CsrView, Graph, GraphBuilder, Tier};
 pub use health::{HealthCheckResult, HealthProbe, HealthStatus, ProbeOptions};
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
-pub use spread::{Backend, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone};
+pub use spread::{
+    Backend, Execution, PhaseHook, PullAccelerator, SpreadParams, SpreadStats, spread_standalone,
+    spread_standalone_on,
+};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -129,7 +129,8 @@ fn config_defaults_are_the_spec() {
       "autotune":  {"enabled": true, "interval_ms": 300000, "min_improvement": 0.1, "audit_capacity": 64,
                     "guardrails": {"batch_size": [8, 128], "max_depth": [2, 6], "timeout_multiplier": [0.5, 2.0]}},
       "threads": 0,
-      "opencl": "auto"
+      "opencl": "auto",
+      "opencl_min_edges": 2_000_000
     });
     assert_eq!(json, expected);
     assert_eq!(EngineConfig::from_json("{}").unwrap(), c);

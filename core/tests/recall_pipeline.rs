@@ -173,6 +173,7 @@ fn guardrails_clamp_operator_writes() {
 }
 
 #[test]
+#[cfg(not(feature = "opencl"))]
 fn opencl_required_without_backend_is_a_clear_error() {
     for mode in ["required", "always"] {
         let config = EngineConfig::from_json(&format!(r#"{{"opencl": "{mode}"}}"#)).unwrap();

@@ -82,7 +82,10 @@ pub(super) struct LiveConfig {
 
 impl LiveConfig {
     pub(super) fn new(config: EngineConfig) -> Self {
-        let params = SpreadParams::from(&config.spreading);
+        let mut params = SpreadParams::from(&config.spreading);
+        if config.opencl == crate::config::OpenClMode::Always {
+            params.execution = crate::spread::Execution::pull_every_depth();
+        }
         let slow_limit = config.slow_call_limit();
         let budget = config.latency_budget();
         LiveConfig { config, params, budget, slow_limit }
@@ -110,9 +113,43 @@ pub(super) struct Core {
     /// Whether recalls feed telemetry (a switch for embedders and for measuring its overhead).
     pub(super) telemetry_enabled: AtomicBool,
     pub(super) chaos: ChaosInjector,
+    #[cfg(feature = "opencl")]
+    pub(super) opencl: Option<crate::opencl::OpenClBackend>,
 }
 
 impl Core {
+    /// The device backend, if this engine has one.
+    fn accelerator(&self) -> Option<&dyn spread::PullAccelerator> {
+        #[cfg(feature = "opencl")]
+        if let Some(backend) = &self.opencl {
+            return Some(backend);
+        }
+        None
+    }
+
+    /// The device's name (the snapshot's `gpu.device`).
+    pub(super) fn device_name(&self) -> Option<String> {
+        #[cfg(feature = "opencl")]
+        if let Some(backend) = &self.opencl {
+            return Some(backend.device_name().to_owned());
+        }
+        None
+    }
+
+    /// Count a call whose device depth failed (and was redone on the CPU).
+    fn count_device_fallback(&self, stats: &SpreadStats) {
+        if stats.accelerator_failed {
+            self.telemetry.spreading().gpu_fallback_total.increment();
+        }
+    }
+
+    /// Arm chaos's GPU failure for this thread's next device depth.
+    #[allow(unused_variables)]
+    fn arm_gpu_chaos(&self, fail: bool) {
+        #[cfg(feature = "opencl")]
+        crate::opencl::force_failure_on_this_thread(fail);
+    }
+
     pub(super) fn recall_on(&self, graph: &Graph, cue: &Cue, out: &mut Recall) -> Result<()> {
         let start = Instant::now();
         let live = self.live.load();
@@ -171,14 +208,18 @@ impl Core {
     ) -> (Option<FallbackReason>, Duration) {
         let seeds = std::mem::take(&mut scratch.seeds);
         let verdict = self.chaos.verdict();
+        self.arm_gpu_chaos(verdict.gpu_fail);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let pool = self.pool.as_ref();
-            let mut stats = spread::spread(graph, &live.params, &seeds, scratch, pool, &self.chaos);
+            let mut stats =
+                spread::spread(graph, &live.params, &seeds, scratch, pool, &self.chaos, self.accelerator());
             stats.mass = spread::collect_results(graph, live.params.threshold, k, scratch, &mut out.results);
             stats
         }));
+        self.arm_gpu_chaos(false);
         let stats = match attempt {
             Ok(mut stats) => {
+                self.count_device_fallback(&stats);
                 if verdict.zero_mass {
                     // Injected: the spread produced no activation beyond its seeds.
                     out.results.retain(|a| a.hops == 0);
@@ -214,7 +255,15 @@ impl Core {
         let live = self.live.load();
         let verdict = self.chaos.verdict();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            spread::spread(graph, &live.params, seeds, scratch, self.pool.as_ref(), &self.chaos);
+            spread::spread(
+                graph,
+                &live.params,
+                seeds,
+                scratch,
+                self.pool.as_ref(),
+                &self.chaos,
+                self.accelerator(),
+            );
             spread::collect_results(graph, live.params.threshold, usize::MAX, scratch, out)
         }));
         let latency = start.elapsed();
@@ -362,7 +411,7 @@ impl Core {
             },
             "fallback": {"total": m.fallback_total.total(), "by_reason": by_reason},
             "breaker": self.breaker.status_json(),
-            "gpu": {"device": Value::Null, "launches": m.gpu_launches_total.total(), "fallbacks": m.gpu_fallback_total.total()},
+            "gpu": {"device": self.device_name(), "launches": m.gpu_launches_total.total(), "fallbacks": m.gpu_fallback_total.total()},
             "pool": {"in_use": in_use, "capacity": capacity, "utilization": utilization(in_use, capacity)},
             "autotune": {
                 "enabled": self.autotune_enabled.load(Ordering::Relaxed),

@@ -61,13 +61,6 @@ impl Engine {
         clock: SharedClock,
     ) -> Result<Engine> {
         config.validate()?;
-        if matches!(config.opencl, OpenClMode::Required | OpenClMode::Always) {
-            let mode = if config.opencl == OpenClMode::Required { "required" } else { "always" };
-            return Err(Error::Unavailable {
-                feature: "opencl",
-                message: format!("\"{mode}\" needs an OpenCL device, and this build has no OpenCL backend"),
-            });
-        }
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -78,6 +71,18 @@ impl Engine {
         };
         let telemetry = Telemetry::new(Arc::clone(&clock));
         let metrics = telemetry.spreading().clone();
+        #[cfg(feature = "opencl")]
+        let opencl = opencl_backend(&config, metrics.gpu_launches_total.clone())?;
+        #[cfg(not(feature = "opencl"))]
+        if matches!(config.opencl, OpenClMode::Required | OpenClMode::Always) {
+            return Err(Error::Unavailable {
+                feature: "opencl",
+                message: format!(
+                    "{:?} needs an OpenCL device, and this build has no OpenCL backend",
+                    config.opencl
+                ),
+            });
+        }
         let dispatcher = Dispatcher::start(telemetry.registry().counter(
             "spreading_callback_failures_total",
             "Host callbacks (breaker transitions) that panicked or raised.",
@@ -123,6 +128,8 @@ impl Engine {
             telemetry,
             telemetry_enabled: AtomicBool::new(true),
             chaos: ChaosInjector::new(),
+            #[cfg(feature = "opencl")]
+            opencl,
         });
         let sampler = Arc::clone(&core);
         let ticker = Ticker::start(Arc::clone(&clock), move || {
@@ -182,6 +189,12 @@ impl Engine {
         let g = &next.autotune.guardrails;
         next.spreading.max_depth = next.spreading.max_depth.clamp(g.max_depth[0], g.max_depth[1]);
         next.spreading.batch_size = next.spreading.batch_size.clamp(g.batch_size[0], g.batch_size[1]);
+        if next.opencl_min_edges != current.config.opencl_min_edges {
+            #[cfg(feature = "opencl")]
+            if let Some(backend) = &core.opencl {
+                backend.set_min_edges(next.opencl_min_edges);
+            }
+        }
         self.health.apply_config(&next.health);
         core.install_config(next.clone());
         tuner.operator_changed(&next);
@@ -451,5 +464,35 @@ impl Drop for Engine {
     /// drop in order (background threads, callbacks, the core and its pool).
     fn drop(&mut self) {
         self.core.chaos.clear();
+    }
+}
+
+/// The OpenCL backend `config.opencl` asks for: none for `off`, or for `auto` without a device; an
+/// error for `required` and `always` without one. Discovery runs once per process.
+#[cfg(feature = "opencl")]
+fn opencl_backend(
+    config: &EngineConfig,
+    launches: crate::telemetry::Counter,
+) -> Result<Option<crate::opencl::OpenClBackend>> {
+    let min_edges = if config.opencl == OpenClMode::Always { 0 } else { config.opencl_min_edges };
+    match config.opencl {
+        OpenClMode::Off => Ok(None),
+        mode => match crate::opencl::OpenClBackend::new(min_edges, launches) {
+            Ok(backend) => {
+                tracing::info!(device = backend.device_name(), "OpenCL backend ready");
+                Ok(Some(backend))
+            }
+            Err(why) if mode == OpenClMode::Auto => {
+                tracing::info!(reason = %why, "no OpenCL device: spreading runs on the CPU");
+                Ok(None)
+            }
+            Err(why) => Err(Error::Unavailable {
+                feature: "opencl",
+                message: format!(
+                    "opencl \"{}\" needs a device: {why}",
+                    if mode == OpenClMode::Required { "required" } else { "always" }
+                ),
+            }),
+        },
     }
 }

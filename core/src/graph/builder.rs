@@ -149,7 +149,9 @@ impl GraphBuilder {
             }
             Embeddings { dim, values, norms }
         });
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Graph {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             node_count: self.node_count,
             forward,
             reverse,

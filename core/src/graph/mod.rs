@@ -118,6 +118,8 @@ impl Embeddings {
 /// [`crate::Engine::replace_graph`].
 #[derive(Debug)]
 pub struct Graph {
+    /// Unique per built graph (device-resident copies are keyed by it).
+    pub(crate) id: u64,
     pub(crate) node_count: u32,
     pub(crate) forward: Csr,
     /// `reverse[t]` holds, for every destination, the in-edges whose *source* is in tier `t`, sorted by
@@ -131,6 +133,11 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// A process-unique id of this graph.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Number of nodes; ids are `0..node_count`.
     pub fn node_count(&self) -> usize {
         self.node_count as usize

@@ -68,6 +68,10 @@ pub struct SpreadStats {
     pub mass: f64,
     /// Whether any depth ran as a pull (gather) step.
     pub pulled: bool,
+    /// Pull depths whose gathers ran on the accelerator.
+    pub accelerated_depths: u32,
+    /// Whether the accelerator failed in this call (the depth was redone on the CPU).
+    pub accelerator_failed: bool,
     /// Tier phases that ran as pulls (each a pass over every destination, split into parallel tasks).
     pub pull_phases: u32,
     /// Backend that ran the spread.
@@ -143,6 +147,11 @@ impl Execution {
         Execution { pull_min_edges: u64::MAX, ..Execution::default() }
     }
 
+    /// Every depth a pull (the `opencl: "always"` mode: each depth can run on the device).
+    pub fn pull_every_depth() -> Self {
+        Execution { pull_share: u64::MAX, pull_min_edges: 0, ..Execution::default() }
+    }
+
     /// Always pull, on the pool whenever one is given, in tasks of `batch_size` destinations.
     pub fn pull_always() -> Self {
         Execution { pull_share: u64::MAX, pull_min_edges: 0, parallel_min_work: 0, nodes_per_batch_unit: 1 }
@@ -173,6 +182,26 @@ pub trait PhaseHook {
     fn before_tier(&self, tier: Tier);
 }
 
+/// Runs a pull depth's gathers somewhere other than the CPU (the OpenCL backend). The spreading loop
+/// keeps frontier marking and the depth's finish; the accelerator adds each tier's in-edge sums into
+/// `next` in the same order as the CPU gather.
+pub trait PullAccelerator: Sync {
+    /// Whether a pull depth whose frontier has `work` out-edges should run here.
+    fn wants(&self, graph: &Graph, work: u64) -> bool;
+
+    /// For each tier with frontier nodes (`counts`), in tier order: call `before_tier`, add that tier's
+    /// in-edge contributions `send[u] · w` to `next`, then call `after_tier` (which times the phase).
+    /// On an error the caller redoes the whole depth on the CPU (`next` is left as it was).
+    fn pull_depth(
+        &self,
+        graph: &Graph,
+        counts: [u32; 3],
+        send: &[f32],
+        next: &mut [f32],
+        phases: &mut dyn FnMut(Tier, bool),
+    ) -> Result<(), String>;
+}
+
 /// No hook.
 pub(crate) struct NoHook;
 
@@ -190,8 +219,9 @@ pub(crate) fn spread(
     scratch: &mut Scratch,
     pool: Option<&rayon::ThreadPool>,
     hook: &dyn PhaseHook,
+    accelerator: Option<&dyn PullAccelerator>,
 ) -> SpreadStats {
-    let mut run = step::Run::new(graph, params, scratch, pool);
+    let mut run = step::Run::new(graph, params, scratch, pool, accelerator);
     run.seed(seeds);
     // Per-depth stats and hop counts are sized for MAX_DEPTH; the public params are not validated.
     for depth in 0..(params.max_depth as usize).min(MAX_DEPTH) {
@@ -211,12 +241,24 @@ pub fn spread_standalone(
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
 ) -> crate::Result<(Vec<Activation>, SpreadStats)> {
+    spread_standalone_on(graph, params, seeds, pool, hook, None)
+}
+
+/// [`spread_standalone`] with pull depths offered to `accelerator`.
+pub fn spread_standalone_on(
+    graph: &Graph,
+    params: &SpreadParams,
+    seeds: &[(u32, f32)],
+    pool: Option<&rayon::ThreadPool>,
+    hook: Option<&dyn PhaseHook>,
+    accelerator: Option<&dyn PullAccelerator>,
+) -> crate::Result<(Vec<Activation>, SpreadStats)> {
     let mut scratch = Scratch::default();
     scratch.resize(graph.node_count());
     let cue = crate::Cue::weighted(seeds.iter().copied());
     crate::recall::resolve_seeds(graph, &cue, 1, 0.0, &mut scratch)?;
     let seeds = std::mem::take(&mut scratch.seeds);
-    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, hook.unwrap_or(&NoHook));
+    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, hook.unwrap_or(&NoHook), accelerator);
     let mut out = Vec::new();
     stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
     Ok((out, stats))
@@ -232,6 +274,18 @@ pub fn time_full_frontier_step(
     pool: Option<&rayon::ThreadPool>,
     repetitions: usize,
 ) -> Vec<Duration> {
+    time_full_frontier_step_on(graph, params, pool, None, repetitions)
+}
+
+/// [`time_full_frontier_step`] with the pull offered to `accelerator`.
+#[doc(hidden)]
+pub fn time_full_frontier_step_on(
+    graph: &Graph,
+    params: &SpreadParams,
+    pool: Option<&rayon::ThreadPool>,
+    accelerator: Option<&dyn PullAccelerator>,
+    repetitions: usize,
+) -> Vec<Duration> {
     let mut scratch = Scratch::default();
     scratch.resize(graph.node_count());
     (0..repetitions)
@@ -240,7 +294,7 @@ pub fn time_full_frontier_step(
             scratch.activation.fill(1.0);
             scratch.hops.fill(0);
             scratch.dense = true;
-            let mut run = step::Run::new(graph, params, &mut scratch, pool);
+            let mut run = step::Run::new(graph, params, &mut scratch, pool, accelerator);
             run.assume_dense_frontier();
             let start = Instant::now();
             run.depth(0, &NoHook);

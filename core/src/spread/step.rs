@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::scratch::{Scratch, UNREACHED};
-use super::{PhaseHook, PhaseTimer, SpreadParams, SpreadStats};
+use super::{Backend, PhaseHook, PhaseTimer, PullAccelerator, SpreadParams, SpreadStats};
 use crate::config::CyclePolicy;
 use crate::graph::{Csr, Graph, Tier};
 
@@ -12,6 +12,7 @@ pub(super) struct Run<'a> {
     params: &'a SpreadParams,
     s: &'a mut Scratch,
     pool: Option<&'a rayon::ThreadPool>,
+    accelerator: Option<&'a dyn PullAccelerator>,
     stats: SpreadStats,
     exhausted: [bool; 3],
     /// `s.active` lists every node with x_d > 0 (false after a pull step: scan instead).
@@ -28,6 +29,7 @@ impl<'a> Run<'a> {
         params: &'a SpreadParams,
         s: &'a mut Scratch,
         pool: Option<&'a rayon::ThreadPool>,
+        accelerator: Option<&'a dyn PullAccelerator>,
     ) -> Self {
         let pool = pool.filter(|p| p.current_num_threads() > 1);
         Run {
@@ -35,6 +37,7 @@ impl<'a> Run<'a> {
             params,
             s,
             pool,
+            accelerator,
             stats: SpreadStats::default(),
             exhausted: [false; 3],
             active_is_list: true,
@@ -88,7 +91,17 @@ impl<'a> Run<'a> {
             self.finishing_tier = (0..3).rev().find(|&t| counts[t] > 0).unwrap_or(0);
             self.hop = d as u8 + 1;
             self.stats.pull_phases += counts.iter().filter(|&&c| c > 0).count() as u32;
-            self.propagate(d, counts, hook, Self::pull_tier);
+            let accelerated = match self.accelerator {
+                Some(accelerator)
+                    if !self.stats.accelerator_failed && accelerator.wants(self.graph, total_work) =>
+                {
+                    self.accelerated_depth(accelerator, d, counts, hook)
+                }
+                _ => false,
+            };
+            if !accelerated {
+                self.propagate(d, counts, hook, Self::pull_tier);
+            }
             self.s.active.clear();
             self.active_is_list = false;
         } else {
@@ -201,19 +214,67 @@ impl<'a> Run<'a> {
             if counts[t] == 0 {
                 continue;
             }
-            self.stats.tier_had_work[t] = true;
             hook.before_tier(tier);
             step(self, tier);
             let spent = timer.lap();
-            self.stats.tier_time[t] += spent;
-            self.stats.depth_time[d] += spent;
-            if let Some(limit) = self.params.tier_timeouts[t]
-                && self.stats.tier_time[t] > limit
-            {
-                self.exhausted[t] = true;
-                self.stats.tier_timed_out[t] = true;
-                self.stats.truncated = true;
+            self.record_phase(d, tier, spent);
+        }
+    }
+
+    /// A pull depth whose gathers run on the accelerator; the finish runs here. False (and nothing
+    /// changed) when the accelerator failed: the caller redoes the depth on the CPU, and the rest of
+    /// the call stays on the CPU.
+    fn accelerated_depth(
+        &mut self,
+        accelerator: &dyn PullAccelerator,
+        d: usize,
+        counts: [u32; 3],
+        hook: &dyn PhaseHook,
+    ) -> bool {
+        let mut timer = PhaseTimer::start();
+        let mut phases: Vec<(Tier, std::time::Duration)> = Vec::new();
+        let result = {
+            let s = &mut *self.s;
+            let mut on_phase = |tier: Tier, after: bool| {
+                if after {
+                    phases.push((tier, timer.lap()));
+                } else {
+                    hook.before_tier(tier);
+                }
+            };
+            accelerator.pull_depth(self.graph, counts, &s.send, &mut s.next, &mut on_phase)
+        };
+        match result {
+            Ok(()) => {
+                for (tier, spent) in phases {
+                    self.record_phase(d, tier, spent);
+                }
+                self.stats.accelerated_depths += 1;
+                self.stats.backend = Backend::OpenCl;
+                let hop = self.hop;
+                let s = &mut *self.s;
+                finish_chunk(hop, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops);
+                true
             }
+            Err(_) => {
+                // `next` is untouched on failure; the depth runs again on the CPU.
+                self.stats.accelerator_failed = true;
+                false
+            }
+        }
+    }
+
+    fn record_phase(&mut self, d: usize, tier: Tier, spent: std::time::Duration) {
+        let t = tier.index();
+        self.stats.tier_had_work[t] = true;
+        self.stats.tier_time[t] += spent;
+        self.stats.depth_time[d] += spent;
+        if let Some(limit) = self.params.tier_timeouts[t]
+            && self.stats.tier_time[t] > limit
+        {
+            self.exhausted[t] = true;
+            self.stats.tier_timed_out[t] = true;
+            self.stats.truncated = true;
         }
     }
 

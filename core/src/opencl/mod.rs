@@ -1,0 +1,268 @@
+//! The OpenCL spreading backend (cargo feature `opencl`): a pull depth's per-tier gathers run as a
+//! kernel over a device-resident copy of the reverse CSRs. The OpenCL library is loaded at run time
+//! (`opencl3`'s dynamic loading), so one binary runs with or without a driver; platform discovery and
+//! the program build happen once per process, at the first engine's creation, never on a recall.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use opencl3::command_queue::CommandQueue;
+use opencl3::context::Context;
+use opencl3::device::{CL_DEVICE_TYPE_ALL, CL_DEVICE_TYPE_GPU, Device, get_all_devices};
+use opencl3::kernel::{ExecuteKernel, Kernel};
+use opencl3::memory::{Buffer, CL_MEM_READ_ONLY, CL_MEM_READ_WRITE};
+use opencl3::program::Program;
+use opencl3::types::{CL_BLOCKING, cl_float, cl_uint};
+
+use crate::graph::{Csr, Graph};
+use crate::spread::PullAccelerator;
+use crate::telemetry::Counter;
+
+const SOURCE: &str = include_str!("gather.cl");
+
+/// The device, its context and the built program, shared by every engine of the process.
+struct SharedDevice {
+    name: String,
+    context: Context,
+    program: Program,
+}
+
+// OpenCL contexts and programs are thread-safe objects (OpenCL 1.2 §A.2); kernels and queues, which
+// are not shared, live in each engine's `DeviceState` behind a mutex.
+unsafe impl Send for SharedDevice {}
+unsafe impl Sync for SharedDevice {}
+
+static SHARED: OnceLock<Result<Arc<SharedDevice>, String>> = OnceLock::new();
+
+/// Find a device (a GPU if there is one, else any) and build the program; once per process.
+fn shared() -> Result<Arc<SharedDevice>, String> {
+    SHARED
+        .get_or_init(|| {
+            let ids = get_all_devices(CL_DEVICE_TYPE_GPU)
+                .ok()
+                .filter(|ids| !ids.is_empty())
+                .or_else(|| get_all_devices(CL_DEVICE_TYPE_ALL).ok().filter(|ids| !ids.is_empty()))
+                .ok_or_else(|| "no OpenCL platform or device found".to_owned())?;
+            let device = Device::new(ids[0]);
+            let name = device.name().map_err(|e| format!("querying the device name: {e}"))?;
+            let context =
+                Context::from_device(&device).map_err(|e| format!("creating a context on {name}: {e}"))?;
+            let program = Program::create_and_build_from_source(&context, SOURCE, "")
+                .map_err(|log| format!("building the gather kernel on {name}: {log}"))?;
+            Ok(Arc::new(SharedDevice { name, context, program }))
+        })
+        .clone()
+}
+
+/// The reverse CSR of one tier on the device.
+struct DeviceCsr {
+    offsets: Buffer<cl_uint>,
+    sources: Buffer<cl_uint>,
+    weights: Buffer<cl_float>,
+}
+
+/// One engine's queue, kernel and buffers.
+struct DeviceState {
+    queue: CommandQueue,
+    kernel: Kernel,
+    /// The graph whose CSRs are resident, by id.
+    graph: Option<(u64, [Option<DeviceCsr>; 3])>,
+    send: Option<Buffer<cl_float>>,
+    next: Option<Buffer<cl_float>>,
+    capacity: usize,
+}
+
+unsafe impl Send for DeviceState {}
+
+/// An engine's OpenCL backend.
+pub struct OpenClBackend {
+    shared: Arc<SharedDevice>,
+    state: Mutex<DeviceState>,
+    /// Use the device for pull depths whose frontier has at least this many out-edges.
+    min_edges: AtomicU64,
+    launches: Counter,
+}
+
+impl std::fmt::Debug for OpenClBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenClBackend").field("device", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+impl OpenClBackend {
+    /// Discover the device (once per process) and set up this engine's queue and kernel.
+    pub fn new(min_edges: u64, launches: Counter) -> Result<OpenClBackend, String> {
+        let shared = shared()?;
+        let queue = CommandQueue::create_default_with_properties(&shared.context, 0, 0)
+            .map_err(|e| format!("creating a command queue on {}: {e}", shared.name))?;
+        let kernel = Kernel::create(&shared.program, "gather")
+            .map_err(|e| format!("creating the gather kernel: {e}"))?;
+        Ok(OpenClBackend {
+            state: Mutex::new(DeviceState {
+                queue,
+                kernel,
+                graph: None,
+                send: None,
+                next: None,
+                capacity: 0,
+            }),
+            shared,
+            min_edges: AtomicU64::new(min_edges),
+            launches,
+        })
+    }
+
+    /// The device's name.
+    pub fn device_name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Change the frontier size from which pull depths run on the device.
+    pub fn set_min_edges(&self, min_edges: u64) {
+        self.min_edges.store(min_edges, Ordering::Relaxed);
+    }
+
+    fn run_depth(
+        &self,
+        graph: &Graph,
+        counts: [u32; 3],
+        send: &[f32],
+        next: &mut [f32],
+        phases: &mut dyn FnMut(crate::graph::Tier, bool),
+    ) -> Result<(), String> {
+        if FORCE_FAILURE.with(|f| f.replace(false)) {
+            return Err("injected GPU failure (chaos)".into());
+        }
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = &mut *guard;
+        let n = graph.node_count();
+        let context = &self.shared.context;
+        if state.graph.as_ref().is_none_or(|(id, _)| *id != graph.id()) {
+            state.graph = None; // free the old copy before uploading the new one
+            let csrs = [0, 1, 2].map(|t| upload_csr(context, &state.queue, &graph.reverse[t]));
+            let mut resident = [None, None, None];
+            for (slot, csr) in resident.iter_mut().zip(csrs) {
+                *slot = csr?;
+            }
+            state.graph = Some((graph.id(), resident));
+        }
+        if state.capacity < n || state.send.is_none() {
+            state.send = Some(
+                unsafe {
+                    Buffer::<cl_float>::create(context, CL_MEM_READ_ONLY, n.max(1), std::ptr::null_mut())
+                }
+                .map_err(cl)?,
+            );
+            state.next = Some(
+                unsafe {
+                    Buffer::<cl_float>::create(context, CL_MEM_READ_WRITE, n.max(1), std::ptr::null_mut())
+                }
+                .map_err(cl)?,
+            );
+            state.capacity = n;
+        }
+        let (Some(send_buffer), Some(next_buffer)) = (state.send.as_mut(), state.next.as_mut()) else {
+            return Err("device buffers missing".into());
+        };
+        unsafe {
+            state.queue.enqueue_write_buffer(send_buffer, CL_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
+            // `next` is all zeros at the start of a pull depth on the host; mirror it.
+            state.queue.enqueue_write_buffer(next_buffer, CL_BLOCKING, 0, &next[..n], &[]).map_err(cl)?;
+        }
+        let Some((_, resident)) = state.graph.as_ref() else { return Err("graph not resident".into()) };
+        for tier in crate::graph::Tier::ALL {
+            let t = tier.index();
+            if counts[t] == 0 {
+                continue;
+            }
+            phases(tier, false);
+            if let Some(csr) = &resident[t] {
+                let event = unsafe {
+                    ExecuteKernel::new(&state.kernel)
+                        .set_arg(&csr.offsets)
+                        .set_arg(&csr.sources)
+                        .set_arg(&csr.weights)
+                        .set_arg(&*send_buffer)
+                        .set_arg(&*next_buffer)
+                        .set_arg(&(n as cl_uint))
+                        .set_global_work_size(n)
+                        .enqueue_nd_range(&state.queue)
+                }
+                .map_err(cl)?;
+                event.wait().map_err(cl)?;
+                self.launches.increment();
+            }
+            phases(tier, true);
+        }
+        unsafe { state.queue.enqueue_read_buffer(next_buffer, CL_BLOCKING, 0, &mut next[..n], &[]) }
+            .map_err(cl)?;
+        Ok(())
+    }
+}
+
+fn cl(e: opencl3::error_codes::ClError) -> String {
+    format!("OpenCL error {e}")
+}
+
+fn upload_csr(context: &Context, queue: &CommandQueue, csr: &Csr) -> Result<Option<DeviceCsr>, String> {
+    if csr.neighbours.is_empty() {
+        return Ok(None);
+    }
+    let create_u32 = |data: &[u32]| -> Result<Buffer<cl_uint>, String> {
+        let mut buffer =
+            unsafe { Buffer::<cl_uint>::create(context, CL_MEM_READ_ONLY, data.len(), std::ptr::null_mut()) }
+                .map_err(cl)?;
+        unsafe { queue.enqueue_write_buffer(&mut buffer, CL_BLOCKING, 0, data, &[]) }.map_err(cl)?;
+        Ok(buffer)
+    };
+    let mut weights = unsafe {
+        Buffer::<cl_float>::create(context, CL_MEM_READ_ONLY, csr.weights.len(), std::ptr::null_mut())
+    }
+    .map_err(cl)?;
+    unsafe { queue.enqueue_write_buffer(&mut weights, CL_BLOCKING, 0, &csr.weights, &[]) }.map_err(cl)?;
+    Ok(Some(DeviceCsr { offsets: create_u32(&csr.offsets)?, sources: create_u32(&csr.neighbours)?, weights }))
+}
+
+thread_local! {
+    /// Set by the engine when chaos asks for a GPU failure on this thread's next device depth.
+    static FORCE_FAILURE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Make the next device depth on this thread fail (chaos injection).
+pub(crate) fn force_failure_on_this_thread(fail: bool) {
+    FORCE_FAILURE.with(|f| f.set(fail));
+}
+
+/// Log each distinct error once (a failing driver would otherwise flood the log).
+fn log_once(error: &str) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(error.to_owned()) {
+        tracing::warn!(
+            error,
+            "OpenCL depth failed; this call and later ones with this error fall back to the CPU"
+        );
+    }
+}
+
+impl PullAccelerator for OpenClBackend {
+    fn wants(&self, _graph: &Graph, work: u64) -> bool {
+        work >= self.min_edges.load(Ordering::Relaxed)
+    }
+
+    fn pull_depth(
+        &self,
+        graph: &Graph,
+        counts: [u32; 3],
+        send: &[f32],
+        next: &mut [f32],
+        phases: &mut dyn FnMut(crate::graph::Tier, bool),
+    ) -> Result<(), String> {
+        self.run_depth(graph, counts, send, next, phases).inspect_err(|e| {
+            // `next` was all zeros when the depth began; leave it so for the CPU to redo the depth.
+            next.fill(0.0);
+            log_once(e);
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The OpenCL backend (PoCL in CI) agrees with the CPU: the worked examples and random graphs, both
+//! cycle policies, tier timeouts off; a forced device failure falls back to the CPU with the same
+//! result and the counters say so.
+#![cfg(feature = "opencl")]
+#![allow(clippy::type_complexity)] // test tables
+
+use std::sync::OnceLock;
+
+use axonal_core::opencl::OpenClBackend;
+use axonal_core::telemetry::Counter;
+use axonal_core::{
+    Activation, Backend, ChaosConfig, Cue, CyclePolicy, Engine, EngineConfig, Execution, Graph, GraphBuilder,
+    SpreadParams, Tier, spread_standalone, spread_standalone_on,
+};
+use proptest::prelude::*;
+use serde_json::json;
+
+fn backend() -> &'static OpenClBackend {
+    static BACKEND: OnceLock<OpenClBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| OpenClBackend::new(0, Counter::detached()).expect("an OpenCL device (PoCL in CI)"))
+}
+
+fn close(a: &[Activation], b: &[Activation]) -> Result<(), String> {
+    if a.len() != b.len() {
+        return Err(format!("{} vs {} results", a.len(), b.len()));
+    }
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by_key(|x| x.node);
+    b.sort_by_key(|x| x.node);
+    for (x, y) in a.iter().zip(&b) {
+        let tolerance = 1e-7 + 1e-5 * x.activation.abs().max(y.activation.abs());
+        if x.node != y.node || x.hops != y.hops || (x.activation - y.activation).abs() > tolerance {
+            return Err(format!("{x:?} vs {y:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn params(depth: u32, decay: f32, policy: CyclePolicy) -> SpreadParams {
+    SpreadParams {
+        max_depth: depth,
+        decay,
+        threshold: 0.01,
+        max_fan_out: 0,
+        cycle_policy: policy,
+        batch_size: 64,
+        tier_timeouts: [None; 3],
+        execution: Execution::pull_every_depth(),
+    }
+}
+
+#[test]
+fn worked_examples_on_the_device() {
+    let cases: [(u32, &[(u32, u32, f32)], u32, f32, CyclePolicy); 4] = [
+        (
+            5,
+            &[(0, 1, 1.0), (1, 2, 1.0), (2, 3, 1.0), (3, 4, 1.0), (4, 0, 1.0)],
+            3,
+            0.8,
+            CyclePolicy::FireOnce,
+        ),
+        (4, &[(0, 1, 0.5), (0, 2, 0.5), (1, 3, 1.0), (2, 3, 1.0)], 2, 0.8, CyclePolicy::FireOnce),
+        (2, &[(0, 1, 1.0), (1, 0, 1.0)], 4, 0.5, CyclePolicy::FireOnce),
+        (2, &[(0, 1, 1.0), (1, 0, 1.0)], 4, 0.5, CyclePolicy::Reverberate),
+    ];
+    for (n, edges, depth, decay, policy) in cases {
+        let src: Vec<u32> = edges.iter().map(|e| e.0).collect();
+        let dst: Vec<u32> = edges.iter().map(|e| e.1).collect();
+        let w: Vec<f32> = edges.iter().map(|e| e.2).collect();
+        let graph = Graph::from_edges(n, &src, &dst, &w).unwrap();
+        let p = params(depth, decay, policy);
+        let (cpu, _) = spread_standalone(&graph, &p, &[(0, 1.0)], None, None).unwrap();
+        let (gpu, stats) =
+            spread_standalone_on(&graph, &p, &[(0, 1.0)], None, None, Some(backend())).unwrap();
+        close(&cpu, &gpu).unwrap();
+        assert_eq!(stats.backend, Backend::OpenCl);
+        assert!(stats.accelerated_depths >= 1);
+    }
+}
+
+fn case() -> impl Strategy<Value = (u32, Vec<(u32, u32, f32)>, Vec<Tier>, Vec<(u32, f32)>, u32, CyclePolicy)>
+{
+    (2u32..60).prop_flat_map(|n| {
+        (
+            Just(n),
+            prop::collection::vec((0..n, 0..n, (1u32..=1000).prop_map(|x| x as f32 / 1000.0)), 1..300),
+            prop::collection::vec(
+                prop_oneof![Just(Tier::Hot), Just(Tier::Warm), Just(Tier::Cold)],
+                n as usize,
+            ),
+            prop::collection::vec((0..n, (1u32..=100).prop_map(|x| x as f32 / 100.0)), 1..4),
+            1u32..=6,
+            prop_oneof![Just(CyclePolicy::FireOnce), Just(CyclePolicy::Reverberate)],
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(80))]
+
+    #[test]
+    fn device_equals_cpu_on_random_graphs((n, edges, tiers, seeds, depth, policy) in case()) {
+        let mut builder = GraphBuilder::new(n);
+        for &(s, d, w) in &edges {
+            builder.add_edge(s, d, w).unwrap();
+        }
+        for (v, &tier) in tiers.iter().enumerate() {
+            builder.set_tier(v as u32, tier).unwrap();
+        }
+        let graph = builder.build().unwrap();
+        let p = params(depth, 0.8, policy);
+        let (cpu, cpu_stats) = spread_standalone(&graph, &p, &seeds, None, None).unwrap();
+        let (gpu, gpu_stats) = spread_standalone_on(&graph, &p, &seeds, None, None, Some(backend())).unwrap();
+        prop_assert!(close(&cpu, &gpu).is_ok(), "{:?}", close(&cpu, &gpu));
+        prop_assert!((cpu_stats.mass - gpu_stats.mass).abs() <= 1e-7 + 1e-5 * cpu_stats.mass);
+        prop_assert_eq!(cpu_stats.depth_reached, gpu_stats.depth_reached);
+        prop_assert_eq!(cpu_stats.edges_traversed, gpu_stats.edges_traversed);
+    }
+}
+
+fn engine(mode: &str) -> Engine {
+    let graph = axonal_core::generate::barabasi_albert(300, 3, 0.9, 1).build().unwrap();
+    let config = EngineConfig::default()
+        .patched(&json!({"opencl": mode, "spreading": {"tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0},
+                          "latency_budget_ms": 60000}}))
+        .unwrap();
+    Engine::new(graph, config).unwrap()
+}
+
+#[test]
+fn always_mode_runs_every_depth_on_the_device_and_counts_launches() {
+    let device = engine("always");
+    let cpu = engine("off");
+    let cue = Cue::nodes([0, 7]).with_k(300);
+    let on_device = device.recall(&cue).unwrap();
+    let on_cpu = cpu.recall(&cue).unwrap();
+    close(&on_cpu.results, &on_device.results).unwrap();
+    assert_eq!(on_device.stats.backend, Backend::OpenCl);
+    let section = device.spreading_section();
+    assert!(section["gpu"]["device"].is_string(), "{section}");
+    assert!(section["gpu"]["launches"].as_u64().unwrap() >= on_device.stats.depth_reached as u64);
+    assert_eq!(section["gpu"]["fallbacks"], 0);
+    assert!(cpu.spreading_section()["gpu"]["device"].is_null(), "off: no device");
+}
+
+#[test]
+fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
+    let device = engine("always");
+    let cue = Cue::nodes([3]).with_k(300);
+    let reference = device.recall(&cue).unwrap();
+    let launches = device.spreading_section()["gpu"]["launches"].as_u64().unwrap();
+    device.set_chaos(ChaosConfig { gpu_failure_rate: 1.0, seed: Some(1), ..Default::default() }).unwrap();
+    for _ in 0..3 {
+        let recall = device.recall(&cue).unwrap();
+        assert_eq!(recall.source, axonal_core::Source::Spreading, "a device failure is not a recall failure");
+        assert_eq!(recall.stats.backend, Backend::Cpu);
+        assert!(recall.stats.accelerator_failed);
+        close(&reference.results, &recall.results).unwrap();
+    }
+    let section = device.spreading_section();
+    assert_eq!(section["gpu"]["fallbacks"], 3);
+    assert_eq!(section["gpu"]["launches"], launches, "no launch after the injected failures");
+    device.clear_chaos();
+    assert_eq!(device.recall(&cue).unwrap().stats.backend, Backend::OpenCl);
+}
+
+#[test]
+fn required_mode_creates_an_engine_when_a_device_exists() {
+    let e = engine("required");
+    assert!(e.spreading_section()["gpu"]["device"].is_string());
+}

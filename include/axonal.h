@@ -39,6 +39,11 @@
 #define AXONAL_VERSION_PATCH 0
 
 /*
+ Defined (1): this library has the OpenCL backend (used when `"opencl"` finds a device).
+ */
+#define AXONAL_FEATURE_OPENCL 1
+
+/*
  Flag bit of `axonal_engine_recall_seeds`: the fallback answered.
  */
 #define AXONAL_RECALL_FLAG_FALLBACK 1

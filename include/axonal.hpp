@@ -49,11 +49,13 @@ inline void check(axonal_status status) {
     if (status != AXONAL_STATUS_OK) throw Error(status, last_error());
 }
 
-/* Take ownership of a string the library returned. */
+/* Take ownership of a string the library returned (freed even if copying it throws). */
 inline std::string take(char *text, size_t len) {
-    std::string out(text, len);
-    axonal_string_free(text);
-    return out;
+    struct Free {
+        char *p;
+        ~Free() { axonal_string_free(p); }
+    } owner{text};
+    return std::string(owner.p, len);
 }
 
 using Probe = std::function<std::pair<uint32_t, std::string>()>;
@@ -146,6 +148,7 @@ public:
 
     GraphBuilder &add_edges(const std::vector<uint32_t> &src, const std::vector<uint32_t> &dst, const std::vector<float> &weight) {
         if (src.size() != dst.size() || src.size() != weight.size()) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "edge arrays differ in length");
+        if (src.empty()) return *this; /* nothing to add (the C call rejects a zero length) */
         detail::check(axonal_graph_builder_add_edges(b_, src.data(), dst.data(), weight.data(), src.size()));
         return *this;
     }

@@ -27,7 +27,11 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     println!("device: {}; CPU: {cpu}, {threads} threads\n", backend.device_name());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -64,11 +68,19 @@ fn step_crossover(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool)
         if ratio < 1.0 && crossover.is_none() {
             crossover = Some(m);
         }
-        println!("| {n} | {m} | {:.3} | {:.3} | {ratio:.2} |", cpu.as_secs_f64() * 1e3, device.as_secs_f64() * 1e3);
+        println!(
+            "| {n} | {m} | {:.3} | {:.3} | {ratio:.2} |",
+            cpu.as_secs_f64() * 1e3,
+            device.as_secs_f64() * 1e3
+        );
     }
     match crossover {
-        Some(m) => println!("\ncrossover: the device wins from about {m} frontier edges (opencl_min_edges)\n"),
-        None => println!("\ncrossover: the device did not win at any size measured (keep opencl_min_edges high)\n"),
+        Some(m) => {
+            println!("\ncrossover: the device wins from about {m} frontier edges (opencl_min_edges)\n")
+        }
+        None => println!(
+            "\ncrossover: the device did not win at any size measured (keep opencl_min_edges high)\n"
+        ),
     }
 }
 
@@ -91,7 +103,13 @@ fn recalls(full: bool) {
             let cue = Cue::nodes([hub]).with_k(10);
             let mut out = Recall::default();
             engine.recall_into(&cue, &mut out).unwrap();
-            let runs = if n >= 1_000_000 { 10 } else if full { 40 } else { 2 };
+            let runs = if n >= 1_000_000 {
+                10
+            } else if full {
+                40
+            } else {
+                2
+            };
             let mut samples: Vec<Duration> = (0..runs)
                 .map(|_| {
                     let start = Instant::now();

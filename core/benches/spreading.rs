@@ -120,7 +120,10 @@ fn barabasi_albert() {
         let hub = edges.hub();
         let graph = Arc::new(edges.build().unwrap());
         let configs = [
-            ("depth 1 (hub neighbourhood)", json!({"spreading": {"max_depth": 1}})),
+            (
+                "depth 1 (hub neighbourhood)",
+                json!({"spreading": {"max_depth": 1}, "autotune": {"guardrails": {"max_depth": [1, 6]}}}),
+            ),
             ("spec defaults, depth 4", json!({"spreading": {"max_depth": 4}})),
             (
                 "every node (threshold 0, depth 8, no timeouts)",

@@ -367,7 +367,12 @@ impl EngineConfig {
         check(h.success_threshold >= 1, "health.success_threshold", h.success_threshold, ">= 1")?;
 
         let a = &self.autotune;
-        check(a.interval_ms >= 1, "autotune.interval_ms", a.interval_ms, ">= 1")?;
+        check(
+            (100..=86_400_000).contains(&a.interval_ms),
+            "autotune.interval_ms",
+            a.interval_ms,
+            "in 100..=86400000",
+        )?;
         let improvement = a.min_improvement;
         check(
             improvement.is_finite() && improvement >= 0.0,
@@ -375,7 +380,12 @@ impl EngineConfig {
             improvement,
             "finite and >= 0",
         )?;
-        check(a.audit_capacity >= 1, "autotune.audit_capacity", a.audit_capacity, ">= 1")?;
+        check(
+            (1..=100_000).contains(&a.audit_capacity),
+            "autotune.audit_capacity",
+            a.audit_capacity,
+            "in 1..=100000",
+        )?;
         let g = &a.guardrails;
         let [lo, hi] = g.batch_size;
         check(
@@ -392,8 +402,13 @@ impl EngineConfig {
             "1 <= low <= high <= 16",
         )?;
         let [lo, hi] = g.timeout_multiplier;
-        let ok = lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi;
-        check(ok, "autotune.guardrails.timeout_multiplier", format!("[{lo}, {hi}]"), "0 < low <= high")?;
+        let ok = lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi && hi <= 10.0;
+        check(
+            ok,
+            "autotune.guardrails.timeout_multiplier",
+            format!("[{lo}, {hi}]"),
+            "0 < low <= high <= 10",
+        )?;
 
         check(self.threads <= 1024, "threads", self.threads, "in 0..=1024 (0 = one per core)")?;
         Ok(())

@@ -178,6 +178,8 @@ fn config_errors_name_the_field() {
         (r#"{"health": {"failure_threshold": 0}}"#, "health.failure_threshold"),
         (r#"{"health": {"success_threshold": 0}}"#, "health.success_threshold"),
         (r#"{"autotune": {"interval_ms": 0}}"#, "autotune.interval_ms"),
+        (r#"{"autotune": {"audit_capacity": 1000000}}"#, "autotune.audit_capacity"),
+        (r#"{"autotune": {"guardrails": {"timeout_multiplier": [0.5, 100]}}}"#, "high <= 10"),
         (r#"{"autotune": {"min_improvement": -0.1}}"#, "autotune.min_improvement"),
         (r#"{"autotune": {"audit_capacity": 0}}"#, "autotune.audit_capacity"),
         (r#"{"autotune": {"guardrails": {"batch_size": [64, 8]}}}"#, "autotune.guardrails.batch_size"),

@@ -315,3 +315,25 @@ fn dropping_the_engine_cuts_an_injected_delay_short() {
     drop(engine);
     assert!(start.elapsed() < Duration::from_secs(5), "drop took {:?}", start.elapsed());
 }
+
+#[test]
+fn dropping_the_engine_lets_a_running_check_finish_first() {
+    use std::sync::atomic::AtomicBool;
+    let clock = ManualClock::new(0);
+    let engine = engine(clock.clone());
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&finished);
+    let (started_tx, started) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let slow = move || {
+        let _ = started_tx.lock().unwrap().send(());
+        std::thread::sleep(Duration::from_millis(150)); // a slow check, not a wait for state
+        flag.store(true, Ordering::SeqCst);
+        HealthCheckResult::healthy()
+    };
+    engine.register_probe_fn("slow", slow, Some(options(10, 1000, true))).unwrap();
+    engine.health().run_pending();
+    started.recv().unwrap(); // the check is running on its worker
+    drop(engine);
+    assert!(finished.load(Ordering::SeqCst), "drop waited for the check in flight");
+}

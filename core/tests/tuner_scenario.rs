@@ -185,3 +185,33 @@ fn truncation_inside_the_budget_raises_the_cold_timeout() {
     assert!(entry.new.tier_timeouts_ms.cold <= 10.0, "within the 2× guardrail");
     engine.clear_chaos();
 }
+
+#[test]
+fn enabling_at_run_time_survives_the_tuners_own_changes() {
+    let engine = engine(false);
+    engine.set_autotune_enabled(true);
+    let mut rng = SplitMix64(7);
+    interval(&engine, &mut rng);
+    engine.set_chaos(cold(8.0)).unwrap();
+    assert!(matches!(interval(&engine, &mut rng), Decision::Applied(_)));
+    assert!(engine.autotune_enabled(), "the tuner's change must not switch the tuner off");
+    assert!(engine.config().autotune.enabled);
+    engine.clear_chaos();
+}
+
+#[test]
+fn an_operator_write_replaces_the_tuners_adjustments() {
+    let engine = engine(true);
+    let base = knobs(&engine);
+    let mut rng = SplitMix64(8);
+    interval(&engine, &mut rng);
+    engine.set_chaos(cold(8.0)).unwrap();
+    assert!(matches!(interval(&engine, &mut rng), Decision::Applied(_)));
+    assert_ne!(knobs(&engine), base);
+    engine.clear_chaos();
+    // An unrelated operator write: the operator's config is back, the tuner's change is gone.
+    engine.update_config(&json!({"recall": {"k": 5}})).unwrap();
+    assert_eq!(knobs(&engine), base);
+    assert_eq!(engine.config().recall.k, 5);
+    assert_eq!(engine.autotune_state()["pending"], serde_json::Value::Null);
+}

@@ -76,6 +76,7 @@ pub unsafe extern "C" fn axonal_engine_recall(
 ) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
+        string_out(out_json, out_len)?;
         let cue = Cue::from_value(&unsafe { json_arg(cue_json, "cue_json") }?)?;
         give_string(engine.recall_cue_json(&cue)?, out_json, out_len)
     })
@@ -162,6 +163,7 @@ fn engine_json(
 ) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
+        string_out(out, out_len)?;
         give_string(make(engine)?, out, out_len)
     })
 }
@@ -207,6 +209,7 @@ pub unsafe extern "C" fn axonal_engine_check_probe(
 ) -> axonal_status {
     run(|| {
         let engine = engine_ref(e)?;
+        string_out(out_json, out_len)?;
         let name = unsafe { str_arg(name, "name") }?;
         if !engine.health().names().iter().any(|n| n == name) {
             return Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no probe named {name:?}")));

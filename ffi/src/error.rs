@@ -80,7 +80,8 @@ thread_local! {
 }
 
 fn set_last_error(message: String) {
-    LAST_ERROR.with(|last| *last.borrow_mut() = message);
+    // `try_with`: during thread teardown the slot may be gone; losing the message beats aborting.
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = message);
 }
 
 /// Run a function body inside the panic boundary; on failure record the message for
@@ -134,10 +135,21 @@ pub(crate) fn out_arg<'a, T>(ptr: *mut T, name: &str) -> FfiResult<&'a mut T> {
     unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(name))
 }
 
-/// Hand a string to C (free with `axonal_string_free`); `out_len` receives its length without the NUL.
-pub(crate) fn give_string(text: String, out: *mut *mut c_char, out_len: *mut usize) -> FfiResult {
+/// Check a string out-parameter pair before any work is done, and set `*out` to NULL.
+pub(crate) fn string_out<'a>(
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> FfiResult<(&'a mut *mut c_char, &'a mut usize)> {
     let out = out_arg(out, "out")?;
     let out_len = out_arg(out_len, "out_len")?;
+    *out = std::ptr::null_mut();
+    *out_len = 0;
+    Ok((out, out_len))
+}
+
+/// Hand a string to C (free with `axonal_string_free`); `out_len` receives its length without the NUL.
+pub(crate) fn give_string(text: String, out: *mut *mut c_char, out_len: *mut usize) -> FfiResult {
+    let (out, out_len) = string_out(out, out_len)?;
     let len = text.len();
     let text = CString::new(text).map_err(|_| FfiError::invalid("result contains a NUL byte"))?;
     *out = text.into_raw();
@@ -155,7 +167,7 @@ pub unsafe extern "C" fn axonal_last_error_message(
     len: usize,
     written: *mut usize,
 ) -> axonal_status {
-    let message = LAST_ERROR.with(|last| last.borrow().clone());
+    let message = LAST_ERROR.try_with(|last| last.borrow().clone()).unwrap_or_default();
     let mut status = AXONAL_STATUS_OK;
     if let Some(written) = unsafe { written.as_mut() } {
         *written = message.len();

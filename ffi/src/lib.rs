@@ -29,6 +29,9 @@ pub const AXONAL_VERSION_MINOR: u32 = 1;
 /// Library patch version (Cargo.toml).
 pub const AXONAL_VERSION_PATCH: u32 = 0;
 
+/// Defined (1): this library has the OpenCL backend (used when `"opencl"` finds a device).
+pub const AXONAL_FEATURE_OPENCL: u32 = 1;
+
 /// NUL-terminated crate version, static storage.
 const VERSION_CSTR: &std::ffi::CStr =
     match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

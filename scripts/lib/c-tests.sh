@@ -17,8 +17,12 @@ run_c_suites() {
   step "C tests under valgrind (no leaks, no invalid reads)"
   cc -std=c11 "${strict[@]}" -g -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
     -Wl,-rpath,"$PWD/$lib" -o target/c/test_api_plain
-  valgrind --quiet --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-    target/c/test_api_plain
+  # Without an OpenCL platform: valgrind checks this library, not PoCL's JIT compiler.
+  local no_icd
+  no_icd=$(mktemp -d)
+  OCL_ICD_VENDORS="$no_icd" valgrind --quiet --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+    --show-leak-kinds=definite target/c/test_api_plain
+  rmdir "$no_icd"
 
   step "C++ wrapper tests (-std=c++17 -Wall -Wextra -Werror, ASan + UBSan)"
   c++ -std=c++17 -Wall -Wextra -Werror "${sanitize[@]}" -Iinclude tests/cpp/test_wrapper.cpp -L"$lib" -laxonal -lpthread \

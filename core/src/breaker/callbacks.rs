@@ -200,8 +200,11 @@ fn run(callbacks: &Callbacks, receiver: &Receiver<Message>) {
     }
 }
 
-impl Drop for Dispatcher {
-    fn drop(&mut self) {
+impl Dispatcher {
+    /// Deliver what is queued, stop the thread, and drop every callback (running `userdata_free`s).
+    /// Idempotent; the engine calls it first thing when dropped, while everything a callback may
+    /// call back into is still alive.
+    pub fn shutdown(&mut self) {
         let _ = self.sender.send(Message::Stop);
         if let Some(thread) = self.thread.take()
             && thread.thread().id() != std::thread::current().id()
@@ -209,5 +212,11 @@ impl Drop for Dispatcher {
             let _ = thread.join();
         }
         self.callbacks.clear();
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }

@@ -22,16 +22,23 @@ impl AutotuneThread {
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("axonal-autotune".into()).spawn(move || {
             let (lock, wake) = &*signal;
-            let mut next_due = clock.now() + core.autotune_interval();
+            core.last_autotune_step
+                .store(clock.now().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
             let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
             while !*stopped {
                 let now = clock.now();
+                // A full (backed-off) interval after the last step, whoever ran it.
+                let last =
+                    Duration::from_nanos(core.last_autotune_step.load(std::sync::atomic::Ordering::Relaxed));
+                let next_due = last + core.autotune_interval();
                 if now >= next_due {
                     drop(stopped);
                     if core.autotune_enabled.load(std::sync::atomic::Ordering::Relaxed) {
                         core.autotune_step();
+                    } else {
+                        core.last_autotune_step
+                            .store(now.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
-                    next_due = clock.now() + core.autotune_interval();
                     stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
                     continue;
                 }

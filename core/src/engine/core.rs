@@ -27,6 +27,10 @@ use crate::tuner::{Decision, SpreadingAutoTuner, StepEnv};
 /// recall in [`TunerFeed::SAMPLE_EVERY`] per thread: the tuner uses shares and rates, which sampling
 /// leaves unbiased, and the 5-node recall keeps its telemetry budget.
 pub(super) struct TunerFeed {
+    /// Whole-call latency of recalls the breaker admitted (slow and failed spreads included): the
+    /// tuner's latency. Refused calls, answered at once by the fallback, would hide the very
+    /// pressure the tuner reacts to.
+    pub(super) spread_latency: crate::telemetry::Histogram,
     pub(super) depth_edges: [Counter; spread::MAX_DEPTH],
     pub(super) depth_nanos: [Counter; spread::MAX_DEPTH],
     pub(super) pull_phases: Counter,
@@ -43,6 +47,7 @@ impl TunerFeed {
 
     pub(super) fn new() -> Self {
         TunerFeed {
+            spread_latency: crate::telemetry::Histogram::detached(crate::telemetry::LATENCY_BOUNDS),
             depth_edges: std::array::from_fn(|_| Counter::detached()),
             depth_nanos: std::array::from_fn(|_| Counter::detached()),
             pull_phases: Counter::detached(),
@@ -104,6 +109,9 @@ pub(super) struct Core {
     pub(super) autotune_enabled: AtomicBool,
     /// Measured cost of one task on the pool (seconds), for the batch-size model; measured once.
     pub(super) task_overhead: std::sync::OnceLock<f64>,
+    /// When the last tuning step ran (engine clock, nanoseconds): the schedule counts a full interval
+    /// from any step, `autotune_now` included.
+    pub(super) last_autotune_step: std::sync::atomic::AtomicU64,
     pub(super) pool: Option<rayon::ThreadPool>,
     pub(super) pool_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) threads: usize,
@@ -294,6 +302,7 @@ impl Core {
         }
         if attempted {
             let stats = &out.stats;
+            self.tuner_feed.spread_latency.observe_duration(out.latency);
             m.spreads_total.increment();
             m.edges_traversed_total.add(stats.total_edges_traversed());
             self.tuner_feed.record(stats);
@@ -350,34 +359,39 @@ impl Core {
             task_overhead: *self.task_overhead.get_or_init(|| measure_task_overhead(self.pool.as_ref())),
             nodes_per_batch_unit: live.params.execution.nodes_per_batch_unit,
         };
-        let (decision, config) = tuner.step(self.tuner_sample(), &env);
-        if let Some(config) = config {
-            match config.validate() {
-                Ok(()) => {
-                    let old = &live.config.spreading;
-                    tracing::info!(
-                        old = %serde_json::to_string(old).unwrap_or_default(),
-                        new = %serde_json::to_string(&config.spreading).unwrap_or_default(),
-                        decision = %decision.to_json(),
-                        "auto-tuner changed the config"
-                    );
-                    self.telemetry.spreading().autotune_changes_total.increment();
-                    self.install_config(config);
-                }
-                // Unreachable by construction (the tuner stays inside the guardrails); never apply an
-                // invalid config.
-                Err(e) => return Decision::NoChange(format!("the tuned config was invalid: {e}")),
-            }
+        self.last_autotune_step.store(self.telemetry.clock().now().as_nanos() as u64, Ordering::Relaxed);
+        let before = tuner.clone();
+        let (decision, tuned) = tuner.step(self.tuner_sample(), &env);
+        let Some(tuned) = tuned else { return decision };
+        // Only the knobs come from the tuner; everything else stays as live.
+        let mut config = live.config.clone();
+        config.spreading.max_depth = tuned.spreading.max_depth;
+        config.spreading.batch_size = tuned.spreading.batch_size;
+        config.spreading.tier_timeouts_ms = tuned.spreading.tier_timeouts_ms;
+        if let Err(e) = config.validate() {
+            // The tuner stays inside the guardrails, so this should not happen; if it does, the
+            // tuner's state goes back to what it was and nothing is applied.
+            *tuner = before;
+            return Decision::NoChange(format!("the tuned config was invalid and was not applied: {e}"));
         }
+        tracing::info!(
+            old = %serde_json::to_string(&live.config.spreading).unwrap_or_default(),
+            new = %serde_json::to_string(&config.spreading).unwrap_or_default(),
+            decision = %decision.to_json(),
+            "auto-tuner changed the config"
+        );
+        self.telemetry.spreading().autotune_changes_total.increment();
+        self.install_config(config);
         decision
     }
 
     fn tuner_sample(&self) -> Sample {
         let m = self.telemetry.spreading();
+        let spread_latency = self.tuner_feed.spread_latency.totals();
         Sample {
-            recall_latency: m.recall_latency.totals(),
+            recalls: spread_latency.count,
+            recall_latency: spread_latency,
             tier_latency: std::array::from_fn(|t| m.tier_latency[t].totals()),
-            recalls: m.recalls_total.total(),
             spreads: m.spreads_total.total(),
             violations: m.budget_violations_total.total(),
             tier_timeouts: std::array::from_fn(|t| m.tier_timeouts_total[t].total()),

@@ -116,6 +116,7 @@ impl Engine {
             tuner_feed: TunerFeed::new(),
             autotune_enabled: AtomicBool::new(config.autotune.enabled),
             task_overhead: std::sync::OnceLock::new(),
+            last_autotune_step: std::sync::atomic::AtomicU64::new(0),
             pool,
             pool_threads: Mutex::new(std::mem::take(
                 &mut *pool_threads.lock().unwrap_or_else(|p| p.into_inner()),
@@ -178,17 +179,16 @@ impl Engine {
         let core = &self.core;
         let mut tuner = core.config_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = core.live.load();
-        let mut next = current.config.patched(patch)?;
+        // The patch applies to the operator's config, not to the tuner's adjustments of it: an
+        // operator write replaces them (docs/autotuning.md).
+        let mut next = tuner.base().patched(patch)?;
         if next.threads != current.config.threads {
             return Err(Error::config("threads", "is fixed when the engine is created"));
         }
         if next.opencl != current.config.opencl {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
-        // Guardrails clamp every config write, the operator's as the tuner's (SPEC §8).
-        let g = &next.autotune.guardrails;
-        next.spreading.max_depth = next.spreading.max_depth.clamp(g.max_depth[0], g.max_depth[1]);
-        next.spreading.batch_size = next.spreading.batch_size.clamp(g.batch_size[0], g.batch_size[1]);
+        clamp_to_guardrails(&mut next);
         if next.opencl_min_edges != current.config.opencl_min_edges {
             #[cfg(feature = "opencl")]
             if let Some(backend) = &core.opencl {
@@ -380,7 +380,8 @@ impl Engine {
 
     /// Enable or disable the auto-tuner at run time (its adjustments so far stay in force).
     pub fn set_autotune_enabled(&self, enabled: bool) {
-        let _writer = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tuner = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
+        tuner.set_enabled(enabled);
         let mut config = self.core.live.load().config.clone();
         config.autotune.enabled = enabled;
         self.core.install_config(config);
@@ -460,10 +461,14 @@ impl Engine {
 }
 
 impl Drop for Engine {
-    /// Cut injected delays short first, so no engine thread is left sleeping in one; the fields then
-    /// drop in order (background threads, callbacks, the core and its pool).
+    /// Shut down while everything a host callback may call back into is still alive: cut injected
+    /// delays short, deliver queued transition events and drop the transition callbacks, stop the
+    /// probes (a check in flight gets its timeout to finish). The remaining fields then drop in order
+    /// (tuner and telemetry threads, the core and its pool).
     fn drop(&mut self) {
         self.core.chaos.clear();
+        self.dispatcher.shutdown();
+        self.health.shutdown();
     }
 }
 
@@ -495,4 +500,12 @@ fn opencl_backend(
             }),
         },
     }
+}
+
+/// Guardrails clamp every config write — at creation, the operator's updates and the tuner's
+/// (SPEC §8): depth and batch size into their ranges.
+fn clamp_to_guardrails(config: &mut EngineConfig) {
+    let g = &config.autotune.guardrails;
+    config.spreading.max_depth = config.spreading.max_depth.clamp(g.max_depth[0], g.max_depth[1]);
+    config.spreading.batch_size = config.spreading.batch_size.clamp(g.batch_size[0], g.batch_size[1]);
 }

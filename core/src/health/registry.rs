@@ -121,6 +121,13 @@ struct Entry {
 }
 
 impl Entry {
+    fn worker_is_current(&self) -> bool {
+        self.worker
+            .lock()
+            .map(|w| w.as_ref().is_some_and(|w| w.thread().id() == std::thread::current().id()))
+            .unwrap_or(false)
+    }
+
     fn lock(&self) -> MutexGuard<'_, ProbeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -401,12 +408,21 @@ impl Drop for HealthRegistry {
 }
 
 /// Stop the probe's worker: no new check starts (the worker checks `retired` under the state lock
-/// before it begins one); join it unless a check is running in it, which is left to finish on a
-/// detached thread (or unless we are that worker).
+/// before it begins one); a check already running gets up to the probe's timeout to finish, then
+/// the worker is joined — or, if the check is hung, detached to finish on its own (also when we
+/// are that worker).
 fn retire(entry: &Entry) {
     let busy = {
         let mut state = entry.lock();
         state.retired = true;
+        let deadline = Instant::now() + state.options.timeout;
+        while entry.busy.load(Ordering::Acquire) {
+            let now = Instant::now();
+            if now >= deadline || entry.worker_is_current() {
+                break;
+            }
+            state = entry.finished.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
         entry.busy.load(Ordering::Acquire)
     };
     drop(entry.requests.lock().unwrap_or_else(|p| p.into_inner()).take());
@@ -572,6 +588,7 @@ fn work(inner: &Inner, entry: &Entry, requests: &Receiver<u64>) {
             state.in_flight = None;
             inner.apply(entry, &mut state, result);
         }
+        // Under the state lock, so `retire` and `check_named` waiting on `finished` see it.
         entry.busy.store(false, Ordering::Release);
         entry.finished.notify_all();
         drop(state);

@@ -282,6 +282,11 @@ impl HistogramCell {
 pub struct Histogram(pub(crate) Arc<HistogramCell>);
 
 impl Histogram {
+    /// A histogram outside any registry (internal feeds that are not exported).
+    pub fn detached(bounds: &'static [f64]) -> Histogram {
+        Histogram(Arc::new(HistogramCell::new(bounds)))
+    }
+
     /// Cumulative contents since start.
     pub(crate) fn totals(&self) -> HistogramTotals {
         self.0.totals()

@@ -104,7 +104,7 @@ struct Pending {
 }
 
 /// The tuner's state (behind the engine's tuner mutex).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SpreadingAutoTuner {
     base: EngineConfig,
     knobs: Knobs,
@@ -117,7 +117,14 @@ pub struct SpreadingAutoTuner {
     audit: VecDeque<(u64, AuditEntry)>,
     sequence: u64,
     last_decision: Option<Value>,
+    /// Knob sets rolled back recently, with the step they were rejected at: not retried for
+    /// `REJECT_STEPS` steps, so a rejected change cannot come straight back.
+    rejected: VecDeque<(Knobs, u64)>,
+    steps: u64,
 }
+
+/// Steps a rolled-back knob set stays rejected.
+const REJECT_STEPS: u64 = 8;
 
 /// What a step knows besides the statistics.
 #[derive(Debug, Clone)]
@@ -150,6 +157,23 @@ impl SpreadingAutoTuner {
             audit: VecDeque::new(),
             sequence: 0,
             last_decision: None,
+            rejected: VecDeque::new(),
+            steps: 0,
+        }
+    }
+
+    /// The operator's config the tuner adjusts (its knobs aside, what the operator last wrote).
+    pub fn base(&self) -> &EngineConfig {
+        &self.base
+    }
+
+    /// Record the operator's enable switch in the base; enabling starts the statistics afresh, so
+    /// the first judgement never spans the time the tuner was off.
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.base.autotune.enabled = enabled;
+        if enabled {
+            self.last = None;
+            self.pending = None;
         }
     }
 
@@ -229,6 +253,9 @@ impl SpreadingAutoTuner {
         stats: &IntervalStats,
         env: &StepEnv<'_>,
     ) -> (Decision, Option<EngineConfig>) {
+        self.steps += 1;
+        let steps = self.steps;
+        self.rejected.retain(|(_, at)| steps - at < REJECT_STEPS);
         if stats.recalls < MIN_RECALLS {
             return (
                 Decision::NoChange(format!(
@@ -259,6 +286,7 @@ impl SpreadingAutoTuner {
         };
         if model::pressure(&self.ewma, budget) {
             let mut candidates = model::recommend(&self.ewma, stats, &context);
+            candidates.retain(|c| !self.rejected.iter().any(|(knobs, _)| *knobs == c.knobs));
             candidates.sort_by(|a, b| b.predicted.total_cmp(&a.predicted));
             let threshold = live.autotune.min_improvement;
             return match candidates.into_iter().next() {
@@ -364,6 +392,7 @@ impl SpreadingAutoTuner {
             1u32 << self.backoff.min(16)
         );
         let old = self.knobs;
+        self.rejected.push_back((old, self.steps));
         self.knobs = model::clamp(pending.old, guardrails);
         let entry = self.record("rollback", old, self.knobs, reason, pending.predicted, Some(observed), now);
         (Decision::RolledBack(entry), Some(self.config_for(self.knobs)))

@@ -13,7 +13,7 @@ use opencl3::device::{CL_DEVICE_TYPE_ALL, CL_DEVICE_TYPE_GPU, Device, get_all_de
 use opencl3::kernel::{ExecuteKernel, Kernel};
 use opencl3::memory::{Buffer, CL_MEM_READ_ONLY, CL_MEM_READ_WRITE};
 use opencl3::program::Program;
-use opencl3::types::{CL_BLOCKING, cl_float, cl_uint};
+use opencl3::types::{CL_BLOCKING, CL_NON_BLOCKING, cl_float, cl_uint};
 
 use crate::graph::{Csr, Graph};
 use crate::spread::PullAccelerator;
@@ -166,9 +166,11 @@ impl OpenClBackend {
             return Err("device buffers missing".into());
         };
         unsafe {
-            state.queue.enqueue_write_buffer(send_buffer, CL_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
-            // `next` is all zeros at the start of a pull depth on the host; mirror it.
-            state.queue.enqueue_write_buffer(next_buffer, CL_BLOCKING, 0, &next[..n], &[]).map_err(cl)?;
+            // The queue is in order: the upload and the fill complete before the first gather, and the
+            // final blocking read returns only after all of them (`send` outlives this call).
+            state.queue.enqueue_write_buffer(send_buffer, CL_NON_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
+            // `next` is all zeros at the start of a pull depth on the host; fill rather than copy.
+            state.queue.enqueue_fill_buffer(next_buffer, &[0.0f32], 0, n * std::mem::size_of::<f32>(), &[]).map_err(cl)?;
         }
         let Some((_, resident)) = state.graph.as_ref() else { return Err("graph not resident".into()) };
         for tier in crate::graph::Tier::ALL {

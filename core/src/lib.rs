@@ -21,6 +21,7 @@ pub mod similarity;
 pub mod spread;
 pub mod telemetry;
 pub mod tuner;
+mod worker;
 
 pub use breaker::{BreakerOverride, BreakerState, TransitionEvent, TransitionReason};
 pub use chaos::ChaosConfig;

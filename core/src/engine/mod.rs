@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 
-use self::autotune::AutotuneThread;
 use self::core::{Core, LiveConfig, TunerFeed, build_pool};
 use crate::breaker::callbacks::{Dispatcher, TransitionCallback};
 use crate::breaker::{
@@ -29,8 +28,9 @@ use crate::health::{
 };
 use crate::recall::{Cue, Recall};
 use crate::spread::ScratchPool;
-use crate::telemetry::{self, MetricsRegistry, Telemetry, Ticker};
+use crate::telemetry::{self, MetricsRegistry, Telemetry};
 use crate::tuner::{AUDIT_SCHEMA, AuditEntry, Decision, SpreadingAutoTuner};
+use crate::worker::Worker;
 
 /// A spreading-activation engine.
 ///
@@ -39,8 +39,8 @@ use crate::tuner::{AUDIT_SCHEMA, AuditEntry, Decision, SpreadingAutoTuner};
 /// finishes on its own).
 pub struct Engine {
     // Fields drop in this order: background threads first, the shared core (and its pool) last.
-    _autotune: AutotuneThread,
-    _ticker: Ticker,
+    _autotune: Worker,
+    _ticker: Worker,
     health: HealthRegistry,
     dispatcher: Dispatcher,
     spreading_probe: Arc<SpreadingHealthProbe>,
@@ -133,7 +133,7 @@ impl Engine {
             opencl,
         });
         let sampler = Arc::clone(&core);
-        let ticker = Ticker::start(Arc::clone(&clock), move || {
+        let ticker = telemetry::start_ticker(Arc::clone(&clock), move || {
             sampler.sample_gauges();
             sampler.telemetry.tick();
         })
@@ -141,8 +141,7 @@ impl Engine {
         let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
         health.start().map_err(|e| thread_error("health", e))?;
-        let autotune =
-            AutotuneThread::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
+        let autotune = autotune::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
         Ok(Engine { _autotune: autotune, _ticker: ticker, health, dispatcher, spreading_probe, core })
     }
 

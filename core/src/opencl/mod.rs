@@ -170,7 +170,10 @@ impl OpenClBackend {
             // final blocking read returns only after all of them (`send` outlives this call).
             state.queue.enqueue_write_buffer(send_buffer, CL_NON_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
             // `next` is all zeros at the start of a pull depth on the host; fill rather than copy.
-            state.queue.enqueue_fill_buffer(next_buffer, &[0.0f32], 0, n * std::mem::size_of::<f32>(), &[]).map_err(cl)?;
+            state
+                .queue
+                .enqueue_fill_buffer(next_buffer, &[0.0f32], 0, n * std::mem::size_of::<f32>(), &[])
+                .map_err(cl)?;
         }
         let Some((_, resident)) = state.graph.as_ref() else { return Err("graph not resident".into()) };
         for tier in crate::graph::Tier::ALL {

@@ -18,7 +18,7 @@ pub use metric::{Counter, Gauge, Histogram};
 pub use registry::{LATENCY_BOUNDS, MetricKind, MetricsRegistry};
 pub use window::{Summary, WINDOWS};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
 
@@ -157,41 +157,14 @@ fn until_next_second(clock: &SharedClock) -> std::time::Duration {
 
 /// The engine's `axonal-telemetry` thread: once a second, `tick` samples gauges and folds the second
 /// that just ended.
-pub(crate) struct Ticker {
-    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Ticker {
-    pub(crate) fn start(clock: SharedClock, tick: impl Fn() + Send + 'static) -> std::io::Result<Ticker> {
-        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let signal = Arc::clone(&stop);
-        let thread = std::thread::Builder::new().name("axonal-telemetry".into()).spawn(move || {
-            let (lock, wake) = &*signal;
-            let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
-            while !*stopped {
-                tick();
-                stopped = wake
-                    .wait_timeout(stopped, until_next_second(&clock))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-        })?;
-        Ok(Ticker { stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        wake.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
+pub(crate) fn start_ticker(
+    clock: SharedClock,
+    tick: impl Fn() + Send + 'static,
+) -> std::io::Result<crate::worker::Worker> {
+    crate::worker::Worker::spawn("axonal-telemetry", move || {
+        tick();
+        until_next_second(&clock)
+    })
 }
 
 /// The value a fine histogram bucket stands for (the tuner reads interval histograms bucket by bucket).

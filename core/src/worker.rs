@@ -1,5 +1,5 @@
 //! [`Worker`]: a named background thread that runs a body repeatedly, sleeping as long as the body
-//! asks between runs, and that stops and is joined when dropped (or woken early by `wake`).
+//! asks between runs, and that is woken, stopped and joined when dropped.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -28,7 +28,9 @@ impl Worker {
                 if *stopped {
                     return;
                 }
-                let stopped = wake.wait_timeout(stopped, sleep).unwrap_or_else(|p| p.into_inner()).0;
+                // `_while` re-waits after a spurious wake-up, so the body never runs early.
+                let stopped =
+                    wake.wait_timeout_while(stopped, sleep, |s| !*s).unwrap_or_else(|p| p.into_inner()).0;
                 if *stopped {
                     return;
                 }

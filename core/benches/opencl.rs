@@ -17,7 +17,7 @@ use serde_json::json;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let backend = match OpenClBackend::new(0, Counter::detached()) {
+    let backend = match OpenClBackend::new(Some(0), Counter::detached()) {
         Ok(backend) => backend,
         Err(why) => {
             println!("no OpenCL device: {why}");
@@ -96,7 +96,8 @@ fn recalls(full: bool) {
         for mode in ["off", "always"] {
             let config = EngineConfig::default()
                 .patched(&json!({"opencl": mode, "spreading": {"max_depth": 8, "threshold": 0.0,
-                    "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000}}))
+                    "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000},
+                    "autotune": {"guardrails": {"max_depth": [2, 8]}}}))
                 .unwrap();
             let engine = Engine::new(Arc::clone(&graph), config).unwrap();
             let activated = engine.recall(&Cue::nodes([hub]).with_k(n as usize)).unwrap().results.len();

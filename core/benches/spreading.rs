@@ -128,7 +128,8 @@ fn barabasi_albert() {
             (
                 "every node (threshold 0, depth 8, no timeouts)",
                 json!({"spreading": {"max_depth": 8, "threshold": 0.0,
-                        "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000}}),
+                        "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000},
+                       "autotune": {"guardrails": {"max_depth": [2, 8]}}}),
             ),
         ];
         for (name, patch) in configs {

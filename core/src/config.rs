@@ -28,8 +28,9 @@ pub struct EngineConfig {
     /// OpenCL backend selection. Fixed when the engine is created.
     pub opencl: OpenClMode,
     /// With `opencl: "auto"` (or `"required"`), pull depths whose frontier has at least this many
-    /// out-edges run on the device (docs/performance.md has the measured crossover).
-    pub opencl_min_edges: u64,
+    /// out-edges run on the device. `None` (the default): the measured crossover for the device's
+    /// type, [`GPU_OPENCL_MIN_EDGES`] on a GPU and never on a CPU device (docs/performance.md).
+    pub opencl_min_edges: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -42,14 +43,15 @@ impl Default for EngineConfig {
             autotune: AutotuneConfig::default(),
             threads: 0,
             opencl: OpenClMode::Auto,
-            opencl_min_edges: DEFAULT_OPENCL_MIN_EDGES,
+            opencl_min_edges: None,
         }
     }
 }
 
-/// Default `opencl_min_edges`: below this a device round trip costs more than the CPU gather
-/// (measured: docs/performance.md, "OpenCL").
-pub const DEFAULT_OPENCL_MIN_EDGES: u64 = 2_000_000;
+/// `opencl_min_edges` on a GPU when not configured: the measured crossover on an NVIDIA H200, below
+/// which a device round trip costs more than the CPU gather (docs/performance.md, "OpenCL"). On a
+/// CPU device (PoCL) the device never won at any size measured, so `auto` keeps it idle there.
+pub const GPU_OPENCL_MIN_EDGES: u64 = 100_000;
 
 /// How activation flows through cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -130,7 +130,7 @@ fn config_defaults_are_the_spec() {
                     "guardrails": {"batch_size": [8, 128], "max_depth": [2, 6], "timeout_multiplier": [0.5, 2.0]}},
       "threads": 0,
       "opencl": "auto",
-      "opencl_min_edges": 2_000_000
+      "opencl_min_edges": null
     });
     assert_eq!(json, expected);
     assert_eq!(EngineConfig::from_json("{}").unwrap(), c);

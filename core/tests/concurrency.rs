@@ -85,7 +85,8 @@ fn pooled_pull_from_many_threads_matches_single_thread() {
         // Timeouts off and a generous budget: 8 threads on 2 cores in a debug build are slow, and a
         // slow call would (rightly) be answered by the fallback.
         let patch = json!({"threads": threads, "spreading": {"max_depth": 8, "threshold": 0.0001,
-                           "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 1e6}});
+                           "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 1e6},
+                           "autotune": {"guardrails": {"max_depth": [2, 8]}}});
         EngineConfig::default().patched(&patch).unwrap()
     };
     let single = Engine::new(Arc::clone(&graph), config(1)).unwrap();

@@ -121,8 +121,9 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
     registry.settle();
     let report = registry.latest_report();
     assert_eq!(report["probes"]["hung"]["reason"], "timeout");
-    assert_eq!(report["probes"]["hung"]["status"], "degraded");
-    assert_eq!(report["status"], "degraded");
+    assert_eq!(report["probes"]["hung"]["status"], "unhealthy", "a hang skips the degraded step");
+    assert_eq!(report["probes"]["hung"]["consecutive_failures"], 1);
+    assert_eq!(report["status"], "unhealthy");
 
     clock.advance(Duration::from_secs(10)); // t = 10 s: both due again; hung is still stuck
     registry.run_pending();

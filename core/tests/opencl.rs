@@ -17,7 +17,9 @@ use serde_json::json;
 
 fn backend() -> &'static OpenClBackend {
     static BACKEND: OnceLock<OpenClBackend> = OnceLock::new();
-    BACKEND.get_or_init(|| OpenClBackend::new(0, Counter::detached()).expect("an OpenCL device (PoCL in CI)"))
+    BACKEND.get_or_init(|| {
+        OpenClBackend::new(Some(0), Counter::detached()).expect("an OpenCL device (PoCL in CI)")
+    })
 }
 
 fn close(a: &[Activation], b: &[Activation]) -> Result<(), String> {
@@ -169,4 +171,26 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
 fn required_mode_creates_an_engine_when_a_device_exists() {
     let e = engine("required");
     assert!(e.spreading_section()["gpu"]["device"].is_string());
+}
+
+#[test]
+fn auto_uses_the_device_only_from_the_threshold_in_force() {
+    // Large enough that the middle depths pull (the device only ever runs pull depths), yet below
+    // the GPU default of 100 000 frontier edges.
+    let edges = axonal_core::generate::barabasi_albert(8_000, 4, 0.9, 1);
+    let hub = edges.hub();
+    let config = EngineConfig::default()
+        .patched(&json!({"opencl": "required", "spreading": {"max_depth": 4, "threshold": 0.0,
+                          "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000}}))
+        .unwrap();
+    let e = Engine::new(edges.build().unwrap(), config).unwrap();
+    let cue = Cue::nodes([hub]);
+    assert!(e.recall(&cue).unwrap().stats.pulled, "a depth pulls");
+    // Default threshold: never on a CPU device (PoCL), 100 000 edges on a GPU.
+    assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::Cpu);
+    assert_eq!(e.spreading_section()["gpu"]["launches"], 0);
+    e.update_config(&json!({"opencl_min_edges": 0})).unwrap();
+    assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::OpenCl, "threshold lowered at run time");
+    e.update_config(&json!({"opencl_min_edges": null})).unwrap();
+    assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::Cpu, "back to the measured default");
 }

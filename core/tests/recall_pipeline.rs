@@ -173,6 +173,15 @@ fn guardrails_clamp_operator_writes() {
 }
 
 #[test]
+fn guardrails_clamp_the_creation_config() {
+    let engine = engine_with(star(), json!({"spreading": {"max_depth": 12, "batch_size": 2}}));
+    let config = engine.config();
+    assert_eq!((config.spreading.max_depth, config.spreading.batch_size), (6, 8));
+    // The engine runs what it reports: node 3 is two hops out, so depth 6 reaches it and stops.
+    assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 3);
+}
+
+#[test]
 #[cfg(not(feature = "opencl"))]
 fn opencl_required_without_backend_is_a_clear_error() {
     for mode in ["required", "always"] {

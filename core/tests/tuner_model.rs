@@ -149,6 +149,12 @@ proptest! {
             }
             prop_assert!(tuner.audit().len() <= config.autotune.audit_capacity);
         }
+        // An operator lowering the capacity trims the log at once, keeping the newest entries.
+        let newest = tuner.audit().last().cloned();
+        let lowered = config.patched(&json!({"autotune": {"audit_capacity": 1}})).unwrap();
+        tuner.operator_changed(&lowered);
+        prop_assert!(tuner.audit().len() <= 1);
+        prop_assert_eq!(tuner.audit().last().cloned(), newest);
     }
 }
 

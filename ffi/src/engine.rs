@@ -29,13 +29,13 @@ pub unsafe extern "C" fn axonal_engine_new(
     out: *mut *mut axonal_engine,
 ) -> axonal_status {
     run(|| {
+        let out = handle_out(out)?;
         let graph = Arc::clone(&graph_ref(g)?.graph);
         let config = if config_json.is_null() {
             EngineConfig::default()
         } else {
             EngineConfig::default().patched(&unsafe { json_arg(config_json, "config_json") }?)?
         };
-        let out = out_arg(out, "out")?;
         *out = Box::into_raw(Box::new(axonal_engine { engine: Engine::new(graph, config)? }));
         Ok(())
     })
@@ -125,21 +125,29 @@ pub unsafe extern "C" fn axonal_engine_recall_seeds(
         if out_activations.is_null() {
             return Err(FfiError::null("out_activations"));
         }
+        // A length whose byte size passes isize::MAX cannot describe a real buffer.
+        if seed_count > isize::MAX as usize / 4 || capacity > isize::MAX as usize / 4 {
+            return Err(FfiError::invalid("seed_count or capacity is larger than any buffer can be"));
+        }
         let out_count = out_arg(out_count, "out_count")?;
-        let ids = unsafe { std::slice::from_raw_parts(seeds, seed_count) };
-        let weights =
-            (!activations.is_null()).then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
-        let nodes = unsafe { std::slice::from_raw_parts_mut(out_nodes, capacity) };
-        let acts = unsafe { std::slice::from_raw_parts_mut(out_activations, capacity) };
         BUFFERS.with(|buffers| {
             let mut buffers = buffers.borrow_mut();
             let (cue, recall) = &mut *buffers;
             cue.seeds.clear();
-            cue.seeds.extend(ids.iter().enumerate().map(|(i, &id)| (id, weights.map_or(1.0, |w| w[i]))));
+            {
+                // Inputs are read (and their slices dropped) before any output slice exists, so a
+                // caller may pass one buffer as both `seeds` and `out_nodes`.
+                let ids = unsafe { std::slice::from_raw_parts(seeds, seed_count) };
+                let weights = (!activations.is_null())
+                    .then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
+                cue.seeds.extend(ids.iter().enumerate().map(|(i, &id)| (id, weights.map_or(1.0, |w| w[i]))));
+            }
             cue.embedding = None;
             cue.k = Some(capacity);
             engine.recall_into(cue, recall)?;
             let n = recall.results.len().min(capacity);
+            let nodes = unsafe { std::slice::from_raw_parts_mut(out_nodes, n) };
+            let acts = unsafe { std::slice::from_raw_parts_mut(out_activations, n) };
             for (i, a) in recall.results[..n].iter().enumerate() {
                 nodes[i] = a.node;
                 acts[i] = a.activation;

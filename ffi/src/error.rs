@@ -135,6 +135,14 @@ pub(crate) fn out_arg<'a, T>(ptr: *mut T, name: &str) -> FfiResult<&'a mut T> {
     unsafe { ptr.as_mut() }.ok_or_else(|| FfiError::null(name))
 }
 
+/// Check a handle out-parameter before any work is done, and set `*out` to NULL (it stays NULL on
+/// failure).
+pub(crate) fn handle_out<'a, T>(out: *mut *mut T) -> FfiResult<&'a mut *mut T> {
+    let out = out_arg(out, "out")?;
+    *out = std::ptr::null_mut();
+    Ok(out)
+}
+
 /// Check a string out-parameter pair before any work is done, and set `*out` to NULL.
 pub(crate) fn string_out<'a>(
     out: *mut *mut c_char,

@@ -28,7 +28,7 @@ pub unsafe extern "C" fn axonal_graph_builder_new(
     out: *mut *mut axonal_graph_builder,
 ) -> axonal_status {
     run(|| {
-        let out = out_arg(out, "out")?;
+        let out = handle_out(out)?;
         *out = Box::into_raw(Box::new(axonal_graph_builder { builder: GraphBuilder::new(node_count) }));
         Ok(())
     })
@@ -129,8 +129,9 @@ pub unsafe extern "C" fn axonal_graph_builder_build(
         if b.is_null() {
             return Err(FfiError::null("builder"));
         }
+        // Consumed even when `out` is NULL, as documented.
         let builder = unsafe { Box::from_raw(b) }.builder;
-        let out = out_arg(out, "out")?;
+        let out = handle_out(out)?;
         let graph = builder.build()?;
         *out = Box::into_raw(Box::new(axonal_graph { graph: Arc::new(graph) }));
         Ok(())
@@ -156,10 +157,10 @@ pub unsafe extern "C" fn axonal_graph_from_tsv(
     out: *mut *mut axonal_graph,
 ) -> axonal_status {
     run(|| {
+        let out = handle_out(out)?;
         let edges = unsafe { str_arg(edges_path, "edges_path") }?;
         let nodes =
             if nodes_path.is_null() { None } else { Some(unsafe { str_arg(nodes_path, "nodes_path") }?) };
-        let out = out_arg(out, "out")?;
         let graph = Graph::from_tsv(edges, nodes.map(Path::new))?;
         *out = Box::into_raw(Box::new(axonal_graph { graph: Arc::new(graph) }));
         Ok(())

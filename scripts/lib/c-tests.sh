@@ -9,7 +9,9 @@ run_c_suites() {
   # reuses the test build's compiled crates, so it costs one link).
   cargo build --quiet -p axonal
   # The library's SONAME is libaxonal.so.<ABI>; the build only makes libaxonal.so.
-  ln -sf libaxonal.so "$lib/libaxonal.so.$(sed -n 's/^#define AXONAL_ABI_VERSION \([0-9]*\)$/\1/p' include/axonal.h)"
+  local abi
+  abi=$(sed -n 's/^#define AXONAL_ABI_VERSION \([0-9]*\)$/\1/p' include/axonal.h)
+  ln -sf libaxonal.so "$lib/libaxonal.so.$abi"
   mkdir -p target/c
 
   step "C tests (-Wall -Wextra -Wpedantic -Werror, ASan + UBSan)"
@@ -39,7 +41,7 @@ run_c_suites() {
   cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs axonal) -o target/c/example
   LD_LIBRARY_PATH=target/prefix/lib target/c/example > target/c/example.out
   grep -q '"status":"healthy"' target/c/example.out
-  readelf -d target/prefix/lib/libaxonal.so.1 | grep -q 'SONAME.*libaxonal.so.1'
+  readelf -d "target/prefix/lib/libaxonal.so.$abi" | grep -q "SONAME.*\[libaxonal\.so\.$abi\]"
   echo "example: $(head -n 1 target/c/example.out)"
 
   step "C benchmark (smoke run; numbers come from a release build, see docs/performance.md)"

@@ -84,6 +84,10 @@ static void test_worked_examples(void) {
     /* capacity acts as k. */
     s = axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 2, &count, NULL);
     CHECK(s == AXONAL_STATUS_OK && count == 2 && nodes[1] == 1, "capacity 2 → %zu", count);
+    /* One buffer may be both the seeds and the output: inputs are read before outputs are written. */
+    nodes[0] = 0;
+    s = axonal_engine_recall_seeds(e, nodes, NULL, 1, nodes, acts, 8, &count, NULL);
+    CHECK(s == AXONAL_STATUS_OK && count == 4 && nodes[0] == 0 && nodes[3] == 3, "aliased seeds/out_nodes: %zu", count);
     char *json = NULL;
     size_t len = 0;
     s = axonal_engine_recall(e, "{\"seeds\": [[0, 1.0]]}", &json, &len);
@@ -347,7 +351,9 @@ static void test_bad_input(void) {
     CHECK(status_is(axonal_engine_new(NULL, NULL, &e), AXONAL_STATUS_NULL_ARGUMENT, "engine_new g"), "NULL graph");
     CHECK(status_is(axonal_engine_new(g, NULL, NULL), AXONAL_STATUS_NULL_ARGUMENT, "engine_new out"), "NULL out");
     CHECK(status_is(axonal_engine_new(g, "{\"spreading\": ", &e), AXONAL_STATUS_INVALID_JSON, "config JSON"), "malformed JSON");
+    e = (axonal_engine *)&n; /* stale garbage in the out-parameter: a failure must overwrite it */
     CHECK(status_is(axonal_engine_new(g, "{\"bogus\": 1}", &e), AXONAL_STATUS_CONFIG, "unknown key"), "unknown config key");
+    CHECK(e == NULL, "*out is NULL after a failure");
     CHECK(message_has("bogus"), "names the key: %s", last_error);
     CHECK(status_is(axonal_engine_new(g, "{\"spreading\": {\"decay\": 2}}", &e), AXONAL_STATUS_CONFIG, "bad decay"), "bad value");
     CHECK(message_has("spreading.decay"), "names the field");
@@ -371,6 +377,8 @@ static void test_bad_input(void) {
     CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, NULL, 4, &count, NULL), AXONAL_STATUS_NULL_ARGUMENT, "acts"), "NULL out_acts");
     CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, acts, 0, &count, NULL), AXONAL_STATUS_INVALID_ARGUMENT, "cap"), "0 capacity");
     CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, acts, 4, NULL, NULL), AXONAL_STATUS_NULL_ARGUMENT, "count"), "NULL count");
+    CHECK(status_is(axonal_engine_recall_seeds(e, &zero, NULL, 1, nodes, acts, SIZE_MAX, &count, NULL), AXONAL_STATUS_INVALID_ARGUMENT, "cap"),
+          "impossible capacity");
     CHECK(status_is(axonal_engine_recall_seeds(e, &bad_seed, NULL, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_RECALL, "seed 99"), "out-of-range seed");
     CHECK(message_has("node 99 out of range"), "names the seed: %s", last_error);
     CHECK(status_is(axonal_engine_recall_seeds(e, &zero, &bad_act, 1, nodes, acts, 4, &count, NULL), AXONAL_STATUS_RECALL, "NaN act"), "NaN activation");

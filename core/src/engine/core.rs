@@ -173,6 +173,7 @@ impl Core {
         out.stats = SpreadStats::default();
         let admission = self.breaker.admit();
         let attempted = admission.allowed();
+        let mut ran = false;
         let reason = if attempted {
             if let Some(norm) = query_norm {
                 let (seed_k, min_similarity) = (config.recall.seed_k, config.recall.min_similarity);
@@ -180,8 +181,9 @@ impl Core {
             }
             // Slow means slow spreading: the clock for the breaker and the slow check starts here.
             let spread_start = Instant::now();
-            let (reason, latency) =
+            let (reason, latency, completed) =
                 self.spread_and_classify(graph, &live, k, &mut scratch, out, spread_start);
+            ran = completed;
             self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
             reason
         } else {
@@ -193,7 +195,7 @@ impl Core {
             recall::fallback(graph, cue, k, &mut scratch, &mut out.results);
         }
         out.latency = start.elapsed();
-        self.record(&live, out, attempted);
+        self.record(&live, out, attempted, ran);
         tracing::debug!(
             latency_us = out.latency.as_micros() as u64,
             results = out.results.len(),
@@ -204,7 +206,8 @@ impl Core {
     }
 
     /// Spread from the resolved seeds in `scratch` (chaos applied), collect the top `k`, classify.
-    /// Returns the failure reason and the spread's latency (from `start`).
+    /// Returns the failure reason, the spread's latency (from `start`) and whether it ran to the end
+    /// (false after a panic; `out.stats` then stays empty).
     fn spread_and_classify<'pool>(
         &'pool self,
         graph: &Graph,
@@ -213,7 +216,7 @@ impl Core {
         scratch: &mut ScratchLease<'pool>,
         out: &mut Recall,
         start: Instant,
-    ) -> (Option<FallbackReason>, Duration) {
+    ) -> (Option<FallbackReason>, Duration, bool) {
         let seeds = std::mem::take(&mut scratch.seeds);
         let verdict = self.chaos.verdict();
         self.arm_gpu_chaos(verdict.gpu_fail);
@@ -225,7 +228,7 @@ impl Core {
             stats
         }));
         self.arm_gpu_chaos(false);
-        let stats = match attempt {
+        let ran = match attempt {
             Ok(mut stats) => {
                 self.count_device_fallback(&stats);
                 if verdict.zero_mass {
@@ -233,21 +236,23 @@ impl Core {
                     out.results.retain(|a| a.hops == 0);
                     stats.mass = 0.0;
                 }
-                (!verdict.fail).then_some(stats)
+                // An injected failure still ran the spread: its stats describe the attempt.
+                out.stats = stats;
+                true
             }
             Err(_) => {
                 // The buffer's state is unknown after a panic: drop it and answer from a fresh one.
                 tracing::error!("spreading panicked; answering with the fallback");
                 let fresh = self.scratch.checkout(graph.node_count());
                 std::mem::replace(scratch, fresh).discard();
-                None
+                false
             }
         };
         scratch.seeds = seeds;
-        out.stats = stats.unwrap_or_default();
         let latency = start.elapsed();
         let min_mass = live.config.recall.min_activation_mass;
-        (recall::classify(stats.as_ref(), latency, live.slow_limit, min_mass), latency)
+        let outcome = (ran && !verdict.fail).then_some(&out.stats);
+        (recall::classify(outcome, latency, live.slow_limit, min_mass), latency, ran)
     }
 
     /// One health-probe spread on `graph` with the live config, pool and chaos, bypassing the breaker.
@@ -290,7 +295,9 @@ impl Core {
     }
 
     /// Feed the call's metrics (handles only: no lookups, no locks).
-    fn record(&self, live: &LiveConfig, out: &Recall, attempted: bool) {
+    /// `attempted`: the breaker let the call spread; `ran`: the spread ran to the end (not a panic),
+    /// so `out.stats` describes it, also when an injected fault failed the call.
+    fn record(&self, live: &LiveConfig, out: &Recall, attempted: bool, ran: bool) {
         if !self.telemetry_enabled.load(Ordering::Relaxed) {
             return;
         }
@@ -301,9 +308,13 @@ impl Core {
             m.budget_violations_total.increment();
         }
         if attempted {
-            let stats = &out.stats;
             self.tuner_feed.spread_latency.observe_duration(out.latency);
             m.spreads_total.increment();
+        } else {
+            m.breaker_open_total.increment();
+        }
+        if ran {
+            let stats = &out.stats;
             m.edges_traversed_total.add(stats.total_edges_traversed());
             self.tuner_feed.record(stats);
             m.activation_mass.observe(stats.mass);
@@ -316,8 +327,6 @@ impl Core {
                     m.tier_timeouts_total[t].increment();
                 }
             }
-        } else {
-            m.breaker_open_total.increment();
         }
         if let Some(reason) = out.reason {
             if reason != FallbackReason::BreakerOpen {

@@ -57,10 +57,11 @@ impl Engine {
     /// schedules) read `clock`.
     pub fn with_clock(
         graph: impl Into<Arc<Graph>>,
-        config: EngineConfig,
+        mut config: EngineConfig,
         clock: SharedClock,
     ) -> Result<Engine> {
         config.validate()?;
+        clamp_to_guardrails(&mut config);
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -442,8 +443,10 @@ impl Engine {
         self.core.telemetry.prometheus_text()
     }
 
-    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing; the metrics
-    /// keep what they had.
+    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing — the SPEC §5
+    /// counters (`spreading_recalls_total`, `spreading_breaker_open_total`, …) included — and the
+    /// metrics keep what they had. It exists to measure telemetry's own cost (docs/performance.md);
+    /// a production engine leaves it on.
     pub fn set_telemetry_enabled(&self, enabled: bool) {
         self.core.telemetry_enabled.store(enabled, Ordering::Relaxed);
     }
@@ -478,12 +481,16 @@ fn opencl_backend(
     config: &EngineConfig,
     launches: crate::telemetry::Counter,
 ) -> Result<Option<crate::opencl::OpenClBackend>> {
-    let min_edges = if config.opencl == OpenClMode::Always { 0 } else { config.opencl_min_edges };
+    let min_edges = if config.opencl == OpenClMode::Always { Some(0) } else { config.opencl_min_edges };
     match config.opencl {
         OpenClMode::Off => Ok(None),
         mode => match crate::opencl::OpenClBackend::new(min_edges, launches) {
             Ok(backend) => {
-                tracing::info!(device = backend.device_name(), "OpenCL backend ready");
+                tracing::info!(
+                    device = backend.device_name(),
+                    min_edges = backend.min_edges(),
+                    "OpenCL backend ready"
+                );
                 Ok(Some(backend))
             }
             Err(why) if mode == OpenClMode::Auto => {

@@ -500,7 +500,7 @@ impl Inner {
         } else {
             let result =
                 HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout (previous check still running)");
-            self.apply(entry, state, result);
+            self.apply_hang(entry, state, result);
         }
         generation
     }
@@ -509,8 +509,16 @@ impl Inner {
         state.in_flight = None;
         let mut result = HealthCheckResult::failed(HealthStatus::Unhealthy, "timeout");
         result.latency = state.options.timeout;
-        self.apply(entry, state, result);
+        self.apply_hang(entry, state, result);
         entry.finished.notify_all();
+    }
+
+    /// A hung probe is `unhealthy` at once (SPEC §6): hysteresis smooths flapping answers, but a
+    /// probe that does not answer at all is not one to wait another interval for. The counters still
+    /// follow the hysteresis rules, so recovery takes `success_threshold` successes as usual.
+    fn apply_hang(&self, entry: &Entry, state: &mut ProbeState, result: HealthCheckResult) {
+        self.apply(entry, state, result);
+        state.status = HealthStatus::Unhealthy;
     }
 
     /// Hysteresis: a failure makes the probe degraded, `failure_threshold` in a row unhealthy (never

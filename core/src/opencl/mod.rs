@@ -24,6 +24,8 @@ const SOURCE: &str = include_str!("gather.cl");
 /// The device, its context and the built program, shared by every engine of the process.
 struct SharedDevice {
     name: String,
+    /// A GPU (else a CPU or other device): picks the default `opencl_min_edges`.
+    gpu: bool,
     context: Context,
     program: Program,
 }
@@ -46,11 +48,12 @@ fn shared() -> Result<Arc<SharedDevice>, String> {
                 .ok_or_else(|| "no OpenCL platform or device found".to_owned())?;
             let device = Device::new(ids[0]);
             let name = device.name().map_err(|e| format!("querying the device name: {e}"))?;
+            let gpu = device.dev_type().is_ok_and(|t| t & CL_DEVICE_TYPE_GPU != 0);
             let context =
                 Context::from_device(&device).map_err(|e| format!("creating a context on {name}: {e}"))?;
             let program = Program::create_and_build_from_source(&context, SOURCE, "")
                 .map_err(|log| format!("building the gather kernel on {name}: {log}"))?;
-            Ok(Arc::new(SharedDevice { name, context, program }))
+            Ok(Arc::new(SharedDevice { name, gpu, context, program }))
         })
         .clone()
 }
@@ -92,7 +95,8 @@ impl std::fmt::Debug for OpenClBackend {
 
 impl OpenClBackend {
     /// Discover the device (once per process) and set up this engine's queue and kernel.
-    pub fn new(min_edges: u64, launches: Counter) -> Result<OpenClBackend, String> {
+    /// `min_edges`: see [`OpenClBackend::set_min_edges`].
+    pub fn new(min_edges: Option<u64>, launches: Counter) -> Result<OpenClBackend, String> {
         let shared = shared()?;
         let queue = CommandQueue::create_default_with_properties(&shared.context, 0, 0)
             .map_err(|e| format!("creating a command queue on {}: {e}", shared.name))?;
@@ -107,8 +111,8 @@ impl OpenClBackend {
                 next: None,
                 capacity: 0,
             }),
+            min_edges: AtomicU64::new(resolve_min_edges(min_edges, shared.gpu)),
             shared,
-            min_edges: AtomicU64::new(min_edges),
             launches,
         })
     }
@@ -118,9 +122,15 @@ impl OpenClBackend {
         &self.shared.name
     }
 
-    /// Change the frontier size from which pull depths run on the device.
-    pub fn set_min_edges(&self, min_edges: u64) {
-        self.min_edges.store(min_edges, Ordering::Relaxed);
+    /// Change the frontier size (out-edges) from which pull depths run on the device; `None`: the
+    /// measured default for the device's type.
+    pub fn set_min_edges(&self, min_edges: Option<u64>) {
+        self.min_edges.store(resolve_min_edges(min_edges, self.shared.gpu), Ordering::Relaxed);
+    }
+
+    /// The frontier size in force (`u64::MAX`: the device is never used by `auto`).
+    pub fn min_edges(&self) -> u64 {
+        self.min_edges.load(Ordering::Relaxed)
     }
 
     fn run_depth(
@@ -165,45 +175,61 @@ impl OpenClBackend {
         let (Some(send_buffer), Some(next_buffer)) = (state.send.as_mut(), state.next.as_mut()) else {
             return Err("device buffers missing".into());
         };
-        unsafe {
-            // The queue is in order: the upload and the fill complete before the first gather, and the
-            // final blocking read returns only after all of them (`send` outlives this call).
-            state.queue.enqueue_write_buffer(send_buffer, CL_NON_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
-            // `next` is all zeros at the start of a pull depth on the host; fill rather than copy.
-            state
-                .queue
-                .enqueue_fill_buffer(next_buffer, &[0.0f32], 0, n * std::mem::size_of::<f32>(), &[])
-                .map_err(cl)?;
-        }
-        let Some((_, resident)) = state.graph.as_ref() else { return Err("graph not resident".into()) };
-        for tier in crate::graph::Tier::ALL {
-            let t = tier.index();
-            if counts[t] == 0 {
-                continue;
+        let queue = &state.queue;
+        let kernel = &state.kernel;
+        let resident = match state.graph.as_ref() {
+            Some((_, resident)) => resident,
+            None => return Err("graph not resident".into()),
+        };
+        let result = (|| -> Result<(), String> {
+            unsafe {
+                // The queue is in order: the upload and the fill complete before the first gather, and the
+                // final blocking read returns only after all of them (`send` outlives this call).
+                queue.enqueue_write_buffer(send_buffer, CL_NON_BLOCKING, 0, &send[..n], &[]).map_err(cl)?;
+                // `next` is all zeros at the start of a pull depth on the host; fill rather than copy.
+                queue
+                    .enqueue_fill_buffer(next_buffer, &[0.0f32], 0, n * std::mem::size_of::<f32>(), &[])
+                    .map_err(cl)?;
             }
-            phases(tier, false);
-            if let Some(csr) = &resident[t] {
-                let event = unsafe {
-                    ExecuteKernel::new(&state.kernel)
-                        .set_arg(&csr.offsets)
-                        .set_arg(&csr.sources)
-                        .set_arg(&csr.weights)
-                        .set_arg(&*send_buffer)
-                        .set_arg(&*next_buffer)
-                        .set_arg(&(n as cl_uint))
-                        .set_global_work_size(n)
-                        .enqueue_nd_range(&state.queue)
+            for tier in crate::graph::Tier::ALL {
+                let t = tier.index();
+                if counts[t] == 0 {
+                    continue;
                 }
-                .map_err(cl)?;
-                event.wait().map_err(cl)?;
-                self.launches.increment();
+                phases(tier, false);
+                if let Some(csr) = &resident[t] {
+                    let event = unsafe {
+                        ExecuteKernel::new(kernel)
+                            .set_arg(&csr.offsets)
+                            .set_arg(&csr.sources)
+                            .set_arg(&csr.weights)
+                            .set_arg(&*send_buffer)
+                            .set_arg(&*next_buffer)
+                            .set_arg(&(n as cl_uint))
+                            .set_global_work_size(n)
+                            .enqueue_nd_range(queue)
+                    }
+                    .map_err(cl)?;
+                    event.wait().map_err(cl)?;
+                    self.launches.increment();
+                }
+                phases(tier, true);
             }
-            phases(tier, true);
+            unsafe { queue.enqueue_read_buffer(next_buffer, CL_BLOCKING, 0, &mut next[..n], &[]) }
+                .map_err(cl)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            // The upload of `send` was non-blocking: never return while the device may still read it.
+            let _ = queue.finish();
         }
-        unsafe { state.queue.enqueue_read_buffer(next_buffer, CL_BLOCKING, 0, &mut next[..n], &[]) }
-            .map_err(cl)?;
-        Ok(())
+        result
     }
+}
+
+/// The configured threshold, or the measured one for the device's type (`crate::config`).
+fn resolve_min_edges(configured: Option<u64>, gpu: bool) -> u64 {
+    configured.unwrap_or(if gpu { crate::config::GPU_OPENCL_MIN_EDGES } else { u64::MAX })
 }
 
 fn cl(e: opencl3::error_codes::ClError) -> String {

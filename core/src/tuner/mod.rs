@@ -185,6 +185,7 @@ impl SpreadingAutoTuner {
         *self = SpreadingAutoTuner::new(config);
         self.audit = audit;
         self.sequence = sequence;
+        self.trim_audit();
     }
 
     /// The knobs in force.
@@ -441,11 +442,16 @@ impl SpreadingAutoTuner {
         };
         self.sequence += 1;
         self.audit.push_back((self.sequence, entry.clone()));
+        self.trim_audit();
+        entry
+    }
+
+    /// Drop the oldest entries beyond `autotune.audit_capacity` (also after the operator lowers it).
+    fn trim_audit(&mut self) {
         let capacity = self.base.autotune.audit_capacity.max(1);
         while self.audit.len() > capacity {
             self.audit.pop_front();
         }
-        entry
     }
 
     fn values(&self, knobs: Knobs) -> KnobValues {

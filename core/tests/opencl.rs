@@ -149,6 +149,14 @@ fn always_mode_runs_every_depth_on_the_device_and_counts_launches() {
 #[test]
 fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
     let device = engine("always");
+    // The spreading probe's first check (due at creation, on its own thread) launches too: let it
+    // finish so that every launch counted below is a recall's. The next is 10 s away.
+    let probed = || device.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while probed() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(probed(), 1);
     let cue = Cue::nodes([3]).with_k(300);
     let reference = device.recall(&cue).unwrap();
     let launches = device.spreading_section()["gpu"]["launches"].as_u64().unwrap();

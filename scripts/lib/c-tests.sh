@@ -7,7 +7,7 @@ run_c_suites() {
   local sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -g)
   # `cargo test` links the library only into test binaries; build the shared object itself (this
   # reuses the test build's compiled crates, so it costs one link).
-  cargo build --quiet -p axonal
+  cargo build --quiet -p axonal-ffi
   # The library's SONAME is libaxonal.so.<ABI>; the build only makes libaxonal.so.
   local abi
   abi=$(sed -n 's/^#define AXONAL_ABI_VERSION \([0-9]*\)$/\1/p' include/axonal.h)

@@ -267,6 +267,7 @@ impl Core {
         let start = Instant::now();
         let live = self.live.load();
         let verdict = self.chaos.verdict();
+        self.arm_gpu_chaos(verdict.gpu_fail);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             spread::spread(
                 graph,
@@ -279,6 +280,7 @@ impl Core {
             );
             spread::collect_results(graph, live.params.threshold, usize::MAX, scratch, out)
         }));
+        self.arm_gpu_chaos(false);
         let latency = start.elapsed();
         let m = self.telemetry.spreading();
         m.spreads_total.increment();

@@ -20,6 +20,7 @@ fn stats() -> impl Strategy<Value = IntervalStats> {
         prop::collection::vec(0u64..10_000_000, 16),
         prop_oneof![Just(0.0), 0f64..4.0],
         prop::collection::vec((0usize..2049, 1u64..100), 0..20),
+        0f64..6.0,
     )
         .prop_map(
             |(
@@ -34,6 +35,7 @@ fn stats() -> impl Strategy<Value = IntervalStats> {
                 nanos,
                 pulls,
                 tier_points,
+                mean_depth_reached,
             )| {
                 let mut tier_buckets: [Vec<u64>; 3] = Default::default();
                 for (t, buckets) in tier_buckets.iter_mut().enumerate() {
@@ -55,6 +57,7 @@ fn stats() -> impl Strategy<Value = IntervalStats> {
                     depth_nanos: nanos.try_into().unwrap(),
                     sampled_spread_time: p95 * spread_share,
                     pull_phases_per_recall: pulls,
+                    mean_depth_reached,
                     tier_buckets,
                 }
             },

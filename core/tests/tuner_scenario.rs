@@ -3,7 +3,10 @@
 //! stop, rolls a change back (with backoff) when things got worse, and does nothing when disabled or
 //! when the workload is steady.
 
+use std::time::{Duration, Instant};
+
 use axonal_core::chaos::TierLatency;
+use axonal_core::clock::ManualClock;
 use axonal_core::generate::{self, SplitMix64};
 use axonal_core::tuner::Decision;
 use axonal_core::{BreakerOverride, ChaosConfig, Cue, Engine, EngineConfig, Tier};
@@ -214,4 +217,59 @@ fn an_operator_write_replaces_the_tuners_adjustments() {
     assert_eq!(knobs(&engine), base);
     assert_eq!(engine.config().recall.k, 5);
     assert_eq!(engine.autotune_state()["pending"], serde_json::Value::Null);
+}
+
+/// Wait (real time) until `condition` holds, up to `limit`.
+fn within(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}
+
+#[test]
+fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
+    let edges = generate::barabasi_albert(2_000, 4, 0.9, 3);
+    let mut builder = edges.builder().unwrap();
+    for v in 0..2_000u32 {
+        builder.set_tier(v, [Tier::Hot, Tier::Warm, Tier::Cold][(v % 3) as usize]).unwrap();
+    }
+    let config = EngineConfig::default()
+        .patched(&json!({"threads": 1, "spreading": {"max_depth": 4, "latency_budget_ms": 20},
+                         "autotune": {"enabled": true, "interval_ms": 60_000}}))
+        .unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let engine = Engine::with_clock(builder.build().unwrap(), config, clock.clone()).unwrap();
+    engine.set_breaker_override(BreakerOverride::ForcedClosed);
+    let mut rng = SplitMix64(5);
+    let mut workload = |engine: &Engine| {
+        for _ in 0..30 {
+            engine.recall(&Cue::nodes([rng.below(2_000) as u32])).unwrap();
+        }
+    };
+    let changes = |engine: &Engine| engine.autotune_audit().len();
+    // The thread's first step takes the baseline; no change can come from it.
+    workload(&engine);
+    clock.advance(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1_300)); // the thread looks at the clock at least every 1 s
+    assert_eq!(changes(&engine), 0);
+
+    engine.set_chaos(cold(8.0)).unwrap();
+    workload(&engine);
+    // Pressure, but the interval has not elapsed on the engine's clock: nothing happens.
+    std::thread::sleep(Duration::from_millis(1_300));
+    assert_eq!(changes(&engine), 0, "no step before the interval: {:?}", engine.autotune_audit());
+    clock.advance(Duration::from_secs(60));
+    assert!(within(Duration::from_secs(5), || changes(&engine) == 1), "one step once the interval elapsed");
+    let after_first = engine.config();
+    workload(&engine);
+    std::thread::sleep(Duration::from_millis(1_300));
+    assert_eq!(changes(&engine), 1, "at most one change per interval");
+    assert_eq!(engine.config(), after_first);
+    assert_eq!(engine.spreading_section()["autotune"]["changes_total"], 1);
+    drop(engine); // joins the thread (a hang here fails the test by timeout)
 }

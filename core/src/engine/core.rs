@@ -403,6 +403,7 @@ impl Core {
             recalls: spread_latency.count,
             recall_latency: spread_latency,
             tier_latency: std::array::from_fn(|t| m.tier_latency[t].totals()),
+            depth_reached: m.depth_reached.totals(),
             spreads: m.spreads_total.total(),
             violations: m.budget_violations_total.total(),
             tier_timeouts: std::array::from_fn(|t| m.tier_timeouts_total[t].total()),

@@ -23,6 +23,7 @@ pub struct Knobs {
 pub(crate) struct Sample {
     pub(crate) recall_latency: HistogramTotals,
     pub(crate) tier_latency: [HistogramTotals; 3],
+    pub(crate) depth_reached: HistogramTotals,
     pub(crate) recalls: u64,
     pub(crate) spreads: u64,
     pub(crate) violations: u64,
@@ -61,6 +62,8 @@ pub struct IntervalStats {
     pub sampled_spread_time: f64,
     /// Pull phases per recall.
     pub pull_phases_per_recall: f64,
+    /// Mean depth reached per spread.
+    pub mean_depth_reached: f64,
     /// Fine-bucket counts of each tier's time (for timeout predictions).
     #[doc(hidden)]
     pub tier_buckets: [Vec<u64>; 3],
@@ -108,6 +111,10 @@ impl IntervalStats {
                 after.pull_phases.wrapping_sub(before.pull_phases),
                 after.sampled.wrapping_sub(before.sampled),
             ),
+            mean_depth_reached: {
+                let (_, count, sum) = delta(&after.depth_reached, &before.depth_reached);
+                if count == 0 { 0.0 } else { sum / count as f64 }
+            },
             tier_buckets,
         }
     }
@@ -157,6 +164,8 @@ pub struct Ewma {
     pub truncation_rate: [f64; 3],
     /// Budget violation rate.
     pub violation_rate: f64,
+    /// Mean depth reached per spread.
+    pub depth_reached: f64,
     /// Intervals folded in.
     pub intervals: u64,
 }
@@ -177,6 +186,7 @@ impl Ewma {
         self.last_depth_share = blend(self.last_depth_share, last, first);
         self.last_depth_edge_share = blend(self.last_depth_edge_share, last_edges, first);
         self.violation_rate = blend(self.violation_rate, s.violation_rate, first);
+        self.depth_reached = blend(self.depth_reached, s.mean_depth_reached, first);
         for t in 0..3 {
             self.tier_p95[t] = blend(self.tier_p95[t], s.tier_p95[t], first);
             self.truncation_rate[t] = blend(self.truncation_rate[t], s.truncation_rate[t], first);
@@ -273,10 +283,12 @@ fn candidates(e: &Ewma, s: &IntervalStats, c: &Context<'_>) -> Vec<Candidate> {
             knobs: Knobs { max_depth: k.max_depth - 1, ..k },
             predicted,
             reason: format!(
-                "p95 {:.1} ms over the {:.1} ms budget; depth {} took {:.0} % of propagation time ({:.0} % of the \
-                 edges) and propagation is {:.0} % of recall time: lowering max_depth to {} should save about {:.0} %",
+                "p95 {:.1} ms over the {:.1} ms budget; spreads reach depth {:.1} on average, depth {} took {:.0} % of \
+                 propagation time ({:.0} % of the edges) and propagation is {:.0} % of recall time: lowering max_depth \
+                 to {} should save about {:.0} %",
                 e.p95 * 1e3,
                 c.budget * 1e3,
+                e.depth_reached,
                 k.max_depth,
                 e.last_depth_share * 100.0,
                 e.last_depth_edge_share * 100.0,

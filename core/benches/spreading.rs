@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `ba`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -39,7 +39,15 @@ fn main() {
         barabasi_albert();
     }
     if want("step") {
-        full_frontier_step();
+        let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
+        full_frontier_step("uniform random graph", || generate::uniform(n, m, 0.1, 7));
+    }
+    if want("rmat") {
+        // Graph500's quadrant probabilities: a skewed, power-law degree distribution.
+        let scale = if scaled(100) < 100 { 14 } else { 20 };
+        full_frontier_step("R-MAT graph (a, b, c = 0.57, 0.19, 0.19)", || {
+            generate::rmat(scale, 10, (0.57, 0.19, 0.19), 0.1, 11)
+        });
     }
 }
 
@@ -161,16 +169,16 @@ fn barabasi_albert() {
     println!();
 }
 
-fn full_frontier_step() {
-    let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
+fn full_frontier_step(name: &str, generate: impl FnOnce() -> EdgeList) {
     let start = Instant::now();
-    let edges = generate::uniform(n, m, 0.1, 7);
+    let edges = generate();
     let generated = start.elapsed();
     let start = Instant::now();
     let graph = edges.build().unwrap();
     let built = start.elapsed();
     drop(edges);
-    println!("## Full-frontier step, uniform random graph, {n} nodes / {m} edges");
+    let (n, m) = (graph.node_count() as u32, graph.edge_count());
+    println!("## Full-frontier step, {name}, {n} nodes / {m} edges");
     println!(
         "generate {:.2} s, build (validate + CSR + reverse CSR) {:.2} s",
         generated.as_secs_f64(),

@@ -413,6 +413,29 @@ static void test_bad_input(void) {
     CHECK(status_is(axonal_engine_on_breaker_transition(e, NULL, &owned, count_free, &id), AXONAL_STATUS_NULL_ARGUMENT, "fn"), "NULL callback");
     CHECK(owned.frees == 1, "ownership passes even on failure: userdata freed once (%d)", owned.frees);
 
+    /* Every remaining pointer argument, NULL: a NULL_ARGUMENT status naming it, never a crash. */
+    uint32_t state;
+    CHECK(status_is(axonal_engine_replace_graph(e, NULL), AXONAL_STATUS_NULL_ARGUMENT, "replace g"), "NULL replacement graph");
+    CHECK(status_is(axonal_engine_health_json(e, NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "health out"), "NULL health out");
+    CHECK(status_is(axonal_engine_config_json(e, &text, NULL), AXONAL_STATUS_NULL_ARGUMENT, "config len"), "NULL config len");
+    CHECK(status_is(axonal_engine_prometheus_text(e, NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "prom out"), "NULL prometheus out");
+    CHECK(status_is(axonal_engine_autotune_audit_json(e, NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "audit out"), "NULL audit out");
+    CHECK(status_is(axonal_engine_autotune_now(e, NULL, &len), AXONAL_STATUS_NULL_ARGUMENT, "now out"), "NULL autotune_now out");
+    CHECK(status_is(axonal_engine_check_probe(e, NULL, &text, &len), AXONAL_STATUS_NULL_ARGUMENT, "probe name"), "NULL probe name");
+    CHECK(status_is(axonal_engine_register_probe(e, NULL, NULL, failing_probe, NULL, NULL, &id), AXONAL_STATUS_NULL_ARGUMENT, "name"),
+          "NULL probe registration name");
+    CHECK(status_is(axonal_engine_register_probe(e, "p2", NULL, failing_probe, NULL, NULL, NULL), AXONAL_STATUS_NULL_ARGUMENT, "out_id"),
+          "NULL probe out_id");
+    CHECK(status_is(axonal_engine_set_breaker_override(e, NULL), AXONAL_STATUS_NULL_ARGUMENT, "mode"), "NULL override mode");
+    CHECK(status_is(axonal_engine_breaker_state(e, NULL), AXONAL_STATUS_NULL_ARGUMENT, "state out"), "NULL breaker state out");
+    CHECK(status_is(axonal_engine_breaker_state(NULL, &state), AXONAL_STATUS_NULL_ARGUMENT, "state e"), "NULL engine (breaker_state)");
+    CHECK(status_is(axonal_graph_builder_set_tier(NULL, 0, 0), AXONAL_STATUS_NULL_ARGUMENT, "tier b"), "NULL builder (set_tier)");
+    CHECK(status_is(axonal_graph_builder_set_label(NULL, 0, "x"), AXONAL_STATUS_NULL_ARGUMENT, "label b"), "NULL builder (set_label)");
+    CHECK(status_is(axonal_graph_edge_count(g, NULL), AXONAL_STATUS_NULL_ARGUMENT, "edge_count out"), "NULL edge_count out");
+    axonal_graph *loaded = (axonal_graph *)&state; /* garbage: must be overwritten with NULL on failure */
+    CHECK(status_is(axonal_graph_from_tsv(NULL, NULL, &loaded), AXONAL_STATUS_NULL_ARGUMENT, "tsv path"), "NULL TSV path");
+    CHECK(loaded == NULL, "*out is NULL after a failed from_tsv");
+
     /* The last error: truncation and sizing. */
     axonal_engine_update_config(e, "{\"bogus\": 1}");
     char tiny[8];

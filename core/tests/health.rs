@@ -236,19 +236,26 @@ fn spreading_status(engine: &Engine) -> HealthStatus {
 
 #[test]
 fn spreading_probe_turns_unhealthy_within_30_s_of_injected_latency_and_recovers() {
+    use axonal_core::chaos::TierLatency;
+    // The probe's cycle crosses every tier, so latency on any one of them reaches it.
+    for latency in [
+        TierLatency { hot: 60.0, ..Default::default() },
+        TierLatency { warm: 60.0, ..Default::default() },
+        TierLatency { cold: 60.0, ..Default::default() },
+    ] {
+        probe_catches_latency(latency);
+    }
+}
+
+fn probe_catches_latency(latency: axonal_core::chaos::TierLatency) {
     let clock = ManualClock::new(0);
     let engine = engine(clock.clone());
     engine.health().settle();
     assert_eq!(spreading_status(&engine), HealthStatus::Healthy);
     assert_eq!(engine.health_report()["probes"]["spreading"]["budget_ms"], 50.0);
-    engine
-        .set_chaos(ChaosConfig {
-            latency_ms: axonal_core::chaos::TierLatency { hot: 60.0, ..Default::default() },
-            ..Default::default()
-        })
-        .unwrap();
+    engine.set_chaos(ChaosConfig { latency_ms: latency, ..Default::default() }).unwrap();
     let took = seconds_until(&clock, &engine, |e| spreading_status(e) == HealthStatus::Unhealthy);
-    assert!(took.is_some_and(|s| s <= 30), "unhealthy after {took:?} s");
+    assert!(took.is_some_and(|s| s <= 30), "{latency:?}: unhealthy after {took:?} s");
     let report = engine.health_report();
     assert_eq!(report["status"], "unhealthy");
     assert_eq!(report["probes"]["spreading"]["reason"], "latency over budget");

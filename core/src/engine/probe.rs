@@ -26,12 +26,24 @@ const SEEDS: [(u32, f32); 1] = [(0, 1.0)];
 
 impl SpreadingHealthProbe {
     pub(super) fn new(core: Arc<Core>) -> Self {
-        let graph = Graph::from_edges(5, &[0, 1, 2, 3, 4], &[1, 2, 3, 4, 0], &[1.0; 5])
-            .expect("a valid 5-node cycle");
+        let graph = probe_graph().expect("a valid 5-node cycle");
         let mut scratch = Scratch::default();
         scratch.resize(graph.node_count());
         SpreadingHealthProbe { core, graph, buffers: Mutex::new((scratch, Vec::with_capacity(5))) }
     }
+}
+
+/// The probe's 5-node cycle 0→1→2→3→4→0. Its tiers go hot, warm, cold, hot, warm, so that from
+/// seed 0 each of the first three depths has its frontier on another tier: trouble on any tier
+/// (chaos latency, a tier that times out) reaches the probe, not only trouble on the hot one.
+fn probe_graph() -> crate::Result<Graph> {
+    use crate::graph::{GraphBuilder, Tier};
+    let mut builder = GraphBuilder::new(5);
+    builder.add_edges(&[0, 1, 2, 3, 4], &[1, 2, 3, 4, 0], &[1.0; 5])?;
+    for (node, tier) in [Tier::Hot, Tier::Warm, Tier::Cold, Tier::Hot, Tier::Warm].into_iter().enumerate() {
+        builder.set_tier(node as u32, tier)?;
+    }
+    builder.build()
 }
 
 impl HealthProbe for SpreadingHealthProbe {

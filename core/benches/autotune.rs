@@ -20,6 +20,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     cold_tier_latency(scale);
     compute_bound_depth(scale);
+    small_batches(scale);
 }
 
 fn engine(nodes: u32, patch: Value) -> Engine {
@@ -43,7 +44,11 @@ fn run(name: &str, engine: &Engine, nodes: u32, recalls: usize, intervals: usize
         for _ in 0..recalls {
             engine.recall(&Cue::nodes([rng.below(nodes as u64) as u32])).unwrap();
         }
-        if let Decision::RolledBack(entry) = engine.autotune_now() {
+        let decision = engine.autotune_now();
+        if std::env::var_os("AUTOTUNE_DEBUG").is_some() {
+            eprintln!("{name}: {decision:?}");
+        }
+        if let Decision::RolledBack(entry) = decision {
             println!(
                 "| {name} | rollback | {} | | {:+.1} % |",
                 describe(&entry.old, &entry.new),
@@ -104,4 +109,58 @@ fn compute_bound_depth(scale: usize) {
     );
     engine.autotune_now();
     run("compute-bound, depth 6, 3 ms budget", &engine, nodes, 40 / scale.min(4), 8);
+}
+
+/// The batch-size model: depth pinned by its guardrail, small batches on a graph whose spreads pull,
+/// so the only lever left is fewer, larger parallel tasks. The 2 % threshold lets the (small)
+/// predicted saving apply, so that it can be compared with what happened.
+fn small_batches(scale: usize) {
+    let nodes = 200_000 / scale as u32;
+    let engine = engine(
+        nodes,
+        json!({"threads": 2, "spreading": {"max_depth": 4, "batch_size": 8, "threshold": 0.0, "latency_budget_ms": 1,
+               "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}},
+               "autotune": {"min_improvement": 0.02, "guardrails": {"max_depth": [4, 4], "batch_size": [8, 128]}}}),
+    );
+    engine.autotune_now();
+    let name = "pinned depth 4, batch 8, 1 ms budget";
+    run(name, &engine, nodes, 40 / scale.min(4), 8);
+    // The tuner measured the per-task cost and declined (its prediction is below even 2 %). Check
+    // that prediction the other way round: apply the doublings by hand and observe the mean.
+    let mut rng = SplitMix64(8);
+    let recalls = 200 / scale;
+    let mut mean = |engine: &Engine| {
+        let start = std::time::Instant::now();
+        for _ in 0..recalls {
+            engine.recall(&Cue::nodes([rng.below(nodes as u64) as u32])).unwrap();
+        }
+        start.elapsed().as_secs_f64() / recalls as f64
+    };
+    // The tuner's prediction for batch 8 → 16, from the next interval in which a parallel pull ran.
+    let mut predicted = None;
+    for _ in 0..4 {
+        mean(&engine);
+        if let Decision::NoChange(reason) = engine.autotune_now() {
+            predicted = reason
+                .split("predicts ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|value| value.parse::<f64>().ok());
+        }
+        if predicted.is_some() {
+            break;
+        }
+    }
+    let mut before = mean(&engine);
+    for batch in [16, 32, 64, 128] {
+        let old = engine.config().spreading.batch_size;
+        engine.update_config(&json!({"spreading": {"batch_size": batch}})).unwrap();
+        let after = mean(&engine);
+        println!(
+            "| {name} | by hand (tuner declined) | batch_size {old} → {batch} | {} | {:+.1} % |",
+            predicted.filter(|_| old == 8).map_or("—".to_owned(), |p| format!("{p:.1} %")),
+            (before - after) / before * 100.0
+        );
+        before = after;
+    }
 }

@@ -314,9 +314,14 @@ impl SpreadingAutoTuner {
                     )),
                     None,
                 ),
-                None => {
-                    (Decision::NoChange("under pressure, but every knob is at its guardrail".into()), None)
-                }
+                None => (
+                    Decision::NoChange(
+                        "under pressure, but no change applies: the knobs the measurements point at are at \
+                         their guardrails (or no parallel pull ran for the batch size to matter)"
+                            .into(),
+                    ),
+                    None,
+                ),
             };
         }
         let target = model::clamp(base_knobs(&self.base), guardrails);

@@ -96,6 +96,11 @@ static void test_worked_examples(void) {
     CHECK(fabs(number_at(r, "stats", "mass") - 1.952) < 1e-6, "mass %f", number_at(r, "stats", "mass"));
     CHECK(strcmp(cJSON_GetObjectItem(r, "source")->valuestring, "spreading") == 0, "source");
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")) == 4, "4 results");
+    for (int i = 0; i < 4 && i < cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")); i++) {
+        const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "results"), i);
+        CHECK(number_at(row, "node", NULL) == i && number_at(row, "hops", NULL) == i, "result %d: node and hops %d", i, i);
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(row, "tier")), "result %d has a tier", i);
+    }
     cJSON_Delete(r);
     axonal_engine_free(e);
     axonal_graph_free(g);
@@ -184,6 +189,57 @@ static void test_documents(void) {
     CHECK(decision && strcmp(cJSON_GetObjectItem(decision, "action")->valuestring, "no_change") == 0, "decision");
     cJSON_Delete(decision);
     CHECK(axonal_engine_set_autotune_enabled(e, false) == AXONAL_STATUS_OK, "disable tuner");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
+/* --- the auto-tuner through the ABI: a real change, and its audit entry's fields --- */
+
+static void test_tuner_audit(void) {
+    axonal_graph *g = cycle5();
+    /* Every depth of a spread from node 0 has its frontier on the hot tier; 6 ms of injected latency
+       per hot phase makes a depth-4 recall ~24 ms against a 10 ms budget, a quarter of it at the last depth. */
+    axonal_engine *e = engine_of(g,
+                                 "{\"threads\": 1, \"spreading\": {\"max_depth\": 4, \"latency_budget_ms\": 10, "
+                                 "\"tier_timeouts_ms\": {\"hot\": 0, \"warm\": 0, \"cold\": 0}}}");
+    CHECK(axonal_engine_set_breaker_override(e, "forced_closed") == AXONAL_STATUS_OK, "breaker forced closed");
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(axonal_engine_autotune_now(e, &text, &len) == AXONAL_STATUS_OK, "baseline step");
+    axonal_string_free(text);
+    CHECK(axonal_engine_set_chaos(e, "{\"latency_ms\": {\"hot\": 6}}") == AXONAL_STATUS_OK, "chaos: %s", error_text());
+    uint32_t seed = 0, nodes[8];
+    float acts[8];
+    size_t count;
+    /* The tuner acts on an interval of at least 20 recalls. */
+    for (int i = 0; i < 24; i++) axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, NULL);
+    CHECK(axonal_engine_autotune_now(e, &text, &len) == AXONAL_STATUS_OK, "tuning step");
+    cJSON *decision = take_json(text);
+    const char *action = cJSON_GetStringValue(cJSON_GetObjectItem(decision, "action"));
+    const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(decision, "reason"));
+    CHECK(action && strcmp(action, "applied") == 0, "latency pressure applies a change: %s (%s)", action ? action : "(none)",
+          why ? why : "");
+    cJSON_Delete(decision);
+    axonal_engine_set_chaos(e, NULL);
+
+    CHECK(axonal_engine_autotune_audit_json(e, &text, &len) == AXONAL_STATUS_OK, "audit");
+    cJSON *audit = take_json(text);
+    const cJSON *entries = cJSON_GetObjectItem(audit, "entries");
+    CHECK(cJSON_GetArraySize(entries) == 1, "one audit entry");
+    const cJSON *entry = cJSON_GetArrayItem(entries, 0);
+    const char *fields[] = {"at", "action", "old", "new", "reason", "predicted", "observed"};
+    for (size_t i = 0; i < 7; i++) CHECK(cJSON_HasObjectItem(entry, fields[i]), "audit entry has %s", fields[i]);
+    CHECK(number_at(entry, "predicted", NULL) > 0.10, "predicted over the 10 %% threshold: %f", number_at(entry, "predicted", NULL));
+    CHECK(number_at(cJSON_GetObjectItem(entry, "old"), "max_depth", NULL) == 4, "old depth 4");
+    CHECK(number_at(cJSON_GetObjectItem(entry, "new"), "max_depth", NULL) == 3, "new depth 3");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(entry, "observed")), "observed is null until the next interval");
+    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(entry, "reason"));
+    CHECK(reason && strstr(reason, "over the 10.0 ms budget"), "reason explains: %s", reason ? reason : "(none)");
+    cJSON_Delete(audit);
+    CHECK(axonal_engine_config_json(e, &text, &len) == AXONAL_STATUS_OK, "config");
+    cJSON *config = take_json(text);
+    CHECK(number_at(cJSON_GetObjectItem(config, "spreading"), "max_depth", NULL) == 3, "the live config follows the tuner");
+    cJSON_Delete(config);
     axonal_engine_free(e);
     axonal_graph_free(g);
 }
@@ -520,6 +576,7 @@ int main(void) {
     test_versions();
     test_worked_examples();
     test_documents();
+    test_tuner_audit();
     test_callbacks();
     test_bad_input();
     test_concurrency();

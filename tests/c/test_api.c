@@ -2,9 +2,11 @@
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -277,6 +279,73 @@ static void record_transition(void *userdata, const char *event_json, size_t len
     cJSON_Delete(event);
     uint32_t breaker = 99;
     axonal_engine_breaker_state(state->engine, &breaker); /* re-entrant call from the dispatcher */
+}
+
+/* A probe that counts its calls and sleeps `sleep_ms` in each (state shared with library threads). */
+typedef struct {
+    atomic_int calls;
+    atomic_int frees;
+    int sleep_ms;
+} timed_probe_state;
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint32_t timed_probe(void *userdata, char *reason, size_t reason_len) {
+    timed_probe_state *state = userdata;
+    atomic_fetch_add(&state->calls, 1);
+    sleep_ms(state->sleep_ms);
+    (void)reason;
+    (void)reason_len;
+    return 0;
+}
+
+static void timed_free(void *userdata) { atomic_fetch_add(&((timed_probe_state *)userdata)->frees, 1); }
+
+static void test_probe_schedule_and_timeout(void) {
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, NULL);
+    uint64_t ticking_id = 0, hung_id = 0;
+    timed_probe_state ticking = {0}, hung = {0};
+    hung.sleep_ms = 600;
+    CHECK(axonal_engine_register_probe(e, "ticking", "{\"interval_ms\": 50, \"timeout_ms\": 1000, \"critical\": false}", timed_probe,
+                                       &ticking, timed_free, &ticking_id) == AXONAL_STATUS_OK,
+          "register ticking: %s", error_text());
+    for (int i = 0; i < 300 && atomic_load(&ticking.calls) < 3; i++) sleep_ms(10);
+    CHECK(atomic_load(&ticking.calls) >= 3, "the background runner calls the probe on its schedule (%d calls)", atomic_load(&ticking.calls));
+
+    CHECK(axonal_engine_register_probe(e, "hung", "{\"interval_ms\": 3600000, \"timeout_ms\": 50}", timed_probe, &hung, timed_free,
+                                       &hung_id) == AXONAL_STATUS_OK,
+          "register hung: %s", error_text());
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(axonal_engine_check_probe(e, "hung", &text, &len) == AXONAL_STATUS_OK, "check hung: %s", error_text());
+    cJSON *entry = take_json(text);
+    const char *reason = cJSON_GetStringValue(cJSON_GetObjectItem(entry, "reason"));
+    const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(entry, "status"));
+    CHECK(reason && strncmp(reason, "timeout", 7) == 0, "a hung probe times out: %s", reason ? reason : "(none)");
+    CHECK(status && strcmp(status, "unhealthy") == 0, "and is unhealthy at once: %s", status ? status : "(none)");
+    cJSON_Delete(entry);
+    CHECK(axonal_engine_health_json(e, &text, &len) == AXONAL_STATUS_OK, "health");
+    cJSON *health = take_json(text);
+    const char *overall = cJSON_GetStringValue(cJSON_GetObjectItem(health, "status"));
+    CHECK(overall && strcmp(overall, "unhealthy") == 0, "a critical hung probe makes the engine unhealthy: %s", overall ? overall : "(none)");
+    cJSON_Delete(health);
+
+    /* Unregistering a hung probe returns (after at most its timeout); its userdata is freed exactly
+       once, when the hung check returns. */
+    CHECK(axonal_engine_unregister_probe(e, hung_id) == AXONAL_STATUS_OK, "unregister hung");
+    for (int i = 0; i < 300 && atomic_load(&hung.frees) == 0; i++) sleep_ms(10);
+    CHECK(atomic_load(&hung.frees) == 1, "hung probe's userdata freed once (%d)", atomic_load(&hung.frees));
+    CHECK(axonal_engine_unregister_probe(e, ticking_id) == AXONAL_STATUS_OK, "unregister ticking");
+    CHECK(atomic_load(&ticking.frees) == 1, "ticking probe's userdata freed once at unregistration");
+    int calls = atomic_load(&ticking.calls);
+    sleep_ms(150);
+    CHECK(atomic_load(&ticking.calls) == calls, "no call after unregistration");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
 }
 
 static void test_callbacks(void) {
@@ -578,6 +647,7 @@ int main(void) {
     test_documents();
     test_tuner_audit();
     test_callbacks();
+    test_probe_schedule_and_timeout();
     test_bad_input();
     test_concurrency();
     return REPORT();

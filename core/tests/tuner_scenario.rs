@@ -151,33 +151,26 @@ fn a_disabled_tuner_never_changes_the_config() {
 }
 
 #[test]
-fn a_steady_workload_under_pressure_converges_and_then_stays_put() {
+fn a_steady_workload_under_pressure_never_oscillates() {
     let engine = engine(true);
     let mut rng = SplitMix64(6);
     interval(&engine, &mut rng);
     engine.set_chaos(cold(8.0)).unwrap();
-    // Constant pressure: the tuner acts until its model sees nothing worth doing...
-    let mut quiet = 0;
-    let mut intervals = 0;
-    while quiet < 2 {
-        intervals += 1;
-        assert!(intervals <= 20, "no convergence: {:#?}", engine.autotune_audit());
-        match interval(&engine, &mut rng) {
-            Decision::NoChange(_) => quiet += 1,
-            _ => quiet = 0,
+    for _ in 0..16 {
+        interval(&engine, &mut rng);
+    }
+    engine.clear_chaos();
+    let audit = engine.autotune_audit();
+    assert!(audit.iter().any(|e| e.action == "apply"), "it acted on the pressure: {audit:#?}");
+    // Oscillation means making the same change twice (it was undone in between): whatever the
+    // noise, no (old → new) transition may appear twice in the log, whichever step made it.
+    for (i, a) in audit.iter().enumerate() {
+        for b in &audit[i + 1..] {
+            assert!(!(a.old == b.old && a.new == b.new), "the same change twice: {a:?} and {b:?}");
         }
     }
-    // ...and then, with the same workload, changes nothing more.
-    let converged = engine.config();
-    let entries = engine.autotune_audit().len();
-    assert!(entries >= 1, "it acted on the pressure first");
-    for _ in 0..6 {
-        let decision = interval(&engine, &mut rng);
-        assert!(matches!(decision, Decision::NoChange(_)), "after convergence: {decision:?}");
-    }
-    assert_eq!(engine.config(), converged);
-    assert_eq!(engine.autotune_audit().len(), entries);
-    engine.clear_chaos();
+    // So the changes are bounded by the guardrails: depth 4 → 2 and the cold multiplier's range.
+    assert!(audit.len() <= 8, "{audit:#?}");
 }
 
 #[test]

@@ -48,9 +48,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// `opencl_min_edges` on a GPU when not configured: the measured crossover on an NVIDIA H200, below
-/// which a device round trip costs more than the CPU gather (docs/performance.md, "OpenCL"). On a
-/// CPU device (PoCL) the device never won at any size measured, so `auto` keeps it idle there.
+/// `opencl_min_edges` on a GPU when not configured: the smallest frontier measured on an NVIDIA H200,
+/// where the device already beat the CPU gather (the crossover lies lower, unmeasured; from here up
+/// every measured step won or tied — docs/performance.md, "OpenCL"). On a CPU device (PoCL) the
+/// device lost or tied at every size measured, so `auto` keeps it idle there.
 pub const GPU_OPENCL_MIN_EDGES: u64 = 100_000;
 
 /// How activation flows through cycles.

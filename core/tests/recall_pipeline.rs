@@ -174,11 +174,16 @@ fn guardrails_clamp_operator_writes() {
 
 #[test]
 fn guardrails_clamp_the_creation_config() {
-    let engine = engine_with(star(), json!({"spreading": {"max_depth": 12, "batch_size": 2}}));
+    // A 12-node chain: a depth-12 spread from node 0 would go 11 hops.
+    let chain = Graph::from_edges(12, &(0..11).collect::<Vec<_>>(), &(1..12).collect::<Vec<_>>(), &[1.0; 11])
+        .unwrap();
+    let engine = engine_with(chain, json!({"spreading": {"max_depth": 12, "batch_size": 2, "decay": 1.0}}));
     let config = engine.config();
     assert_eq!((config.spreading.max_depth, config.spreading.batch_size), (6, 8));
-    // The engine runs what it reports: node 3 is two hops out, so depth 6 reaches it and stops.
-    assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 3);
+    // The engine runs what it reports: six hops, not eleven.
+    let recall = engine.recall(&Cue::nodes([0]).with_k(12)).unwrap();
+    assert_eq!(recall.stats.depth_reached, 6);
+    assert_eq!(recall.results.iter().map(|a| a.hops).max(), Some(6));
 }
 
 #[test]

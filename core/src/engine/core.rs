@@ -269,7 +269,7 @@ impl Core {
         let verdict = self.chaos.verdict();
         self.arm_gpu_chaos(verdict.gpu_fail);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            spread::spread(
+            let stats = spread::spread(
                 graph,
                 &live.params,
                 seeds,
@@ -278,6 +278,7 @@ impl Core {
                 &self.chaos,
                 self.accelerator(),
             );
+            self.count_device_fallback(&stats);
             spread::collect_results(graph, live.params.threshold, usize::MAX, scratch, out)
         }));
         self.arm_gpu_chaos(false);

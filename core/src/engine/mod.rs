@@ -189,7 +189,8 @@ impl Engine {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
         clamp_to_guardrails(&mut next);
-        if next.opencl_min_edges != current.config.opencl_min_edges {
+        // `always` pins the threshold at 0 for the engine's life.
+        if next.opencl_min_edges != current.config.opencl_min_edges && next.opencl != OpenClMode::Always {
             #[cfg(feature = "opencl")]
             if let Some(backend) = &core.opencl {
                 backend.set_min_edges(next.opencl_min_edges);

@@ -34,8 +34,8 @@ impl SpreadingHealthProbe {
 }
 
 /// The probe's 5-node cycle 0→1→2→3→4→0. Its tiers go hot, warm, cold, hot, warm, so that from
-/// seed 0 each of the first three depths has its frontier on another tier: trouble on any tier
-/// (chaos latency, a tier that times out) reaches the probe, not only trouble on the hot one.
+/// seed 0 each of the first three depths has its frontier on another tier: latency on any tier
+/// reaches the probe (at `max_depth` ≥ 3), not only latency on the hot one.
 fn probe_graph() -> crate::Result<Graph> {
     use crate::graph::{GraphBuilder, Tier};
     let mut builder = GraphBuilder::new(5);

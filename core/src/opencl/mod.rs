@@ -181,6 +181,10 @@ impl OpenClBackend {
             Some((_, resident)) => resident,
             None => return Err("graph not resident".into()),
         };
+        // The upload of `send` below is non-blocking: until the queue has drained, the device may still
+        // read it. On success the final blocking read has drained it; on an error or a panic (from
+        // the `phases` callback) this guard waits for the device before `send` can be reused.
+        let mut drain = DrainOnDrop { queue, armed: true };
         let result = (|| -> Result<(), String> {
             unsafe {
                 // The queue is in order: the upload and the fill complete before the first gather, and the
@@ -219,11 +223,23 @@ impl OpenClBackend {
                 .map_err(cl)?;
             Ok(())
         })();
-        if result.is_err() {
-            // The upload of `send` was non-blocking: never return while the device may still read it.
-            let _ = queue.finish();
-        }
+        drain.armed = result.is_err();
+        drop(drain);
         result
+    }
+}
+
+/// Waits for everything enqueued on `queue` when dropped while armed.
+struct DrainOnDrop<'a> {
+    queue: &'a CommandQueue,
+    armed: bool,
+}
+
+impl Drop for DrainOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.queue.finish();
+        }
     }
 }
 

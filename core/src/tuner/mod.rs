@@ -404,8 +404,7 @@ impl SpreadingAutoTuner {
         (Decision::RolledBack(entry), Some(self.config_for(self.knobs)))
     }
 
-    /// Apply `knobs` (clamped: the tuner never writes outside the guardrails, even where the
-    /// operator's creation config was).
+    /// Apply `knobs` (clamped: the tuner never writes outside the guardrails).
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,

@@ -123,13 +123,16 @@ pub unsafe extern "C" fn axonal_engine_register_probe(
 /// `userdata_free` runs once that check is done. `AXONAL_STATUS_NOT_FOUND` for an unknown id.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_unregister_probe(e: *const axonal_engine, id: u64) -> axonal_status {
-    run(|| {
-        if engine_ref(e)?.unregister_probe(id) {
-            Ok(())
-        } else {
-            Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no probe with id {id}")))
-        }
-    })
+    run(|| removed(engine_ref(e)?.unregister_probe(id), "probe", id))
+}
+
+/// `AXONAL_STATUS_NOT_FOUND` naming `what` and `id` unless a registration was removed.
+fn removed(removed: bool, what: &str, id: u64) -> FfiResult {
+    if removed {
+        Ok(())
+    } else {
+        Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no {what} with id {id}")))
+    }
 }
 
 /// Call `callback` for every breaker transition. `*out_id` receives its id.
@@ -165,13 +168,7 @@ pub unsafe extern "C" fn axonal_engine_remove_transition_callback(
     e: *const axonal_engine,
     id: u64,
 ) -> axonal_status {
-    run(|| {
-        if engine_ref(e)?.remove_transition_callback(id) {
-            Ok(())
-        } else {
-            Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no transition callback with id {id}")))
-        }
-    })
+    run(|| removed(engine_ref(e)?.remove_transition_callback(id), "transition callback", id))
 }
 
 /// Block until every transition event so far has been delivered to the callbacks (returns at once

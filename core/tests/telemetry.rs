@@ -291,3 +291,22 @@ fn promtool_like_check(text: &str) {
         }
     }
 }
+
+#[test]
+fn with_telemetry_off_only_the_every_call_counters_count() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let engine = three_tier_engine(clock.clone());
+    engine.set_telemetry_enabled(false);
+    for _ in 0..5 {
+        engine.recall(&Cue::nodes([0])).unwrap();
+    }
+    engine.set_breaker_override(BreakerOverride::ForcedOpen);
+    for _ in 0..3 {
+        engine.recall(&Cue::nodes([0])).unwrap();
+    }
+    let totals = engine.telemetry().totals_json();
+    assert_eq!(totals["counters"]["spreading_recalls_total"], 8, "SPEC §5: every recall");
+    assert_eq!(totals["counters"]["spreading_breaker_open_total"], 3, "every refused call");
+    assert_eq!(totals["histograms"]["spreading_recall_latency_seconds"]["count"], 0, "the rest is off");
+    assert_eq!(totals["counters"]["spreading_edges_traversed_total"], 0);
+}

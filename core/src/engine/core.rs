@@ -301,11 +301,15 @@ impl Core {
     /// `attempted`: the breaker let the call spread; `ran`: the spread ran to the end (not a panic),
     /// so `out.stats` describes it, also when an injected fault failed the call.
     fn record(&self, live: &LiveConfig, out: &Recall, attempted: bool, ran: bool) {
+        let m = self.telemetry.spreading();
+        // SPEC §5 counts every recall and every refused call: these two count even with telemetry off.
+        m.recalls_total.increment();
+        if !attempted {
+            m.breaker_open_total.increment();
+        }
         if !self.telemetry_enabled.load(Ordering::Relaxed) {
             return;
         }
-        let m = self.telemetry.spreading();
-        m.recalls_total.increment();
         m.recall_latency.observe_duration(out.latency);
         if out.latency > live.budget {
             m.budget_violations_total.increment();
@@ -313,8 +317,6 @@ impl Core {
         if attempted {
             self.tuner_feed.spread_latency.observe_duration(out.latency);
             m.spreads_total.increment();
-        } else {
-            m.breaker_open_total.increment();
         }
         if ran {
             let stats = &out.stats;

@@ -444,10 +444,10 @@ impl Engine {
         self.core.telemetry.prometheus_text()
     }
 
-    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing — the SPEC §5
-    /// counters (`spreading_recalls_total`, `spreading_breaker_open_total`, …) included — and the
-    /// metrics keep what they had. It exists to measure telemetry's own cost (docs/performance.md);
-    /// a production engine leaves it on.
+    /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing but the two
+    /// counters SPEC §5 says count every call (`spreading_recalls_total`,
+    /// `spreading_breaker_open_total`); the other metrics keep what they had. It exists to measure
+    /// telemetry's own cost (docs/performance.md); a production engine leaves it on.
     pub fn set_telemetry_enabled(&self, enabled: bool) {
         self.core.telemetry_enabled.store(enabled, Ordering::Relaxed);
     }

@@ -1,12 +1,544 @@
 //! The PyO3 extension `axonal._native`: a thin binding of `axonal-core` (SPEC §11).
 //!
-//! This crate grows with the Python issue; today the module carries the version.
+//! Blocking calls release the GIL (`py.detach`); callbacks from engine threads take it
+//! (`Python::attach`); a raising callback goes to `sys.unraisablehook`, is counted, and never
+//! propagates into the engine. JSON documents cross as Python objects through the `json` module.
 
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axonal_core::{
+    BreakerOverride, Cue, ErrorKind, GraphBuilder, HealthCheckResult, HealthStatus, ProbeOptions, Tier,
+};
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+create_exception!(_native, AxonalError, PyException, "Base class of every Axonal error.");
+create_exception!(_native, ConfigError, AxonalError, "A configuration value or patch was rejected.");
+create_exception!(_native, GraphError, AxonalError, "Building or loading a graph failed.");
+create_exception!(_native, RecallError, AxonalError, "A cue was malformed or a recall could not run.");
+create_exception!(_native, ClosedError, AxonalError, "The engine was closed.");
+
+fn py_err(e: axonal_core::Error) -> PyErr {
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::Config => ConfigError::new_err(message),
+        ErrorKind::Recall => RecallError::new_err(message),
+        ErrorKind::Graph | ErrorKind::Io => GraphError::new_err(message),
+    }
+}
+
+/// A serde value as a Python object (through `json.loads`).
+fn to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?.call_method1("loads", (value.to_string(),))
+}
+
+/// A Python object as JSON text (through `json.dumps`, NaN and infinities refused).
+fn to_json(py: Python<'_>, object: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("allow_nan", false)?;
+    py.import("json")?
+        .call_method("dumps", (object,), Some(&kwargs))
+        .and_then(|text| text.extract())
+        .map_err(|e| ConfigError::new_err(format!("{what}: not JSON-serialisable ({e})")))
+}
+
+/// An immutable graph (SPEC §2).
+#[pyclass(frozen, module = "axonal._native")]
+struct Graph {
+    inner: Arc<axonal_core::Graph>,
+}
+
+fn parse_tier(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Tier> {
+    if let Ok(name) = value.extract::<String>() {
+        return Tier::parse(&name).ok_or_else(|| {
+            GraphError::new_err(format!("tiers[{index}]: unknown tier {name:?} (hot, warm or cold)"))
+        });
+    }
+    let number: u32 = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!("tiers[{index}]: expected \"hot\"/\"warm\"/\"cold\" or 0/1/2"))
+    })?;
+    Tier::from_index(number)
+        .ok_or_else(|| GraphError::new_err(format!("tiers[{index}]: tier {number} out of range 0..=2")))
+}
+
+#[pymethods]
+impl Graph {
+    /// Build from parallel edge arrays; `num_nodes` defaults to the largest id + 1.
+    #[staticmethod]
+    #[pyo3(signature = (src, dst, weight, num_nodes=None, tiers=None, labels=None, embeddings=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_edges(
+        py: Python<'_>,
+        src: Vec<u32>,
+        dst: Vec<u32>,
+        weight: Vec<f32>,
+        num_nodes: Option<u32>,
+        tiers: Option<Bound<'_, PyAny>>,
+        labels: Option<Vec<Option<String>>>,
+        embeddings: Option<Vec<Vec<f32>>>,
+    ) -> PyResult<Graph> {
+        if src.len() != dst.len() || src.len() != weight.len() {
+            return Err(GraphError::new_err(format!(
+                "src, dst and weight must have the same length (got {}, {}, {})",
+                src.len(),
+                dst.len(),
+                weight.len()
+            )));
+        }
+        let n = match num_nodes {
+            Some(n) => n,
+            None => src.iter().chain(&dst).max().map_or(0, |&m| m.saturating_add(1)),
+        };
+        let mut builder = GraphBuilder::new(n);
+        builder.add_edges(&src, &dst, &weight).map_err(py_err)?;
+        if let Some(tiers) = tiers {
+            for (i, tier) in tiers.try_iter()?.enumerate() {
+                builder.set_tier(i as u32, parse_tier(&tier?, i)?).map_err(py_err)?;
+            }
+        }
+        for (i, label) in labels.into_iter().flatten().enumerate() {
+            if let Some(label) = label {
+                builder.set_label(i as u32, label).map_err(py_err)?;
+            }
+        }
+        for (i, vector) in embeddings.into_iter().flatten().enumerate() {
+            builder.set_embedding(i as u32, &vector).map_err(py_err)?;
+        }
+        let graph = py.detach(|| builder.build()).map_err(py_err)?;
+        Ok(Graph { inner: Arc::new(graph) })
+    }
+
+    /// Load a TSV edge list (`src<TAB>dst<TAB>weight`) and an optional node file.
+    #[staticmethod]
+    #[pyo3(signature = (edges_path, nodes_path=None))]
+    fn from_tsv(
+        py: Python<'_>,
+        edges_path: std::path::PathBuf,
+        nodes_path: Option<std::path::PathBuf>,
+    ) -> PyResult<Graph> {
+        let graph =
+            py.detach(|| axonal_core::Graph::from_tsv(&edges_path, nodes_path.as_deref())).map_err(py_err)?;
+        Ok(Graph { inner: Arc::new(graph) })
+    }
+
+    #[getter]
+    fn num_nodes(&self) -> usize {
+        self.inner.node_count()
+    }
+
+    #[getter]
+    fn num_edges(&self) -> usize {
+        self.inner.edge_count()
+    }
+
+    /// The label of node `i` (None when it has none).
+    fn label(&self, i: u32) -> PyResult<Option<String>> {
+        if i as usize >= self.inner.node_count() {
+            return Err(GraphError::new_err(format!(
+                "node {i} out of range (the graph has {} nodes)",
+                self.inner.node_count()
+            )));
+        }
+        Ok(self.inner.label(i).map(str::to_owned))
+    }
+
+    /// The node labelled `label`, or None.
+    fn find(&self, label: &str) -> Option<u32> {
+        self.inner.find(label)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Graph(num_nodes={}, num_edges={})", self.inner.node_count(), self.inner.edge_count())
+    }
+}
+
+/// What a recall returned: NumPy arrays of the results, who answered and why, and the stats.
+#[pyclass(frozen, module = "axonal._native")]
+struct RecallResult {
+    #[pyo3(get)]
+    nodes: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    activations: Py<PyArray1<f32>>,
+    #[pyo3(get)]
+    hops: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    tiers: Vec<&'static str>,
+    #[pyo3(get)]
+    source: &'static str,
+    #[pyo3(get)]
+    reason: Option<&'static str>,
+    #[pyo3(get)]
+    stats: Py<PyAny>,
+    rows: Vec<(u32, f32, u32, &'static str)>,
+}
+
+#[pymethods]
+impl RecallResult {
+    fn __len__(&self) -> usize {
+        self.tiers.len()
+    }
+
+    /// Rows `(node, activation, hops, tier)` of plain Python values, best first.
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PyList::new(py, &self.rows)?.try_iter().map(Bound::into_any)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Recall(results={}, source={:?}, reason={:?})", self.tiers.len(), self.source, self.reason)
+    }
+}
+
+/// Parse `seeds`: a list of ids, a dict {id: activation} or a list of (id, activation) pairs.
+fn parse_seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
+    let id = |value: &Bound<'_, PyAny>| -> PyResult<u32> {
+        value
+            .extract::<u32>()
+            .map_err(|_| RecallError::new_err(format!("seed id {value} is not a node id (an int >= 0)")))
+    };
+    if let Ok(dict) = seeds.cast::<PyDict>() {
+        return dict.iter().map(|(k, v)| Ok((id(&k)?, v.extract::<f32>()?))).collect();
+    }
+    let mut out = Vec::new();
+    for item in seeds.try_iter().map_err(|_| {
+        PyTypeError::new_err("seeds: expected a list of ids, a dict or (id, activation) pairs")
+    })? {
+        let item = item?;
+        if let Ok(pair) = item.cast::<PyTuple>() {
+            if pair.len() != 2 {
+                return Err(RecallError::new_err(format!("seed {pair}: expected (id, activation)")));
+            }
+            out.push((id(&pair.get_item(0)?)?, pair.get_item(1)?.extract::<f32>()?));
+        } else {
+            out.push((id(&item)?, 1.0));
+        }
+    }
+    Ok(out)
+}
+
+/// A spreading-activation engine (SPEC §4). Thread-safe; `close()` (or the context manager) stops
+/// and joins its threads.
+#[pyclass(frozen, module = "axonal._native")]
+struct Engine {
+    inner: RwLock<Option<Arc<axonal_core::Engine>>>,
+}
+
+impl Engine {
+    fn engine(&self) -> PyResult<Arc<axonal_core::Engine>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ClosedError::new_err("the engine is closed"))
+    }
+}
+
+/// Call `f` with the GIL held, sending a raised exception to `sys.unraisablehook`.
+fn call_reporting<T>(what: &str, f: impl FnOnce(Python<'_>) -> PyResult<T>) -> Option<T> {
+    Python::attach(|py| match f(py) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            let context = pyo3::types::PyString::new(py, what);
+            e.write_unraisable(py, Some(&context.into_any()));
+            None
+        }
+    })
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (graph, config=None))]
+    fn new(py: Python<'_>, graph: &Graph, config: Option<Bound<'_, PyAny>>) -> PyResult<Engine> {
+        let config = config.map(|c| to_json(py, &c, "config")).transpose()?;
+        let graph = Arc::clone(&graph.inner);
+        let engine =
+            py.detach(|| axonal_core::Engine::from_json_config(graph, config.as_deref())).map_err(py_err)?;
+        Ok(Engine { inner: RwLock::new(Some(Arc::new(engine))) })
+    }
+
+    /// Recall what `seeds` (and/or a query `embedding`) activate; the top `k` results.
+    #[pyo3(signature = (seeds=None, k=10, embedding=None))]
+    fn recall(
+        &self,
+        py: Python<'_>,
+        seeds: Option<Bound<'_, PyAny>>,
+        k: usize,
+        embedding: Option<Vec<f32>>,
+    ) -> PyResult<RecallResult> {
+        let engine = self.engine()?;
+        let seeds = seeds.map(|s| parse_seeds(&s)).transpose()?.unwrap_or_default();
+        let cue = Cue { seeds, embedding, k: Some(k) };
+        let recall = py.detach(|| engine.recall(&cue)).map_err(py_err)?;
+        let stats = recall.to_json_value(&engine.graph())["stats"].clone();
+        Ok(RecallResult {
+            nodes: recall.results.iter().map(|a| a.node).collect::<Vec<_>>().into_pyarray(py).unbind(),
+            activations: recall
+                .results
+                .iter()
+                .map(|a| a.activation)
+                .collect::<Vec<_>>()
+                .into_pyarray(py)
+                .unbind(),
+            hops: recall.results.iter().map(|a| a.hops).collect::<Vec<_>>().into_pyarray(py).unbind(),
+            tiers: recall.results.iter().map(|a| a.tier.as_str()).collect(),
+            source: match recall.source {
+                axonal_core::Source::Spreading => "spreading",
+                axonal_core::Source::Fallback => "fallback",
+            },
+            reason: recall.reason.map(|r| r.as_str()),
+            stats: to_py(py, &stats)?.unbind(),
+            rows: recall.results.iter().map(|a| (a.node, a.activation, a.hops, a.tier.as_str())).collect(),
+        })
+    }
+
+    /// The streaming snapshot (SPEC §15).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let snapshot = py.detach(|| engine.streaming_snapshot());
+        to_py(py, &snapshot)
+    }
+
+    /// The cached health report (SPEC §6).
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.engine()?.health_report())
+    }
+
+    /// Run the probe `name` now; its report entry.
+    fn check<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let entry = py.detach(|| engine.check_probe(name)).map_err(|e| match e.kind() {
+            ErrorKind::Config => PyValueError::new_err(e.to_string()),
+            _ => py_err(e),
+        })?;
+        to_py(py, &entry)
+    }
+
+    /// The Prometheus text exposition.
+    fn prometheus(&self, py: Python<'_>) -> PyResult<String> {
+        let engine = self.engine()?;
+        Ok(py.detach(|| engine.prometheus_text()))
+    }
+
+    /// The live config (SPEC §14 shape).
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?.call_method1("loads", (self.engine()?.config().to_json(),))
+    }
+
+    /// Validate, clamp and apply a partial config; returns what was applied.
+    fn update_config<'py>(&self, py: Python<'py>, patch: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let text = to_json(py, &patch, "patch")?;
+        let engine = self.engine()?;
+        let applied = py.detach(|| engine.update_config_json(&text)).map_err(py_err)?;
+        py.import("json")?.call_method1("loads", (applied.to_json(),))
+    }
+
+    /// `"auto"`, `"forced_open"` or `"forced_closed"`.
+    #[getter]
+    fn get_breaker_override(&self) -> PyResult<&'static str> {
+        Ok(self.engine()?.breaker_override().as_str())
+    }
+
+    #[setter]
+    fn set_breaker_override(&self, mode: &str) -> PyResult<()> {
+        let mode = BreakerOverride::parse(mode).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.engine()?.set_breaker_override(mode);
+        Ok(())
+    }
+
+    /// The breaker's state: `"closed"`, `"half_open"` or `"open"`.
+    #[getter]
+    fn breaker_state(&self) -> PyResult<&'static str> {
+        Ok(self.engine()?.breaker_state().as_str())
+    }
+
+    #[getter]
+    fn get_autotune_enabled(&self) -> PyResult<bool> {
+        Ok(self.engine()?.autotune_enabled())
+    }
+
+    #[setter]
+    fn set_autotune_enabled(&self, enabled: bool) -> PyResult<()> {
+        self.engine()?.set_autotune_enabled(enabled);
+        Ok(())
+    }
+
+    /// The tuner's audit log entries, oldest first.
+    fn autotune_audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.engine()?.autotune_audit_json()["entries"])
+    }
+
+    /// Run one tuning step now; the decision (`{"action", "reason", "entry"}`).
+    fn autotune_now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let decision = py.detach(|| engine.autotune_now());
+        to_py(py, &decision.to_json())
+    }
+
+    /// Inject faults (SPEC §9); `latency_ms` maps tier names to milliseconds.
+    #[pyo3(signature = (latency_ms=None, jitter_ms=0.0, failure_rate=0.0, zero_mass_rate=0.0, seed=None, gpu_failure_rate=0.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_chaos(
+        &self,
+        py: Python<'_>,
+        latency_ms: Option<Bound<'_, PyAny>>,
+        jitter_ms: f64,
+        failure_rate: f64,
+        zero_mass_rate: f64,
+        seed: Option<u64>,
+        gpu_failure_rate: f64,
+    ) -> PyResult<()> {
+        let chaos = PyDict::new(py);
+        if let Some(latency) = latency_ms {
+            chaos.set_item("latency_ms", latency)?;
+        }
+        chaos.set_item("jitter_ms", jitter_ms)?;
+        chaos.set_item("failure_rate", failure_rate)?;
+        chaos.set_item("zero_mass_rate", zero_mass_rate)?;
+        chaos.set_item("gpu_failure_rate", gpu_failure_rate)?;
+        if let Some(seed) = seed {
+            chaos.set_item("seed", seed)?;
+        }
+        let text = to_json(py, &chaos.into_any(), "chaos")?;
+        self.engine()?.set_chaos_json(&text).map_err(py_err)
+    }
+
+    /// Stop injecting faults.
+    fn clear_chaos(&self) -> PyResult<()> {
+        self.engine()?.clear_chaos();
+        Ok(())
+    }
+
+    /// Register a health probe: `fn()` returns a bool, `"healthy"`/`"degraded"`/`"unhealthy"`, or
+    /// `(status, reason)`. It runs on the probe's own thread with the GIL taken; one that raises is
+    /// reported to `sys.unraisablehook` and counts as failed.
+    #[pyo3(signature = (name, r#fn, interval=10.0, timeout=1.0, critical=true))]
+    fn register_probe(
+        &self,
+        name: &str,
+        r#fn: Py<PyAny>,
+        interval: f64,
+        timeout: f64,
+        critical: bool,
+    ) -> PyResult<u64> {
+        let seconds = |value: f64, field: &str| {
+            Duration::try_from_secs_f64(value).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                ConfigError::new_err(format!("{field}: must be a positive number of seconds (got {value})"))
+            })
+        };
+        let options = ProbeOptions {
+            interval: seconds(interval, "interval")?,
+            timeout: seconds(timeout, "timeout")?,
+            critical,
+        };
+        let probe_name = name.to_owned();
+        let check = move || {
+            call_reporting(&format!("axonal probe {probe_name:?}"), |py| probe_result(r#fn.bind(py).call0()?))
+                .unwrap_or_else(|| HealthCheckResult::failed(HealthStatus::Unhealthy, "the probe raised"))
+        };
+        self.engine()?.register_probe_fn(name, check, Some(options)).map_err(py_err)
+    }
+
+    /// Unregister a probe; whether it was registered.
+    fn unregister_probe(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        let engine = self.engine()?;
+        Ok(py.detach(|| engine.unregister_probe(id)))
+    }
+
+    /// Call `fn(event: dict)` for every breaker transition, in order, from the engine's dispatcher
+    /// thread (with the GIL taken); an exception goes to `sys.unraisablehook` and is counted.
+    fn on_breaker_transition(&self, r#fn: Py<PyAny>) -> PyResult<u64> {
+        let callback = move |event: &axonal_core::TransitionEvent| {
+            let text = event.to_json();
+            let delivered = call_reporting("axonal breaker transition callback", |py| {
+                let event = py.import("json")?.call_method1("loads", (text,))?;
+                r#fn.bind(py).call1((event,)).map(drop)
+            });
+            if delivered.is_none() {
+                // The dispatcher counts a panicking callback as failed: make a raise count too.
+                panic!("the breaker transition callback raised");
+            }
+        };
+        Ok(self.engine()?.on_breaker_transition(callback))
+    }
+
+    /// Stop calling a transition callback; whether it was registered.
+    fn remove_transition_callback(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        let engine = self.engine()?;
+        Ok(py.detach(|| engine.remove_transition_callback(id)))
+    }
+
+    /// Swap in another graph atomically.
+    fn replace_graph(&self, graph: &Graph) -> PyResult<()> {
+        self.engine()?.replace_graph(Arc::clone(&graph.inner));
+        Ok(())
+    }
+
+    /// Stop and join the engine's threads; later calls raise `ClosedError`. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let engine = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        // Dropping joins threads that may be waiting for the GIL (a Python probe or callback).
+        py.detach(move || drop(engine));
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+}
+
+/// A Python probe's answer as a check result.
+fn probe_result(answer: Bound<'_, PyAny>) -> PyResult<HealthCheckResult> {
+    let status = |text: &str| match text {
+        "healthy" => Ok(HealthStatus::Healthy),
+        "degraded" => Ok(HealthStatus::Degraded),
+        "unhealthy" => Ok(HealthStatus::Unhealthy),
+        other => Err(PyValueError::new_err(format!(
+            "probe status {other:?}: expected healthy, degraded or unhealthy"
+        ))),
+    };
+    let (status, reason) = if let Ok(ok) = answer.extract::<bool>() {
+        (if ok { HealthStatus::Healthy } else { HealthStatus::Unhealthy }, None)
+    } else if let Ok(text) = answer.extract::<String>() {
+        (status(&text)?, None)
+    } else if let Ok((text, reason)) = answer.extract::<(String, String)>() {
+        (status(&text)?, Some(reason))
+    } else {
+        return Err(PyTypeError::new_err("a probe returns a bool, a status string or (status, reason)"));
+    };
+    Ok(match (status, reason) {
+        (HealthStatus::Healthy, _) => HealthCheckResult::healthy(),
+        (status, Some(reason)) => HealthCheckResult::failed(status, reason),
+        (status, None) => HealthCheckResult::failed(status, status.as_str()),
+    })
+}
 
 /// The `axonal._native` module.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     module.add("__version__", axonal_core::VERSION)?;
+    module.add_class::<Graph>()?;
+    module.add_class::<Engine>()?;
+    module.add_class::<RecallResult>()?;
+    module.add("AxonalError", py.get_type::<AxonalError>())?;
+    module.add("ConfigError", py.get_type::<ConfigError>())?;
+    module.add("GraphError", py.get_type::<GraphError>())?;
+    module.add("RecallError", py.get_type::<RecallError>())?;
+    module.add("ClosedError", py.get_type::<ClosedError>())?;
     Ok(())
 }

@@ -1,0 +1,18 @@
+# Build the Python extension into a venv and run the Python suites (sourced by scripts/test).
+# Needs: python3 with venv (Debian python3-venv); PyPI for maturin, numpy, pytest and mypy.
+
+run_python_suites() {
+  local venv=target/venv
+  step "Python: venv in $venv (maturin, numpy, pytest, mypy)"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+  step "Python: build the extension into the venv (maturin develop, shares target/)"
+  VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" maturin develop -q
+
+  step "Python: the stubs match the extension (mypy.stubtest)"
+  (cd python && "../$venv/bin/python" -m mypy.stubtest axonal._native)
+
+  step "Python tests (pytest)"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python
+}

@@ -1,0 +1,14 @@
+"""The README's Python example runs as written."""
+
+import pathlib
+import re
+
+
+def test_the_readme_python_example_runs(capsys):
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "[0 3 1]" in out and "spreading" in out
+    assert "spreading.decay" in out

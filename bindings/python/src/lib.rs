@@ -156,39 +156,78 @@ impl Graph {
     }
 }
 
-/// What a recall returned: NumPy arrays of the results, who answered and why, and the stats.
+/// What a recall returned: NumPy arrays of the results, who answered and why, and the stats. The
+/// Python values are built on access, so a recall whose caller reads only `nodes` pays for no more.
 #[pyclass(frozen, module = "axonal._native")]
 struct RecallResult {
-    #[pyo3(get)]
-    nodes: Py<PyArray1<u32>>,
-    #[pyo3(get)]
-    activations: Py<PyArray1<f32>>,
-    #[pyo3(get)]
-    hops: Py<PyArray1<u32>>,
-    #[pyo3(get)]
-    tiers: Vec<&'static str>,
-    #[pyo3(get)]
-    source: &'static str,
-    #[pyo3(get)]
-    reason: Option<&'static str>,
-    #[pyo3(get)]
-    stats: Py<PyAny>,
-    rows: Vec<(u32, f32, u32, &'static str)>,
+    recall: axonal_core::Recall,
+    graph: Arc<axonal_core::Graph>,
 }
 
 #[pymethods]
 impl RecallResult {
+    /// Node ids, best first (uint32).
+    #[getter]
+    fn nodes<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.recall.results.iter().map(|a| a.node).collect::<Vec<_>>().into_pyarray(py)
+    }
+
+    /// Activations, best first (float32).
+    #[getter]
+    fn activations<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        self.recall.results.iter().map(|a| a.activation).collect::<Vec<_>>().into_pyarray(py)
+    }
+
+    /// Hops from the nearest seed (uint32).
+    #[getter]
+    fn hops<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.recall.results.iter().map(|a| a.hops).collect::<Vec<_>>().into_pyarray(py)
+    }
+
+    /// Tier names, best first.
+    #[getter]
+    fn tiers(&self) -> Vec<&'static str> {
+        self.recall.results.iter().map(|a| a.tier.as_str()).collect()
+    }
+
+    /// `"spreading"` or `"fallback"`.
+    #[getter]
+    fn source(&self) -> &'static str {
+        match self.recall.source {
+            axonal_core::Source::Spreading => "spreading",
+            axonal_core::Source::Fallback => "fallback",
+        }
+    }
+
+    /// Why the fallback answered (`breaker_open`, `error`, `slow`, `low_mass`), or None.
+    #[getter]
+    fn reason(&self) -> Option<&'static str> {
+        self.recall.reason.map(|r| r.as_str())
+    }
+
+    /// The spread's stats (SPEC §15).
+    #[getter]
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.recall.to_json_value(&self.graph)["stats"])
+    }
+
     fn __len__(&self) -> usize {
-        self.tiers.len()
+        self.recall.results.len()
     }
 
     /// Rows `(node, activation, hops, tier)` of plain Python values, best first.
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        PyList::new(py, &self.rows)?.try_iter().map(Bound::into_any)
+        let rows = self.recall.results.iter().map(|a| (a.node, a.activation, a.hops, a.tier.as_str()));
+        PyList::new(py, rows)?.try_iter().map(Bound::into_any)
     }
 
     fn __repr__(&self) -> String {
-        format!("Recall(results={}, source={:?}, reason={:?})", self.tiers.len(), self.source, self.reason)
+        format!(
+            "Recall(results={}, source={:?}, reason={:?})",
+            self.recall.results.len(),
+            self.source(),
+            self.reason()
+        )
     }
 }
 
@@ -273,26 +312,7 @@ impl Engine {
         let seeds = seeds.map(|s| parse_seeds(&s)).transpose()?.unwrap_or_default();
         let cue = Cue { seeds, embedding, k: Some(k) };
         let recall = py.detach(|| engine.recall(&cue)).map_err(py_err)?;
-        let stats = recall.to_json_value(&engine.graph())["stats"].clone();
-        Ok(RecallResult {
-            nodes: recall.results.iter().map(|a| a.node).collect::<Vec<_>>().into_pyarray(py).unbind(),
-            activations: recall
-                .results
-                .iter()
-                .map(|a| a.activation)
-                .collect::<Vec<_>>()
-                .into_pyarray(py)
-                .unbind(),
-            hops: recall.results.iter().map(|a| a.hops).collect::<Vec<_>>().into_pyarray(py).unbind(),
-            tiers: recall.results.iter().map(|a| a.tier.as_str()).collect(),
-            source: match recall.source {
-                axonal_core::Source::Spreading => "spreading",
-                axonal_core::Source::Fallback => "fallback",
-            },
-            reason: recall.reason.map(|r| r.as_str()),
-            stats: to_py(py, &stats)?.unbind(),
-            rows: recall.results.iter().map(|a| (a.node, a.activation, a.hops, a.tier.as_str())).collect(),
-        })
+        Ok(RecallResult { recall, graph: engine.graph() })
     }
 
     /// The streaming snapshot (SPEC §15).

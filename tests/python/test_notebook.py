@@ -1,0 +1,81 @@
+"""The Jupyter monitor: `render` is pure (rows in, HTML out) and the poller samples a live engine."""
+
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import axonal
+from axonal.notebook import Monitor, render, row_of
+
+
+def row(t, state, recalls, breaker_open=0, p95=0.002, probes=None):
+    r = {"t": t, "breaker": state, "recalls_total": recalls, "fallback_total": breaker_open,
+         "pool_utilization": 0.5, "health": "healthy", "autotune_changes_total": 1,
+         "probes": probes or {"spreading": {"status": "healthy", "critical": True, "consecutive_failures": 0,
+                                            "latency_ms": 0.001, "reason": None}}}
+    for tier in ("total", "hot", "warm", "cold"):
+        r.update({f"{tier}_p50_ms": p95 * 500, f"{tier}_p95_ms": p95 * 1000, f"{tier}_p99_ms": p95 * 1200})
+    for reason in ("breaker_open", "error", "slow", "low_mass"):
+        r[f"fallback_{reason}"] = breaker_open if reason == "breaker_open" else 0
+    return r
+
+
+def test_render_marks_breaker_transitions_and_rates():
+    history = [row(0, "closed", 0), row(1, "open", 100, 40), row(2, "half_open", 150, 60), row(3, "closed", 250, 60)]
+    audit = [{"action": "apply", "reason": "p95 over budget", "predicted": 0.25, "observed": 0.3}]
+    out = render(history, audit)
+    ET.fromstring(out)  # well-formed markup
+    assert out.count('class="transition"') == 3
+    assert "breaker: 3 transition(s)" in out
+    assert "24.00 %" in out, "60 breaker_open fallbacks over 250 recalls"
+    assert "+30.0 %" in out and "25.0 %" in out and "p95 over budget" in out
+    assert out.count('class="axonal-chart"') == 4, "one chart per tier"
+
+
+def test_render_escapes_what_it_shows():
+    probes = {"<script>x</script>": {"status": "degraded", "critical": False, "consecutive_failures": 1,
+                                      "latency_ms": 1.0, "reason": "a < b & c"}}
+    out = render([row(0, "closed", 0, probes=probes)])
+    assert "<script>" not in out and "&lt;script&gt;" in out and "a &lt; b &amp; c" in out
+
+
+def test_render_without_samples():
+    assert "No samples yet" in render([])
+
+
+def test_monitor_polls_a_live_engine_and_stops():
+    g = axonal.Graph.from_edges([0, 1, 2, 3, 4], [1, 2, 3, 4, 0], [1.0] * 5)
+    config = {"breaker": {"window_size": 10, "min_calls": 5, "cooldown_ms": 600000, "max_cooldown_ms": 600000}}
+    with axonal.Engine(g, config) as e:
+        monitor = Monitor(e, interval=0.02, history=5)
+        monitor.poll()
+        e.set_chaos(failure_rate=1.0, seed=2)
+        for _ in range(10):
+            e.recall([0])
+        monitor.poll()
+        rows = monitor.history
+        rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+        assert [r["breaker"] for r in rows] == ["closed", "open"]
+        assert rows[-1]["fallback_error"] >= 5
+        assert 'class="transition"' in monitor._repr_html_()
+        monitor.start()
+        threading.Event().wait(0.2)
+        monitor.stop()
+        assert len(monitor.history) == 5, "bounded by history"
+        assert not any(t.name == "axonal-monitor" for t in threading.enumerate())
+
+
+def test_row_of_reads_a_real_snapshot():
+    g = axonal.Graph.from_edges([0], [1], [1.0])
+    with axonal.Engine(g) as e:
+        r = row_of(e.snapshot())
+    assert r["breaker"] == "closed" and r["health"] in ("healthy", "degraded", "unhealthy")
+    assert set(r["probes"]) == {"spreading"}
+
+
+def test_monitor_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="interval"):
+        Monitor(object(), interval=0)
+    with pytest.raises(ValueError, match="history"):
+        Monitor(object(), history=0)

@@ -1,9 +1,9 @@
 # Build the Python extension into a venv and run the Python suites (sourced by scripts/test).
-# Needs: python3 with venv (Debian python3-venv); PyPI for maturin, numpy, pytest and mypy.
+# Needs: python3 with venv (Debian python3-venv); PyPI for tests/python/requirements.txt.
 
 run_python_suites() {
   local venv=target/venv
-  step "Python: venv in $venv (maturin, numpy, pytest, mypy)"
+  step "Python: venv in $venv (tests/python/requirements.txt)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 
@@ -15,4 +15,7 @@ run_python_suites() {
 
   step "Python tests (pytest)"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python
+
+  step "Python: the monitoring notebook runs headless (nbclient) and shows the breaker open and close"
+  "$venv/bin/python" tests/python/run_notebook.py
 }

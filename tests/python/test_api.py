@@ -77,6 +77,12 @@ def test_graph_from_numpy_with_tiers_labels_and_embeddings():
     with axonal.Engine(g) as e:
         r = e.recall(embedding=[0.0, 1.0, 0.0, 0.0, 0.0], k=3)
         assert r.nodes[0] == 1 and r.tiers[0] == "warm"
+    # Arrays of another dtype or layout are converted, not refused.
+    strided = np.array([0, 9, 1, 9, 2, 9], dtype=np.int64)[::2]
+    g2 = axonal.Graph.from_edges(strided, strided + 1, np.full(3, 0.5), num_nodes=4)
+    assert (g2.num_nodes, g2.num_edges) == (4, 3)
+    with pytest.raises(TypeError, match="src"):
+        axonal.Graph.from_edges(np.array([-1]), [0], [0.5])
 
 
 def test_from_tsv(tmp_path):

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axonal_core::{
     BreakerOverride, Cue, ErrorKind, GraphBuilder, HealthCheckResult, HealthStatus, ProbeOptions, Tier,
 };
-use numpy::{IntoPyArray, PyArray1};
+use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -46,6 +46,34 @@ fn to_json(py: Python<'_>, object: &Bound<'_, PyAny>, what: &str) -> PyResult<St
         .map_err(|e| ConfigError::new_err(format!("{what}: not JSON-serialisable ({e})")))
 }
 
+/// A 1-D input: a NumPy array of exactly `T` read in place (C-contiguous), or any other sequence
+/// converted element by element.
+enum Column<'py, T: Element> {
+    Array(PyReadonlyArray1<'py, T>),
+    Copied(Vec<T>),
+}
+
+impl<'py, T: Element + for<'a> FromPyObject<'a, 'py>> Column<'py, T> {
+    fn extract(object: &Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+        if let Ok(array) = object.extract::<PyReadonlyArray1<'py, T>>()
+            && array.is_c_contiguous()
+        {
+            return Ok(Column::Array(array));
+        }
+        object
+            .extract::<Vec<T>>()
+            .map(Column::Copied)
+            .map_err(|e| PyTypeError::new_err(format!("{what}: expected a sequence of numbers ({e})")))
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Column::Array(array) => array.as_slice().unwrap_or(&[]),
+            Column::Copied(values) => values,
+        }
+    }
+}
+
 /// An immutable graph (SPEC §2).
 #[pyclass(frozen, module = "axonal._native")]
 struct Graph {
@@ -73,14 +101,20 @@ impl Graph {
     #[allow(clippy::too_many_arguments)]
     fn from_edges(
         py: Python<'_>,
-        src: Vec<u32>,
-        dst: Vec<u32>,
-        weight: Vec<f32>,
+        src: Bound<'_, PyAny>,
+        dst: Bound<'_, PyAny>,
+        weight: Bound<'_, PyAny>,
         num_nodes: Option<u32>,
         tiers: Option<Bound<'_, PyAny>>,
         labels: Option<Vec<Option<String>>>,
-        embeddings: Option<Vec<Vec<f32>>>,
+        embeddings: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Graph> {
+        let (src, dst, weight) = (
+            Column::<u32>::extract(&src, "src")?,
+            Column::<u32>::extract(&dst, "dst")?,
+            Column::<f32>::extract(&weight, "weight")?,
+        );
+        let (src, dst, weight) = (src.as_slice(), dst.as_slice(), weight.as_slice());
         if src.len() != dst.len() || src.len() != weight.len() {
             return Err(GraphError::new_err(format!(
                 "src, dst and weight must have the same length (got {}, {}, {})",
@@ -91,10 +125,10 @@ impl Graph {
         }
         let n = match num_nodes {
             Some(n) => n,
-            None => src.iter().chain(&dst).max().map_or(0, |&m| m.saturating_add(1)),
+            None => src.iter().chain(dst).max().map_or(0, |&m| m.saturating_add(1)),
         };
         let mut builder = GraphBuilder::new(n);
-        builder.add_edges(&src, &dst, &weight).map_err(py_err)?;
+        builder.add_edges(src, dst, weight).map_err(py_err)?;
         if let Some(tiers) = tiers {
             for (i, tier) in tiers.try_iter()?.enumerate() {
                 builder.set_tier(i as u32, parse_tier(&tier?, i)?).map_err(py_err)?;
@@ -105,8 +139,20 @@ impl Graph {
                 builder.set_label(i as u32, label).map_err(py_err)?;
             }
         }
-        for (i, vector) in embeddings.into_iter().flatten().enumerate() {
-            builder.set_embedding(i as u32, &vector).map_err(py_err)?;
+        if let Some(embeddings) = embeddings {
+            if let Ok(matrix) = embeddings.extract::<PyReadonlyArray2<'_, f32>>() {
+                for (i, row) in matrix.as_array().rows().into_iter().enumerate() {
+                    let row: Vec<f32> = row.iter().copied().collect();
+                    builder.set_embedding(i as u32, &row).map_err(py_err)?;
+                }
+            } else {
+                let rows: Vec<Vec<f32>> = embeddings.extract().map_err(|e| {
+                    PyTypeError::new_err(format!("embeddings: expected a 2-D array of floats ({e})"))
+                })?;
+                for (i, row) in rows.iter().enumerate() {
+                    builder.set_embedding(i as u32, row).map_err(py_err)?;
+                }
+            }
         }
         let graph = py.detach(|| builder.build()).map_err(py_err)?;
         Ok(Graph { inner: Arc::new(graph) })

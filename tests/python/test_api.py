@@ -216,6 +216,21 @@ def test_breaker_transitions_reach_python_in_order():
         assert events[0][:2] == ("closed", "open")
 
 
+def test_a_removed_transition_callback_is_not_called():
+    config = {"breaker": {"window_size": 10, "min_calls": 5, "cooldown_ms": 600000, "max_cooldown_ms": 600000}}
+    removed, control = [], []
+    with axonal.Engine(cycle(), config) as e:
+        callback = e.on_breaker_transition(removed.append)  # registered first: called first
+        e.on_breaker_transition(control.append)
+        assert e.remove_transition_callback(callback) is True
+        assert e.remove_transition_callback(callback) is False
+        e.set_chaos(failure_rate=1.0, seed=1)
+        for _ in range(10):
+            e.recall([0])
+        assert eventually(lambda: len(control) >= 1)
+        assert removed == []
+
+
 def test_a_raising_transition_callback_is_reported_not_propagated(monkeypatch):
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", lambda info: seen.append(info))

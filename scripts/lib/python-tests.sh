@@ -18,4 +18,13 @@ run_python_suites() {
 
   step "Python: the monitoring notebook runs headless (nbclient) and shows the breaker open and close"
   "$venv/bin/python" tests/python/run_notebook.py
+
+  step "Python: pip install . into a fresh venv (the dev profile, so it reuses target/)"
+  rm -rf target/venv-pip
+  python3 -m venv target/venv-pip
+  MATURIN_PEP517_ARGS="--profile dev" target/venv-pip/bin/pip install -q --disable-pip-version-check .
+  (cd target && venv-pip/bin/python -c 'import axonal, axonal.notebook, pathlib; \
+    assert (pathlib.Path(axonal.__file__).parent / "py.typed").exists(); \
+    g = axonal.Graph.from_edges([0, 1], [1, 2], [1.0, 1.0]); \
+    print("pip install .: axonal", axonal.__version__, axonal.Engine(g).recall([0]).nodes.tolist())')
 }

@@ -79,3 +79,22 @@ def test_monitor_rejects_bad_arguments():
         Monitor(object(), interval=0)
     with pytest.raises(ValueError, match="history"):
         Monitor(object(), history=0)
+
+
+def test_history_is_a_dataframe_and_plot_draws_with_matplotlib():
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    g = axonal.Graph.from_edges([0, 1], [1, 2], [1.0, 1.0])
+    with axonal.Engine(g) as e:
+        monitor = Monitor(e, interval=0.05)
+        for _ in range(3):
+            e.recall([0])
+            monitor.poll()
+        frame = monitor.history
+        assert isinstance(frame, pandas.DataFrame) and len(frame) == 3
+        assert list(frame["recalls_total"]) == [1, 2, 3]
+        fig = monitor.plot()
+        assert len(fig.axes) == 5, "one panel per tier and the breaker"

@@ -8,6 +8,9 @@ breaker and fallback, an auto-tuner and streaming telemetry (SPEC §11).
         r.nodes, r.activations, r.hops   # NumPy arrays, best first
 """
 
+import atexit
+
+from . import _native
 from ._native import (
     AxonalError,
     ClosedError,
@@ -19,6 +22,10 @@ from ._native import (
     RecallResult,
     __version__,
 )
+
+# Engines still open at interpreter exit (say, kept alive by a callback that refers to its own engine)
+# are closed while the interpreter can still run their Python callbacks.
+atexit.register(_native._close_all)
 
 __all__ = [
     "AxonalError",

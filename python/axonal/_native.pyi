@@ -18,7 +18,10 @@ __all__ = [
     "RecallError",
     "RecallResult",
     "__version__",
+    "_close_all",
 ]
+
+def _close_all() -> None: ...
 
 class AxonalError(Exception): ...
 class ConfigError(AxonalError): ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import html
 import threading
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -150,8 +151,9 @@ def render(history: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]] = 
     return (
         '<div class="axonal-monitor" style="font-family: sans-serif; font-size: 12px">'
         f"<p><b>health</b> {_esc(last['health'])} · <b>breaker</b> {_esc(last['breaker'])} · "
-        f"<b>recalls</b> {last['recalls_total']} · <b>fallbacks</b> {last['fallback_total']} · "
-        f"<b>pool</b> {last['pool_utilization'] * 100:.0f} % · <b>tuner changes</b> {last['autotune_changes_total']}</p>"
+        f"<b>recalls</b> {_esc(last['recalls_total'])} · <b>fallbacks</b> {_esc(last['fallback_total'])} · "
+        f"<b>pool</b> {float(last['pool_utilization']) * 100:.0f} % · "
+        f"<b>tuner changes</b> {_esc(last['autotune_changes_total'])}</p>"
         f"<div>{charts}</div>"
         f"{_breaker_timeline(times, [row['breaker'] for row in history])}"
         "<table class='axonal-probes'><tr><th>probe</th><th>status</th><th>critical</th>"
@@ -207,10 +209,15 @@ class Monitor:
         self._stop.clear()
 
         def run() -> None:
+            from . import ClosedError
+
             while not self._stop.is_set():
                 try:
                     self.poll()
-                except Exception:  # the engine was closed: stop polling  # noqa: BLE001
+                except ClosedError:  # the engine was closed: nothing more to poll
+                    return
+                except Exception:  # a bug: say so rather than let the panel freeze silently
+                    traceback.print_exc()
                     return
                 self._stop.wait(self.interval)
 
@@ -218,11 +225,12 @@ class Monitor:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the poller and wait for it."""
+        """Stop the poller and wait for it (call it before dropping a started monitor: the poller
+        holds the monitor, and so the engine, until it stops)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-            self._thread = None
+        self._thread = None
 
     def show(self) -> None:
         """Display the panel (updated in place by the poller) and start polling."""

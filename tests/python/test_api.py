@@ -276,7 +276,7 @@ def test_bad_config_and_patches():
     with axonal.Engine(cycle()) as e:
         with pytest.raises(axonal.ConfigError, match="spreading.nope"):
             e.update_config({"spreading": {"nope": 1}})
-        with pytest.raises(ValueError, match="sideways"):
+        with pytest.raises(axonal.ConfigError, match="sideways"):
             e.breaker_override = "sideways"
         with pytest.raises(axonal.ConfigError, match="failure_rate"):
             e.set_chaos(failure_rate=3.0)
@@ -297,7 +297,7 @@ def test_bad_recalls():
             e.recall(5)
         with pytest.raises(axonal.RecallError):
             e.recall([0], k=0)
-        with pytest.raises(ValueError, match="no probe|nope"):
+        with pytest.raises(axonal.ConfigError, match="no probe|nope"):
             e.check("nope")
         assert e.recall([0]).source == "spreading", "bad input lost nothing"
 
@@ -358,7 +358,24 @@ def test_close_and_garbage_collection_join_the_engine_threads():
     e.register_probe("p", lambda: True, interval=0.05)
     assert threads_of_this_process() > before
     e.close()
-    assert threads_of_this_process() == before, "close() joined every thread"
+    # A probe detached by an earlier test may still be finishing: compare once the count settles.
+    assert eventually(lambda: threads_of_this_process() <= before), "close() joined every thread"
+    before = threads_of_this_process()
     e = axonal.Engine(cycle())
     del e
-    assert eventually(lambda: threads_of_this_process() == before), "garbage collection too"
+    assert eventually(lambda: threads_of_this_process() <= before), "garbage collection too"
+
+
+def test_dropping_an_engine_whose_callbacks_wait_for_the_gil_does_not_deadlock():
+    """Garbage collection joins the engine's threads with the GIL released: a breaker callback
+    waiting for the GIL must be able to finish."""
+    before = threads_of_this_process()
+    config = {"breaker": {"window_size": 10, "min_calls": 5, "cooldown_ms": 600000, "max_cooldown_ms": 600000}}
+    e = axonal.Engine(cycle(), config)
+    slow = []
+    e.on_breaker_transition(lambda event: (time.sleep(0.2), slow.append(event)))
+    e.set_chaos(failure_rate=1.0, seed=1)
+    for _ in range(10):
+        e.recall([0])
+    del e  # the transition callback is likely still running or queued
+    assert eventually(lambda: threads_of_this_process() <= before), "threads joined, no deadlock"

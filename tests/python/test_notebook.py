@@ -1,6 +1,7 @@
 """The Jupyter monitor: `render` is pure (rows in, HTML out) and the poller samples a live engine."""
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -60,7 +61,10 @@ def test_monitor_polls_a_live_engine_and_stops():
         assert rows[-1]["fallback_error"] >= 5
         assert 'class="transition"' in monitor._repr_html_()
         monitor.start()
-        threading.Event().wait(0.2)
+        deadline = time.monotonic() + 10
+        while len(monitor.history) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # a few more polls: still 5
         monitor.stop()
         assert len(monitor.history) == 5, "bounded by history"
         assert not any(t.name == "axonal-monitor" for t in threading.enumerate())

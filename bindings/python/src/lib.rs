@@ -4,7 +4,7 @@
 //! (`Python::attach`); a raising callback goes to `sys.unraisablehook`, is counted, and never
 //! propagates into the engine. JSON documents cross as Python objects through the `json` module.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use axonal_core::{
@@ -68,7 +68,8 @@ impl<'py, T: Element + for<'a> FromPyObject<'a, 'py>> Column<'py, T> {
 
     fn as_slice(&self) -> &[T] {
         match self {
-            Column::Array(array) => array.as_slice().unwrap_or(&[]),
+            // Checked C-contiguous at extraction, so the slice exists.
+            Column::Array(array) => array.as_slice().expect("a C-contiguous array"),
             Column::Copied(values) => values,
         }
     }
@@ -284,8 +285,13 @@ fn parse_seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
             .extract::<u32>()
             .map_err(|_| RecallError::new_err(format!("seed id {value} is not a node id (an int >= 0)")))
     };
+    let activation = |value: &Bound<'_, PyAny>| -> PyResult<f32> {
+        value
+            .extract::<f32>()
+            .map_err(|_| RecallError::new_err(format!("seed activation {value} is not a number")))
+    };
     if let Ok(dict) = seeds.cast::<PyDict>() {
-        return dict.iter().map(|(k, v)| Ok((id(&k)?, v.extract::<f32>()?))).collect();
+        return dict.iter().map(|(k, v)| Ok((id(&k)?, activation(&v)?))).collect();
     }
     let mut out = Vec::new();
     for item in seeds.try_iter().map_err(|_| {
@@ -296,7 +302,7 @@ fn parse_seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
             if pair.len() != 2 {
                 return Err(RecallError::new_err(format!("seed {pair}: expected (id, activation)")));
             }
-            out.push((id(&pair.get_item(0)?)?, pair.get_item(1)?.extract::<f32>()?));
+            out.push((id(&pair.get_item(0)?)?, activation(&pair.get_item(1)?)?));
         } else {
             out.push((id(&item)?, 1.0));
         }
@@ -304,20 +310,78 @@ fn parse_seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
     Ok(out)
 }
 
-/// A spreading-activation engine (SPEC §4). Thread-safe; `close()` (or the context manager) stops
-/// and joins its threads.
+type Slot = RwLock<Option<Arc<axonal_core::Engine>>>;
+
+/// Every engine's slot, so that interpreter exit can close the ones still open (a Python callback
+/// that refers to its engine keeps it alive past the last Python reference).
+static OPEN: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+
+/// Drop a reference to the engine; when it is the last one, the engine shuts down and joins its
+/// threads — with the GIL released, because those threads may be waiting for it (a Python probe,
+/// a breaker callback).
+fn release(engine: Arc<axonal_core::Engine>) {
+    if let Some(engine) = Arc::into_inner(engine) {
+        Python::attach(|py| py.detach(move || drop(engine)));
+    }
+}
+
+/// A borrowed reference for one call; dropping it goes through [`release`] (a concurrent `close()`
+/// may have left this call holding the last reference).
+struct EngineRef(Option<Arc<axonal_core::Engine>>);
+
+impl std::ops::Deref for EngineRef {
+    type Target = axonal_core::Engine;
+    fn deref(&self) -> &axonal_core::Engine {
+        self.0.as_deref().expect("present until dropped")
+    }
+}
+
+impl Drop for EngineRef {
+    fn drop(&mut self) {
+        if let Some(engine) = self.0.take() {
+            release(engine);
+        }
+    }
+}
+
+/// A spreading-activation engine (SPEC §4). Thread-safe; `close()` (or the context manager, or
+/// garbage collection) stops and joins its threads.
 #[pyclass(frozen, module = "axonal._native")]
 struct Engine {
-    inner: RwLock<Option<Arc<axonal_core::Engine>>>,
+    inner: Arc<Slot>,
 }
 
 impl Engine {
-    fn engine(&self) -> PyResult<Arc<axonal_core::Engine>> {
+    fn engine(&self) -> PyResult<EngineRef> {
         self.inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+            .map(|engine| EngineRef(Some(engine)))
             .ok_or_else(|| ClosedError::new_err("the engine is closed"))
+    }
+}
+
+/// Take the engine out of its slot and release it.
+fn close_slot(slot: &Slot) {
+    let engine = slot.write().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(engine) = engine {
+        release(engine);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        close_slot(&self.inner);
+    }
+}
+
+/// Close every engine still open (registered with `atexit` by the `axonal` package).
+#[pyfunction]
+fn _close_all() {
+    let slots: Vec<_> = OPEN.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    for slot in slots.iter().filter_map(Weak::upgrade) {
+        close_slot(&slot);
     }
 }
 
@@ -342,7 +406,11 @@ impl Engine {
         let graph = Arc::clone(&graph.inner);
         let engine =
             py.detach(|| axonal_core::Engine::from_json_config(graph, config.as_deref())).map_err(py_err)?;
-        Ok(Engine { inner: RwLock::new(Some(Arc::new(engine))) })
+        let inner = Arc::new(RwLock::new(Some(Arc::new(engine))));
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|slot| slot.strong_count() > 0);
+        open.push(Arc::downgrade(&inner));
+        Ok(Engine { inner })
     }
 
     /// Recall what `seeds` (and/or a query `embedding`) activate; the top `k` results.
@@ -376,10 +444,7 @@ impl Engine {
     /// Run the probe `name` now; its report entry.
     fn check<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine()?;
-        let entry = py.detach(|| engine.check_probe(name)).map_err(|e| match e.kind() {
-            ErrorKind::Config => PyValueError::new_err(e.to_string()),
-            _ => py_err(e),
-        })?;
+        let entry = py.detach(|| engine.check_probe(name)).map_err(py_err)?;
         to_py(py, &entry)
     }
 
@@ -411,7 +476,7 @@ impl Engine {
 
     #[setter]
     fn set_breaker_override(&self, mode: &str) -> PyResult<()> {
-        let mode = BreakerOverride::parse(mode).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mode = BreakerOverride::parse(mode).map_err(py_err)?;
         self.engine()?.set_breaker_override(mode);
         Ok(())
     }
@@ -544,11 +609,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Stop and join the engine's threads; later calls raise `ClosedError`. Idempotent.
-    fn close(&self, py: Python<'_>) {
-        let engine = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
-        // Dropping joins threads that may be waiting for the GIL (a Python probe or callback).
-        py.detach(move || drop(engine));
+    /// Stop and join the engine's threads; later calls raise `ClosedError`. Idempotent. (A call
+    /// still running in another thread finishes first; the engine shuts down when it returns.)
+    fn close(&self) {
+        close_slot(&self.inner);
     }
 
     #[getter]
@@ -561,8 +625,8 @@ impl Engine {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close();
         false
     }
 }
@@ -601,6 +665,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Graph>()?;
     module.add_class::<Engine>()?;
     module.add_class::<RecallResult>()?;
+    module.add_function(wrap_pyfunction!(_close_all, module)?)?;
     module.add("AxonalError", py.get_type::<AxonalError>())?;
     module.add("ConfigError", py.get_type::<ConfigError>())?;
     module.add("GraphError", py.get_type::<GraphError>())?;

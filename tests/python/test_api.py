@@ -59,6 +59,15 @@ def test_diamond_and_the_seed_forms():
         assert len(e.recall([0], k=2)) == 2
 
 
+@pytest.mark.parametrize("policy, mass", [("fire_once", 0.5), ("reverberate", 0.625)])
+def test_two_cycle_under_both_cycle_policies(policy, mass):
+    g = axonal.Graph.from_edges([0, 1], [1, 0], [1.0, 1.0])
+    config = {"spreading": {"decay": 0.5, "max_depth": 4, "cycle_policy": policy}}
+    with axonal.Engine(g, config) as e:
+        r = e.recall({0: 1.0})
+        assert r.stats["mass"] == pytest.approx(mass, abs=1e-6)
+
+
 def test_graph_from_numpy_with_tiers_labels_and_embeddings():
     src = np.array([0, 1, 2], dtype=np.uint32)
     dst = np.array([1, 2, 3], dtype=np.uint32)

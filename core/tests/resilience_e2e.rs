@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axonal_core::chaos::TierLatency;
 use axonal_core::generate;
@@ -14,17 +14,8 @@ use axonal_core::{
 };
 use serde_json::json;
 
-/// Poll `condition` every 5 ms for up to `limit` (real threads: there is no clock to advance).
-fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    condition()
-}
+mod common;
+use common::eventually;
 
 #[test]
 fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {

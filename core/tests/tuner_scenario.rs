@@ -3,7 +3,7 @@
 //! stop, rolls a change back (with backoff) when things got worse, and does nothing when disabled or
 //! when the workload is steady.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axonal_core::chaos::TierLatency;
 use axonal_core::clock::ManualClock;
@@ -11,6 +11,9 @@ use axonal_core::generate::{self, SplitMix64};
 use axonal_core::tuner::Decision;
 use axonal_core::{BreakerOverride, ChaosConfig, Cue, Engine, EngineConfig, Tier};
 use serde_json::json;
+
+mod common;
+use common::eventually;
 
 fn engine(autotune_enabled: bool) -> Engine {
     let edges = generate::barabasi_albert(2_000, 4, 0.9, 3);
@@ -246,18 +249,6 @@ fn an_operator_write_replaces_the_tuners_adjustments() {
     assert_eq!(engine.autotune_state()["pending"], serde_json::Value::Null);
 }
 
-/// Wait (real time) until `condition` holds, up to `limit`.
-fn within(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    condition()
-}
-
 #[test]
 fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
     let edges = generate::barabasi_albert(2_000, 4, 0.9, 3);
@@ -286,7 +277,7 @@ fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
     clock.advance(Duration::from_secs(60));
     // The thread looks at the clock at least once a second.
     assert!(
-        within(Duration::from_secs(10), || last_decision(&engine).contains("baseline")),
+        eventually(Duration::from_secs(10), || last_decision(&engine).contains("baseline")),
         "the thread stepped once the interval elapsed: {}",
         last_decision(&engine)
     );
@@ -298,7 +289,10 @@ fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
     std::thread::sleep(Duration::from_millis(1_300));
     assert_eq!(changes(&engine), 0, "no step before the interval: {:?}", engine.autotune_audit());
     clock.advance(Duration::from_secs(60));
-    assert!(within(Duration::from_secs(5), || changes(&engine) == 1), "one step once the interval elapsed");
+    assert!(
+        eventually(Duration::from_secs(5), || changes(&engine) == 1),
+        "one step once the interval elapsed"
+    );
     let after_first = engine.config();
     workload(&engine);
     std::thread::sleep(Duration::from_millis(1_300));

@@ -47,6 +47,11 @@ impl ChaosConfig {
     pub fn from_json(text: &str) -> Result<ChaosConfig> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::config("chaos", format!("malformed JSON: {e}")))?;
+        ChaosConfig::from_value(value)
+    }
+
+    /// [`ChaosConfig::from_json`] from an already parsed JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<ChaosConfig> {
         let config: ChaosConfig = serde_path_to_error::deserialize(value)
             .map_err(|e| Error::config(format!("chaos.{}", e.path()), e.into_inner().to_string()))?;
         config.validate()?;

@@ -14,6 +14,8 @@ pub mod error;
 pub mod generate;
 pub mod graph;
 pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod recall;

@@ -45,6 +45,9 @@ pub struct Engine {
     dispatcher: Dispatcher,
     spreading_probe: Arc<SpreadingHealthProbe>,
     core: Arc<Core>,
+    /// HTTP servers started on this engine (they hold it weakly; see `crate::http`).
+    #[cfg(feature = "http")]
+    http_servers: crate::http::ServerList,
 }
 
 impl Engine {
@@ -143,7 +146,16 @@ impl Engine {
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
         health.start().map_err(|e| thread_error("health", e))?;
         let autotune = autotune::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
-        Ok(Engine { _autotune: autotune, _ticker: ticker, health, dispatcher, spreading_probe, core })
+        Ok(Engine {
+            _autotune: autotune,
+            _ticker: ticker,
+            health,
+            dispatcher,
+            spreading_probe,
+            core,
+            #[cfg(feature = "http")]
+            http_servers: Default::default(),
+        })
     }
 
     /// Create an engine from a JSON config (`None` = defaults).
@@ -455,6 +467,12 @@ impl Engine {
     /// The metrics registry (hosts may register their own metrics here).
     pub fn metrics(&self) -> &MetricsRegistry {
         self.core.telemetry.registry()
+    }
+
+    /// The servers started by [`Engine::serve_http`].
+    #[cfg(feature = "http")]
+    pub(crate) fn http_servers(&self) -> &crate::http::ServerList {
+        &self.http_servers
     }
 
     /// The telemetry (registry, engine handles, windows).

@@ -1,0 +1,277 @@
+//! The HTTP surface (SPEC §12; cargo feature `http`): health, metrics and admin endpoints served from
+//! the engine's live state, started explicitly with [`Engine::serve_http`].
+//!
+//! One named thread (`axonal-http`) runs a single-threaded tokio runtime with hyper's HTTP/1 server;
+//! endpoints that take a lock or do real work (metrics, config) run on at most two blocking helper
+//! threads. Every connection has a header-read timeout, every request a body-size limit and a
+//! deadline, and the number of open connections is capped, so a slow or hostile client costs a
+//! socket, never a recall. The server holds only a weak reference to the engine: the engine never
+//! depends on the server, and a server whose engine is gone answers 503.
+//! docs/decisions/0011-http-stack.md records why hyper.
+
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// The address `serve_http` binds when given none: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
+
+/// Server options (JSON in the C ABI: `{"admin_token", "max_body_bytes", "header_timeout_ms",
+/// "request_timeout_ms", "max_connections"}`, every key optional, unknown keys an error).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Bearer token that admin writes (`PUT`) must carry; `None` disables writes (403).
+    pub admin_token: Option<String>,
+    /// Largest request body accepted (bytes) [64 KiB]; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers, also the keep-alive idle limit [5 s].
+    pub header_timeout_ms: u64,
+    /// Deadline for reading a body and answering [10 s].
+    pub request_timeout_ms: u64,
+    /// Connections open at once [256]; further ones are closed at accept.
+    pub max_connections: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            admin_token: None,
+            max_body_bytes: 64 * 1024,
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            max_connections: 256,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Parse the options JSON (`None` or `{}`: defaults) and validate it.
+    pub fn from_json(text: Option<&str>) -> Result<HttpOptions> {
+        let Some(text) = text else { return Ok(HttpOptions::default()) };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::config("http", format!("malformed JSON: {e}")))?;
+        let options: HttpOptions = serde_path_to_error::deserialize(value)
+            .map_err(|e| Error::config(format!("http.{}", e.path()), e.into_inner().to_string()))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Options with `admin_token` set (empty or `None`: writes disabled).
+    pub fn with_admin_token(mut self, token: Option<String>) -> HttpOptions {
+        self.admin_token = token;
+        self
+    }
+
+    /// Check every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(token) = &self.admin_token
+            && (token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::config(
+                "http.admin_token",
+                "must be non-empty and hold no whitespace or control characters",
+            ));
+        }
+        if !(1..=16 << 20).contains(&self.max_body_bytes) {
+            return Err(Error::config("http.max_body_bytes", "must be in 1..=16777216"));
+        }
+        for (field, ms) in [
+            ("http.header_timeout_ms", self.header_timeout_ms),
+            ("http.request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if !(1..=600_000).contains(&ms) {
+                return Err(Error::config(field, format!("{ms} must be in 1..=600000")));
+            }
+        }
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err(Error::config("http.max_connections", "must be in 1..=65536"));
+        }
+        Ok(())
+    }
+}
+
+/// A running HTTP server. `stop()` (or dropping it) closes the listener and every connection and
+/// joins the server thread. Thread-safe.
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    control: Arc<Control>,
+}
+
+impl HttpServer {
+    /// The address the server listens on (the real port when it was asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<local_addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Connections refused because `max_connections` were open.
+    pub fn connections_refused(&self) -> u64 {
+        self.control.refused.load(Ordering::Relaxed)
+    }
+
+    /// Stop serving and join the server thread (idempotent).
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.control.stop();
+    }
+}
+
+/// What the engine keeps of each server it started, to stop them before it shuts down.
+#[derive(Default)]
+pub(crate) struct ServerList(Mutex<Vec<Weak<Control>>>);
+
+impl ServerList {
+    fn add(&self, control: &Arc<Control>) {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|c| c.strong_count() > 0);
+        list.push(Arc::downgrade(control));
+    }
+
+    /// Stop every server still running.
+    pub(crate) fn stop_all(&self) {
+        let list = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for control in list.iter().filter_map(Weak::upgrade) {
+            control.stop();
+        }
+    }
+}
+
+/// Shutdown signal and thread of one server.
+struct Control {
+    shutdown: Notify,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    refused: AtomicU64,
+}
+
+impl Control {
+    fn stop(&self) {
+        self.shutdown.notify_one();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            // Stopping from the server's own thread (impossible today) must not self-join.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Serve the HTTP surface on `addr` (`host:port`; port 0 picks a free port; see
+    /// [`DEFAULT_ADDR`]). Binds before returning, so a taken port is an error here.
+    pub fn serve_http(self: &Arc<Self>, addr: &str, options: HttpOptions) -> Result<HttpServer> {
+        options.validate()?;
+        let addr = if addr.is_empty() { DEFAULT_ADDR } else { addr };
+        let bad_addr = |message: String| Error::config("http.addr", format!("{addr:?}: {message}"));
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| bad_addr(e.to_string()))?;
+        std_listener.set_nonblocking(true).map_err(|e| bad_addr(e.to_string()))?;
+        let local_addr = std_listener.local_addr().map_err(|e| bad_addr(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .max_blocking_threads(2)
+            .thread_name("axonal-http-work")
+            .build()
+            .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?;
+        let control = Arc::new(Control {
+            shutdown: Notify::new(),
+            thread: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        });
+        let state = Arc::new(routes::State::new(Arc::downgrade(self), &options));
+        let admin_writes = options.admin_token.is_some();
+        let thread = {
+            let control = Arc::clone(&control);
+            std::thread::Builder::new()
+                .name("axonal-http".into())
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(std_listener) {
+                            Ok(listener) => accept_loop(listener, state, &control, &options).await,
+                            Err(e) => tracing::error!(error = %e, "http: listener setup failed"),
+                        }
+                    });
+                    // Dropping the runtime here cancels every open connection.
+                })
+                .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?
+        };
+        *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        self.http_servers().add(&control);
+        tracing::info!(%local_addr, admin_writes, "http: serving");
+        Ok(HttpServer { local_addr, control })
+    }
+
+    /// Stop every HTTP server started on this engine (the C and Python bindings call it before they
+    /// release the engine, so no request outlives the handle).
+    pub fn stop_http_servers(&self) {
+        self.http_servers().stop_all();
+    }
+}
+
+/// Accept connections until the shutdown signal; each connection is its own task.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<routes::State>,
+    control: &Control,
+    options: &HttpOptions,
+) {
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let header_timeout = Duration::from_millis(options.header_timeout_ms);
+    loop {
+        let accepted = tokio::select! {
+            _ = control.shutdown.notified() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "http: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            control.refused.fetch_add(1, Ordering::Relaxed);
+            continue; // dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| routes::handle(Arc::clone(&state), request));
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "http: connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+}

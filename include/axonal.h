@@ -44,6 +44,11 @@
 #define AXONAL_FEATURE_OPENCL 1
 
 /*
+ Defined (1): this library has the HTTP surface (`axonal_engine_serve_http`).
+ */
+#define AXONAL_FEATURE_HTTP 1
+
+/*
  Flag bit of `axonal_engine_recall_seeds`: the fallback answered.
  */
 #define AXONAL_RECALL_FLAG_FALLBACK 1
@@ -72,6 +77,13 @@ typedef struct axonal_graph axonal_graph;
  `axonal_graph_builder_free`.
  */
 typedef struct axonal_graph_builder axonal_graph_builder;
+
+/*
+ A running HTTP server. Thread-safe. It holds its engine weakly (a server whose engine was freed
+ answers 503), and `axonal_engine_free` stops every server of that engine; the handle itself stays
+ valid until `axonal_http_server_stop`, which must be its last call.
+ */
+typedef struct axonal_http_server axonal_http_server;
 
 /*
  A status code. `AXONAL_STATUS_OK` is 0; codes are never renumbered and retired codes stay
@@ -217,8 +229,9 @@ axonal_status axonal_engine_flush_transition_events(const struct axonal_engine *
 axonal_status axonal_engine_new(const struct axonal_graph *g, const char *config_json, struct axonal_engine **out);
 
 /*
- Stop and join the engine's threads and free it (NULL is ignored). Registered callbacks'
- `userdata_free` run here.
+ Stop the engine's HTTP servers, stop and join its threads and free it (NULL is ignored).
+ Registered callbacks' `userdata_free` run here. Server handles stay valid (they answer nothing)
+ until `axonal_http_server_stop`.
  */
 void axonal_engine_free(struct axonal_engine *e);
 
@@ -378,6 +391,27 @@ axonal_status axonal_graph_edge_count(const struct axonal_graph *g, size_t *out)
  Free a graph (NULL is ignored). Engines that use it keep their own reference.
  */
 void axonal_graph_free(struct axonal_graph *g);
+
+/*
+ Serve the HTTP surface of `e` on `addr` (`"host:port"`; NULL or `""`: `127.0.0.1:9464`; port 0
+ picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable):
+ `{"admin_token", "max_body_bytes", "header_timeout_ms", "request_timeout_ms", "max_connections"}`;
+ without `admin_token` the admin writes answer 403. Binds before returning: a taken or malformed
+ address fails here with `AXONAL_STATUS_CONFIG`.
+ */
+axonal_status axonal_engine_serve_http(const struct axonal_engine *e, const char *addr, const char *options_json, struct axonal_http_server **out);
+
+/*
+ The address the server listens on, `"host:port"` with the real port (free with
+ `axonal_string_free`).
+ */
+axonal_status axonal_http_server_local_addr(const struct axonal_http_server *s, char **out_addr, size_t *out_len);
+
+/*
+ Stop the server (close its listener and connections, join its thread) and free the handle (NULL
+ is ignored). Safe after `axonal_engine_free` of its engine.
+ */
+void axonal_http_server_stop(struct axonal_http_server *s);
 
 #ifdef __cplusplus
 }  // extern "C"

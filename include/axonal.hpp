@@ -184,6 +184,10 @@ struct Results {
     bool truncated = false;
 };
 
+#ifdef AXONAL_FEATURE_HTTP
+class Server;
+#endif
+
 /* A spreading-activation engine; thread-safe. */
 class Engine {
 public:
@@ -260,6 +264,12 @@ public:
     void remove_transition_callback(uint64_t id) const { detail::check(axonal_engine_remove_transition_callback(e_, id)); }
     void flush_transition_events() const { detail::check(axonal_engine_flush_transition_events(e_)); }
 
+#ifdef AXONAL_FEATURE_HTTP
+    /* Serve the HTTP surface (SPEC §12) on addr ("127.0.0.1:0" picks a free port); options_json as in
+       axonal_engine_serve_http, "" for defaults (admin writes disabled). */
+    Server serve_http(const std::string &addr = "127.0.0.1:9464", const std::string &options_json = "") const;
+#endif
+
     const axonal_engine *get() const noexcept { return e_; }
 
 private:
@@ -280,6 +290,43 @@ private:
 
     axonal_engine *e_ = nullptr;
 };
+
+#ifdef AXONAL_FEATURE_HTTP
+/* A running HTTP server; stops (closing its connections) when destroyed. Thread-safe. It holds its
+   engine weakly: destroying the Engine first is fine (the server then answers 503). */
+class Server {
+public:
+    explicit Server(axonal_http_server *s) noexcept : s_(s) {}
+    Server(Server &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+    Server &operator=(Server &&other) noexcept {
+        std::swap(s_, other.s_);
+        return *this;
+    }
+    Server(const Server &) = delete;
+    Server &operator=(const Server &) = delete;
+    ~Server() { axonal_http_server_stop(s_); }
+
+    /* "host:port" with the real port. */
+    std::string local_addr() const {
+        char *text = nullptr;
+        size_t len = 0;
+        detail::check(axonal_http_server_local_addr(s_, &text, &len));
+        return detail::take(text, len);
+    }
+    std::string url() const { return "http://" + local_addr(); }
+    /* Stop now (the destructor then does nothing). */
+    void stop() noexcept { axonal_http_server_stop(std::exchange(s_, nullptr)); }
+
+private:
+    axonal_http_server *s_ = nullptr;
+};
+
+inline Server Engine::serve_http(const std::string &addr, const std::string &options_json) const {
+    axonal_http_server *s = nullptr;
+    detail::check(axonal_engine_serve_http(e_, addr.c_str(), options_json.empty() ? nullptr : options_json.c_str(), &s));
+    return Server(s);
+}
+#endif
 
 }  // namespace axonal
 

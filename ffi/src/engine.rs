@@ -13,10 +13,15 @@ use crate::graph::{axonal_graph, graph_ref};
 /// `axonal_engine_free` may run concurrently from any thread. `axonal_engine_free` stops and joins the
 /// engine's threads and must be the handle's last call.
 pub struct axonal_engine {
-    pub(crate) engine: Engine,
+    // An `Arc` so HTTP servers can refer to it weakly; this handle holds the only strong reference.
+    pub(crate) engine: Arc<Engine>,
 }
 
 pub(crate) fn engine_ref<'a>(e: *const axonal_engine) -> FfiResult<&'a Engine> {
+    unsafe { e.as_ref() }.map(|e| &*e.engine).ok_or_else(|| FfiError::null("engine"))
+}
+
+pub(crate) fn engine_arc<'a>(e: *const axonal_engine) -> FfiResult<&'a Arc<Engine>> {
     unsafe { e.as_ref() }.map(|e| &e.engine).ok_or_else(|| FfiError::null("engine"))
 }
 
@@ -36,18 +41,22 @@ pub unsafe extern "C" fn axonal_engine_new(
         } else {
             EngineConfig::default().patched(&unsafe { json_arg(config_json, "config_json") }?)?
         };
-        *out = Box::into_raw(Box::new(axonal_engine { engine: Engine::new(graph, config)? }));
+        *out = Box::into_raw(Box::new(axonal_engine { engine: Arc::new(Engine::new(graph, config)?) }));
         Ok(())
     })
 }
 
-/// Stop and join the engine's threads and free it (NULL is ignored). Registered callbacks'
-/// `userdata_free` run here.
+/// Stop the engine's HTTP servers, stop and join its threads and free it (NULL is ignored).
+/// Registered callbacks' `userdata_free` run here. Server handles stay valid (they answer nothing)
+/// until `axonal_http_server_stop`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_free(e: *mut axonal_engine) {
     run_void(|| {
         if !e.is_null() {
-            drop(unsafe { Box::from_raw(e) });
+            let handle = unsafe { Box::from_raw(e) };
+            // No request may hold the engine while it shuts down: stop the servers first.
+            handle.engine.stop_http_servers();
+            drop(handle);
         }
     });
 }

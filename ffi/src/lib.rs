@@ -12,11 +12,13 @@ mod callbacks;
 mod engine;
 mod error;
 mod graph;
+mod http;
 
 pub use callbacks::*;
 pub use engine::*;
 pub use error::*;
 pub use graph::*;
+pub use http::*;
 
 use std::ffi::c_char;
 
@@ -31,6 +33,8 @@ pub const AXONAL_VERSION_PATCH: u32 = 0;
 
 /// Defined (1): this library has the OpenCL backend (used when `"opencl"` finds a device).
 pub const AXONAL_FEATURE_OPENCL: u32 = 1;
+/// Defined (1): this library has the HTTP surface (`axonal_engine_serve_http`).
+pub const AXONAL_FEATURE_HTTP: u32 = 1;
 
 /// NUL-terminated crate version, static storage.
 const VERSION_CSTR: &std::ffi::CStr =

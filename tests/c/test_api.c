@@ -1,7 +1,11 @@
 /* The C ABI end to end: worked examples, JSON documents, callbacks, bad input, concurrency. */
 #define _DEFAULT_SOURCE
 #include <math.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -641,6 +645,108 @@ static void test_concurrency(void) {
     axonal_graph_free(g);
 }
 
+/* Send one HTTP/1.1 request to 127.0.0.1:port and read the reply into buf; returns the status code,
+   or -1 when the connection failed. */
+static int http_call(int port, const char *method, const char *path, const char *headers, const char *body, char *buf,
+                     size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    char request[1024];
+    int n = snprintf(request, sizeof request,
+                     "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s", method, path,
+                     headers, strlen(body), body);
+    if (write(fd, request, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < cap && (got = read(fd, buf + used, cap - 1 - used)) > 0) used += (size_t)got;
+    buf[used] = 0;
+    close(fd);
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1) return -1;
+    return status;
+}
+
+static int port_of(const axonal_http_server *server) {
+    char *addr = NULL;
+    size_t len = 0;
+    CHECK(axonal_http_server_local_addr(server, &addr, &len) == AXONAL_STATUS_OK, "local_addr: %s", error_text());
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    int port = colon ? atoi(colon + 1) : 0;
+    CHECK(addr && strncmp(addr, "127.0.0.1:", 10) == 0 && port > 0 && len == strlen(addr), "local addr %s", addr);
+    axonal_string_free(addr);
+    return port;
+}
+
+static void test_http(void) {
+    CHECK(AXONAL_FEATURE_HTTP == 1, "the library has the HTTP surface");
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, NULL);
+    static char reply[65536];
+
+    axonal_http_server *server = NULL;
+    axonal_status s = axonal_engine_serve_http(e, "127.0.0.1:0", "{\"admin_token\": \"t0ken\"}", &server);
+    CHECK(s == AXONAL_STATUS_OK && server, "serve_http: %s", error_text());
+    int port = port_of(server);
+    uint32_t seed = 0, nodes[4], flags = 0;
+    size_t count = 0;
+    float acts[4];
+    axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 4, &count, &flags);
+
+    CHECK(http_call(port, "GET", "/health/spreading", "", "", reply, sizeof reply) == 200, "%s", reply);
+    CHECK(strstr(reply, "\"latency_budget_ms\"") != NULL, "%s", reply);
+    CHECK(http_call(port, "GET", "/metrics", "", "", reply, sizeof reply) == 200, "%s", reply);
+    CHECK(strstr(reply, "\naxonal_spreading_recalls_total 1\n") != NULL, "metrics after one recall");
+    CHECK(http_call(port, "GET", "/api/v1/system/spreading/config", "", "", reply, sizeof reply) == 200, "%s", reply);
+    CHECK(http_call(port, "GET", "/nope", "", "", reply, sizeof reply) == 404, "%s", reply);
+
+    const char *write_override = "{\"breaker_override\": \"forced_open\"}";
+    CHECK(http_call(port, "PUT", "/api/v1/system/spreading/config", "", write_override, reply, sizeof reply) == 403,
+          "no token: %s", reply);
+    CHECK(http_call(port, "PUT", "/api/v1/system/spreading/config", "Authorization: Bearer t0ken\r\n", "{\"x\": 1}",
+                    reply, sizeof reply) == 400,
+          "unknown key: %s", reply);
+    CHECK(http_call(port, "PUT", "/api/v1/system/spreading/config", "Authorization: Bearer t0ken\r\n", write_override,
+                    reply, sizeof reply) == 200,
+          "admin write: %s", reply);
+    uint32_t state = 0;
+    axonal_engine_breaker_state(e, &state);
+    CHECK(state == 2, "the write forced the breaker open (state %u)", state);
+
+    /* Bad input is an error status, never a crash. */
+    axonal_http_server *other = NULL;
+    char taken[32];
+    snprintf(taken, sizeof taken, "127.0.0.1:%d", port);
+    CHECK(axonal_engine_serve_http(e, taken, NULL, &other) == AXONAL_STATUS_CONFIG && other == NULL, "taken port");
+    CHECK(strstr(error_text(), "http.addr") != NULL, "%s", last_error);
+    CHECK(axonal_engine_serve_http(e, "127.0.0.1:0", "{\"max_body_bytes\": 0}", &other) == AXONAL_STATUS_CONFIG,
+          "bad option");
+    CHECK(strstr(error_text(), "http.max_body_bytes") != NULL, "%s", last_error);
+    CHECK(axonal_engine_serve_http(e, "127.0.0.1:0", "{", &other) == AXONAL_STATUS_CONFIG, "bad options JSON");
+    CHECK(axonal_engine_serve_http(e, "\xff:0", NULL, &other) == AXONAL_STATUS_INVALID_UTF8, "bad UTF-8");
+    CHECK(axonal_engine_serve_http(NULL, "127.0.0.1:0", NULL, &other) == AXONAL_STATUS_NULL_ARGUMENT, "NULL engine");
+    CHECK(axonal_engine_serve_http(e, "127.0.0.1:0", NULL, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL out");
+    CHECK(axonal_http_server_local_addr(NULL, NULL, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL server");
+    axonal_http_server_stop(NULL);
+
+    /* Freeing the engine stops its servers; the handle stays valid until it is stopped. */
+    axonal_engine_free(e);
+    CHECK(http_call(port, "GET", "/health/spreading", "", "", reply, sizeof reply) == -1, "server stopped with the engine");
+    CHECK(port_of(server) == port, "the handle still answers local_addr");
+    axonal_http_server_stop(server);
+    axonal_graph_free(g);
+}
+
 int main(void) {
     test_versions();
     test_worked_examples();
@@ -650,5 +756,6 @@ int main(void) {
     test_probe_schedule_and_timeout();
     test_bad_input();
     test_concurrency();
+    test_http();
     return REPORT();
 }

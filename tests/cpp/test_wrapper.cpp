@@ -107,6 +107,28 @@ int main() {
     for (auto &t : threads) t.join();
     CHECK(errors == 0, "concurrent recalls");
 
+    // The HTTP server: RAII, the real port, and errors as exceptions.
+    {
+        axonal::Server server = moved.serve_http("127.0.0.1:0");
+        std::string addr = server.local_addr();
+        CHECK(addr.rfind("127.0.0.1:", 0) == 0 && addr != "127.0.0.1:0", addr.c_str());
+        CHECK(server.url() == "http://" + addr, "url");
+        try {
+            moved.serve_http(addr);
+            CHECK(false, "no exception for a taken port");
+        } catch (const axonal::Error &e) {
+            CHECK(e.status() == AXONAL_STATUS_CONFIG, e.what());
+        }
+        try {
+            moved.serve_http("127.0.0.1:0", R"({"admin_tokn": "x"})");
+            CHECK(false, "no exception for an unknown option");
+        } catch (const axonal::Error &e) {
+            CHECK(std::string(e.what()).find("admin_tokn") != std::string::npos, e.what());
+        }
+        server.stop();
+        server.stop();
+    }
+
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

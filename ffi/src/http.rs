@@ -1,0 +1,68 @@
+//! HTTP server handle (SPEC §12): serve the engine's health, metrics and admin endpoints.
+
+use std::ffi::c_char;
+
+use axonal_core::http::{HttpOptions, HttpServer};
+
+use crate::engine::{axonal_engine, engine_arc};
+use crate::error::*;
+
+/// A running HTTP server. Thread-safe. It holds its engine weakly (a server whose engine was freed
+/// answers 503), and `axonal_engine_free` stops every server of that engine; the handle itself stays
+/// valid until `axonal_http_server_stop`, which must be its last call.
+pub struct axonal_http_server {
+    server: HttpServer,
+}
+
+/// Serve the HTTP surface of `e` on `addr` (`"host:port"`; NULL or `""`: `127.0.0.1:9464`; port 0
+/// picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable):
+/// `{"admin_token", "max_body_bytes", "header_timeout_ms", "request_timeout_ms", "max_connections"}`;
+/// without `admin_token` the admin writes answer 403. Binds before returning: a taken or malformed
+/// address fails here with `AXONAL_STATUS_CONFIG`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_serve_http(
+    e: *const axonal_engine,
+    addr: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut axonal_http_server,
+) -> axonal_status {
+    run(|| {
+        let out = handle_out(out)?;
+        let engine = engine_arc(e)?;
+        let addr = if addr.is_null() { "" } else { unsafe { str_arg(addr, "addr") }? };
+        let options = if options_json.is_null() {
+            None
+        } else {
+            Some(unsafe { str_arg(options_json, "options_json") }?)
+        };
+        let options = HttpOptions::from_json(options)?;
+        let server = engine.serve_http(addr, options)?;
+        *out = Box::into_raw(Box::new(axonal_http_server { server }));
+        Ok(())
+    })
+}
+
+/// The address the server listens on, `"host:port"` with the real port (free with
+/// `axonal_string_free`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_http_server_local_addr(
+    s: *const axonal_http_server,
+    out_addr: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    run(|| {
+        let server = unsafe { s.as_ref() }.ok_or_else(|| FfiError::null("server"))?;
+        give_string(server.server.local_addr().to_string(), out_addr, out_len)
+    })
+}
+
+/// Stop the server (close its listener and connections, join its thread) and free the handle (NULL
+/// is ignored). Safe after `axonal_engine_free` of its engine.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_http_server_stop(s: *mut axonal_http_server) {
+    run_void(|| {
+        if !s.is_null() {
+            drop(unsafe { Box::from_raw(s) });
+        }
+    });
+}

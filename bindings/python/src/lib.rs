@@ -4,6 +4,8 @@
 //! (`Python::attach`); a raising callback goes to `sys.unraisablehook`, is counted, and never
 //! propagates into the engine. JSON documents cross as Python objects through the `json` module.
 
+mod http;
+
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -336,6 +338,12 @@ impl std::ops::Deref for EngineRef {
     }
 }
 
+impl EngineRef {
+    fn arc(&self) -> &Arc<axonal_core::Engine> {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
 impl Drop for EngineRef {
     fn drop(&mut self) {
         if let Some(engine) = self.0.take() {
@@ -366,6 +374,8 @@ impl Engine {
 fn close_slot(slot: &Slot) {
     let engine = slot.write().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(engine) = engine {
+        // Its HTTP servers first, so no request is in flight while the engine shuts down.
+        Python::attach(|py| py.detach(|| engine.stop_http_servers()));
         release(engine);
     }
 }
@@ -603,6 +613,21 @@ impl Engine {
         Ok(py.detach(|| engine.remove_transition_callback(id)))
     }
 
+    /// Serve the HTTP surface (SPEC §12) on `addr` (port 0 picks a free one; loopback by default).
+    /// Admin writes (`PUT`) need `admin_token` as a bearer token; without one they are disabled.
+    #[pyo3(signature = (addr="127.0.0.1:9464", admin_token=None))]
+    fn serve_http(
+        &self,
+        py: Python<'_>,
+        addr: &str,
+        admin_token: Option<String>,
+    ) -> PyResult<http::HttpServer> {
+        let engine = self.engine()?;
+        let options = axonal_core::http::HttpOptions::default().with_admin_token(admin_token);
+        let server = py.detach(|| engine.arc().serve_http(addr, options)).map_err(py_err)?;
+        Ok(http::HttpServer { inner: server })
+    }
+
     /// Swap in another graph atomically.
     fn replace_graph(&self, graph: &Graph) -> PyResult<()> {
         self.engine()?.replace_graph(Arc::clone(&graph.inner));
@@ -665,6 +690,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Graph>()?;
     module.add_class::<Engine>()?;
     module.add_class::<RecallResult>()?;
+    module.add_class::<http::HttpServer>()?;
     module.add_function(wrap_pyfunction!(_close_all, module)?)?;
     module.add("AxonalError", py.get_type::<AxonalError>())?;
     module.add("ConfigError", py.get_type::<ConfigError>())?;

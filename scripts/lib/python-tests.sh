@@ -1,7 +1,9 @@
 # Build the Python extension into a venv and run the Python suites (sourced by scripts/test).
 # Needs: python3 with venv (Debian python3-venv); PyPI for tests/python/requirements.txt.
 
-run_python_suites() {
+# Create target/venv with the test requirements and build the extension into it (also used by
+# scripts/chaos).
+python_venv() {
   local venv=target/venv
   step "Python: venv in $venv (tests/python/requirements.txt)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -9,6 +11,11 @@ run_python_suites() {
 
   step "Python: build the extension into the venv (maturin develop, shares target/)"
   VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" maturin develop -q
+}
+
+run_python_suites() {
+  local venv=target/venv
+  python_venv
 
   step "Python: the stubs match the extension (mypy.stubtest)"
   (cd python && "../$venv/bin/python" -m mypy.stubtest axonal._native)

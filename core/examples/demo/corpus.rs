@@ -1,155 +1,21 @@
-//! `scripts/demo`: load WordNet (Debian's `wordnet-base`) or a generated power-law graph, show
-//! labelled recalls, then run a multi-threaded recall workload and report throughput and latency.
-//!
-//! Usage: `cargo run --release -p axonal-core --example demo -- [--seconds N] [--threads N] [--wordnet DIR]`
+//! The demo's graphs: WordNet 3.0 from Debian's `wordnet-base` (synsets as nodes, pointers as
+//! weighted edges, tiers from SemCor sense counts), or a generated power-law graph.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use axonal_core::generate::{self, SplitMix64};
-use axonal_core::{Cue, Engine, EngineConfig, Graph, GraphBuilder, Source, Tier};
-
-struct Options {
-    seconds: f64,
-    threads: usize,
-    wordnet: PathBuf,
-}
-
-fn options() -> Options {
-    let mut options = Options { seconds: 5.0, threads: 4, wordnet: PathBuf::from("/usr/share/wordnet") };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--seconds" => {
-                options.seconds = value.parse().unwrap_or_else(|_| usage(&format!("--seconds {value:?}")))
-            }
-            "--threads" => {
-                options.threads = value.parse().unwrap_or_else(|_| usage(&format!("--threads {value:?}")))
-            }
-            "--wordnet" => options.wordnet = PathBuf::from(value),
-            other => usage(other),
-        }
-        i += 2;
-    }
-    options
-}
-
-fn usage(bad: &str) -> ! {
-    eprintln!("demo: bad argument {bad}\nusage: demo [--seconds N] [--threads N] [--wordnet DIR]");
-    std::process::exit(2)
-}
+use axonal_core::generate;
+use axonal_core::{Graph, GraphBuilder, Tier};
 
 /// A graph plus a way to turn words into cues.
-struct Corpus {
-    graph: Graph,
-    name: String,
-    lemmas: HashMap<String, Vec<u32>>,
+pub struct Corpus {
+    pub graph: Graph,
+    pub name: String,
+    pub lemmas: HashMap<String, Vec<u32>>,
 }
 
-fn main() {
-    let options = options();
-    let start = Instant::now();
-    let corpus = match load_wordnet(&options.wordnet) {
-        Ok(corpus) => corpus,
-        Err(why) => {
-            println!("WordNet not loaded ({why}); using a generated power-law graph instead.");
-            generated()
-        }
-    };
-    let graph = Arc::new(corpus.graph);
-    let [hot, warm, cold] = graph.tier_counts();
-    println!(
-        "{}: {} nodes ({hot} hot, {warm} warm, {cold} cold), {} edges, loaded in {:.2} s, {:.1} MiB",
-        corpus.name,
-        graph.node_count(),
-        graph.edge_count(),
-        start.elapsed().as_secs_f64(),
-        graph.memory_bytes() as f64 / 1048576.0
-    );
-    let engine = Engine::new(Arc::clone(&graph), EngineConfig::default()).expect("default config is valid");
-    println!("engine: {} spreading threads, config {}\n", engine.threads(), compact_config(&engine));
-
-    for word in ["doctor", "coffee", "music", "ocean", "computer"] {
-        let Some(seeds) = corpus.lemmas.get(word) else { continue };
-        let recall = engine.recall(&Cue::nodes(seeds.iter().copied().take(1)).with_k(8)).expect("valid cue");
-        println!(
-            "cue {word:?} → {} results, depth {}, {} edges, mass {:.2}, {:.0} µs ({:?})",
-            recall.results.len(),
-            recall.stats.depth_reached,
-            recall.stats.total_edges_traversed(),
-            recall.stats.mass,
-            recall.latency.as_secs_f64() * 1e6,
-            recall.source
-        );
-        for a in &recall.results {
-            let label = graph.label(a.node).unwrap_or("");
-            let label: String = label.chars().take(60).collect();
-            println!("   {:.3}  hops {}  {:<4}  {label}", a.activation, a.hops, a.tier.as_str());
-        }
-    }
-    workload(&engine, &graph, &options);
-}
-
-fn compact_config(engine: &Engine) -> String {
-    let s = engine.config().spreading;
-    format!(
-        "depth {}, decay {}, threshold {}, budget {} ms",
-        s.max_depth, s.decay, s.threshold, s.latency_budget_ms
-    )
-}
-
-fn workload(engine: &Engine, graph: &Graph, options: &Options) {
-    println!(
-        "\nworkload: {} threads recalling random single-node cues for {:.1} s …",
-        options.threads, options.seconds
-    );
-    let deadline = Instant::now() + Duration::from_secs_f64(options.seconds);
-    let n = graph.node_count() as u64;
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..options.threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    let mut rng = SplitMix64(0xA5 + t as u64);
-                    let mut latencies = Vec::with_capacity(1 << 20);
-                    let mut fallbacks = 0;
-                    let mut out = axonal_core::Recall::default();
-                    let mut cue = Cue::nodes([0]);
-                    while Instant::now() < deadline {
-                        cue.seeds[0].0 = rng.below(n) as u32;
-                        engine.recall_into(&cue, &mut out).expect("valid cue");
-                        latencies.push(out.latency);
-                        if out.source == Source::Fallback {
-                            fallbacks += 1;
-                        }
-                    }
-                    (latencies, fallbacks)
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().expect("worker")).collect()
-    });
-    let fallbacks: usize = results.iter().map(|r| r.1).sum();
-    let mut all: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
-    all.sort_unstable();
-    let count = all.len();
-    let p = |q: f64| all[((count - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    println!(
-        "{count} recalls, {:.0} recalls/s, latency p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs; \
-         {fallbacks} answered by the fallback; scratch pool {} buffers",
-        count as f64 / options.seconds,
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        all[count - 1].as_secs_f64() * 1e6,
-        engine.pool_capacity()
-    );
-}
-
-fn generated() -> Corpus {
+/// A Barabási–Albert graph with tiers by age, when WordNet is not available.
+pub fn generated() -> Corpus {
     let n = 50_000;
     let edges = generate::barabasi_albert(n, 4, 0.9, 7);
     let mut builder = edges.builder().expect("generated edges are valid");
@@ -174,7 +40,7 @@ fn generated() -> Corpus {
 }
 
 /// WordNet 3.0: synsets as nodes, pointers as weighted edges, tiers from SemCor sense counts.
-fn load_wordnet(dir: &Path) -> Result<Corpus, String> {
+pub fn load_wordnet(dir: &Path) -> Result<Corpus, String> {
     let files = [('n', "noun"), ('v', "verb"), ('a', "adj"), ('r', "adv")];
     let mut ids: HashMap<(char, u32), u32> = HashMap::new();
     let mut synsets = Vec::new();

@@ -179,7 +179,12 @@ fn saturate(addr: SocketAddr, connections: usize, span: Duration) -> (u64, f64) 
 /// `wrk`'s requests/s, when wrk is installed.
 fn run_wrk(addr: SocketAddr, span: Duration) -> Option<f64> {
     let output = std::process::Command::new("wrk")
-        .args(["-t1", "-c16", &format!("-d{}s", span.as_secs().max(1)), &format!("http://{addr}/health/spreading")])
+        .args([
+            "-t1",
+            "-c16",
+            &format!("-d{}s", span.as_secs().max(1)),
+            &format!("http://{addr}/health/spreading"),
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -200,7 +205,10 @@ impl Client {
 
     /// One `GET /health/spreading`; panics unless it is a 200.
     fn health(&mut self) {
-        self.reader.get_mut().write_all(b"GET /health/spreading HTTP/1.1\r\nHost: bench\r\n\r\n").expect("write");
+        self.reader
+            .get_mut()
+            .write_all(b"GET /health/spreading HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .expect("write");
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("status line");
         assert!(line.starts_with("HTTP/1.1 200"), "unexpected reply {line:?}");

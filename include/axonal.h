@@ -79,9 +79,9 @@ typedef struct axonal_graph axonal_graph;
 typedef struct axonal_graph_builder axonal_graph_builder;
 
 /*
- A running HTTP server. Thread-safe. It holds its engine weakly (a server whose engine was freed
- answers 503), and `axonal_engine_free` stops every server of that engine; the handle itself stays
- valid until `axonal_http_server_stop`, which must be its last call.
+ A running HTTP server. Thread-safe. It holds its engine weakly, and `axonal_engine_free` stops
+ every server of that engine (its port then refuses connections); the handle itself stays valid
+ until `axonal_http_server_stop`, which must be its last call.
  */
 typedef struct axonal_http_server axonal_http_server;
 

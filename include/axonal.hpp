@@ -293,7 +293,8 @@ private:
 
 #ifdef AXONAL_FEATURE_HTTP
 /* A running HTTP server; stops (closing its connections) when destroyed. Thread-safe. It holds its
-   engine weakly: destroying the Engine first is fine (the server then answers 503). */
+   engine weakly: destroying the Engine first is fine (that stops the server; this object then only
+   frees its handle). */
 class Server {
 public:
     explicit Server(axonal_http_server *s) noexcept : s_(s) {}

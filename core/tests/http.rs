@@ -59,7 +59,11 @@ fn try_send_raw(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Reply> {
     stream.write_all(raw)?;
     let mut text = Vec::new();
     stream.read_to_end(&mut text)?;
-    Ok(parse_reply(&String::from_utf8_lossy(&text)))
+    let text = String::from_utf8_lossy(&text);
+    if !text.contains("\r\n\r\n") {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed without a reply"));
+    }
+    Ok(parse_reply(&text))
 }
 
 /// The spreading probe's `checks_total` once the registry's start-up check has run.
@@ -186,10 +190,16 @@ fn unknown_paths_and_methods_get_json_errors() {
 
     let wrong = request(addr, "POST", "/metrics", &[], "");
     assert_eq!(wrong.status, 405);
-    assert_eq!(wrong.header("allow"), Some("GET"));
+    assert_eq!(wrong.header("allow"), Some("GET, HEAD"));
     assert_eq!(wrong.json()["error"], "method_not_allowed");
     let delete = request(addr, "DELETE", "/api/v1/system/spreading/config", &[], "");
-    assert_eq!((delete.status, delete.header("allow")), (405, Some("GET, PUT")));
+    assert_eq!((delete.status, delete.header("allow")), (405, Some("GET, HEAD, PUT")));
+
+    // HEAD is answered like GET, without a body (load balancers and `curl -I` use it).
+    let head = request(addr, "HEAD", "/health/spreading", &[], "");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("application/json"));
+    assert!(head.body.is_empty(), "{:?}", head.body);
 
     // Not HTTP at all: hyper answers 400 and closes.
     let garbage = send_raw(addr, b"\x16\x03\x01 hello there\r\n\r\n");
@@ -208,12 +218,31 @@ fn admin_writes_need_the_configured_token() {
 
     let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
-    for token in [None, Some("wrong"), Some("s3cret-tokeN"), Some("s3cret-token-and-more")] {
+    for token in [None, Some("wrong"), Some("s3cret-tokeN"), Some("s3cret-token-and-more"), Some("")] {
         let reply = put_config(addr, token, r#"{"breaker_override": "forced_open"}"#);
         assert_eq!(reply.status, 403, "token {token:?}");
         assert_eq!(reply.json()["error"], "forbidden");
     }
     assert_eq!(engine.breaker_override(), BreakerOverride::Auto, "nothing applied without the token");
+    let basic = request(
+        addr,
+        "PUT",
+        "/api/v1/system/spreading/config",
+        &[&format!("Authorization: Basic {TOKEN}")],
+        r#"{"breaker_override": "forced_open"}"#,
+    );
+    assert_eq!(basic.status, 403, "only the bearer scheme carries the token");
+
+    // The scheme is case-insensitive (RFC 9110).
+    let lower = request(
+        addr,
+        "PUT",
+        "/api/v1/system/spreading/config",
+        &[&format!("Authorization: bearer {TOKEN}")],
+        r#"{"breaker_override": "forced_open"}"#,
+    );
+    assert_eq!(lower.status, 200, "{}", lower.body);
+    assert_eq!(engine.breaker_override(), BreakerOverride::ForcedOpen);
 }
 
 #[test]
@@ -305,7 +334,7 @@ fn oversized_bodies_get_413() {
 #[test]
 fn slow_clients_are_cut_off_and_never_block_others_or_recalls() {
     let engine = engine();
-    let options = HttpOptions { header_timeout_ms: 300, request_timeout_ms: 300, ..options() };
+    let options = HttpOptions { header_timeout_ms: 2_000, request_timeout_ms: 2_000, ..options() };
     let server = engine.serve_http("127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
 
@@ -326,12 +355,17 @@ fn slow_clients_are_cut_off_and_never_block_others_or_recalls() {
         assert_eq!(get(addr, "/health/spreading").status, 200);
         engine.recall(&Cue::nodes([1])).unwrap();
     }
-    assert!(started.elapsed() < Duration::from_millis(250), "other clients waited: {:?}", started.elapsed());
+    // Had they waited for the slow clients, this would take the 2 s timeout.
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "other clients waited: {:?}",
+        started.elapsed()
+    );
 
     slow_headers.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut rest = Vec::new();
     let _ = slow_headers.read_to_end(&mut rest); // EOF (or reset) once the header timeout fires
-    assert!(started.elapsed() < Duration::from_secs(3), "slowloris connection was not closed");
+    assert!(started.elapsed() < Duration::from_secs(6), "slowloris connection was not closed");
 
     slow_body.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut text = String::new();
@@ -403,4 +437,44 @@ fn bad_addresses_and_options_are_config_errors() {
     assert!(err.to_string().contains("malformed JSON"), "{err}");
     assert_eq!(HttpOptions::from_json(None).unwrap(), HttpOptions::default());
     assert_eq!(HttpOptions::from_json(Some("{}")).unwrap(), HttpOptions::default());
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_loses_its_connection_and_slot() {
+    let engine = engine();
+    let options = HttpOptions { max_connections: 1, request_timeout_ms: 300, ..options() };
+    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let addr = server.local_addr();
+    // Pipeline far more `/metrics` answers than the socket buffers hold, and never read them.
+    let hog = TcpStream::connect(addr).unwrap();
+    let writer = {
+        let mut hog = hog.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+            for _ in 0..20_000 {
+                if hog.write_all(request).is_err() {
+                    break; // the server closed the connection
+                }
+            }
+        })
+    };
+    // The only slot frees once the server gives up on writing to the hog.
+    let request = b"GET /health/spreading HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(
+        eventually(Duration::from_secs(10), || try_send_raw(addr, request).is_ok_and(|r| r.status == 200)),
+        "the stalled connection kept the only slot"
+    );
+    drop(hog);
+    writer.join().unwrap();
+}
+
+#[test]
+fn admin_tokens_are_visible_ascii_and_never_printed() {
+    for bad in ["two words", "tab\there", "ünïcode", ""] {
+        let options = HttpOptions::default().with_admin_token(Some(bad.into()));
+        let err = options.validate().unwrap_err();
+        assert!(err.to_string().contains("http.admin_token"), "{bad:?}: {err}");
+    }
+    let debug = format!("{:?}", options());
+    assert!(!debug.contains(TOKEN) && debug.contains("<redacted>"), "{debug}");
 }

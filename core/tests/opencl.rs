@@ -173,6 +173,10 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
     assert_eq!(section["gpu"]["launches"], launches, "no launch after the injected failures");
     device.clear_chaos();
     assert_eq!(device.recall(&cue).unwrap().stats.backend, Backend::OpenCl);
+    // Device use, the fallbacks' denominator: the probe's spread, the reference, 3 failed, this one.
+    let text = device.prometheus_text();
+    assert!(text.contains("\naxonal_spreading_gpu_spreads_total 6\n"), "{text}");
+    assert!(text.contains("\naxonal_spreading_gpu_fallback_total 3\n"));
 }
 
 #[test]

@@ -7,9 +7,9 @@ use axonal_core::http::{HttpOptions, HttpServer};
 use crate::engine::{axonal_engine, engine_arc};
 use crate::error::*;
 
-/// A running HTTP server. Thread-safe. It holds its engine weakly (a server whose engine was freed
-/// answers 503), and `axonal_engine_free` stops every server of that engine; the handle itself stays
-/// valid until `axonal_http_server_stop`, which must be its last call.
+/// A running HTTP server. Thread-safe. It holds its engine weakly, and `axonal_engine_free` stops
+/// every server of that engine (its port then refuses connections); the handle itself stays valid
+/// until `axonal_http_server_stop`, which must be its last call.
 pub struct axonal_http_server {
     server: HttpServer,
 }
@@ -51,6 +51,7 @@ pub unsafe extern "C" fn axonal_http_server_local_addr(
     out_len: *mut usize,
 ) -> axonal_status {
     run(|| {
+        string_out(out_addr, out_len)?; // out-params are cleared before anything else can fail
         let server = unsafe { s.as_ref() }.ok_or_else(|| FfiError::null("server"))?;
         give_string(server.server.local_addr().to_string(), out_addr, out_len)
     })

@@ -1,8 +1,8 @@
 """Game day for Axonal's spreading engine (run by scripts/chaos; docs/operations/spreading.md).
 
 A real engine serves its HTTP surface; a real Prometheus (Debian's `prometheus`) on loopback scrapes it
-every second with deploy/observability/prometheus/spreading.rules.yaml loaded; four threads recall
-continuously. Faults are injected in phases through the admin endpoint, as an operator would, and the
+every second with deploy/observability/prometheus/spreading.rules.yaml loaded; eight threads offer 200
+recalls a second. Faults are injected in phases through the admin endpoint, as an operator would, and the
 harness records a timeline: breaker transitions (from the engine's transition events), the answers of
 /health/spreading, each alert's pending/firing/resolved (from Prometheus's API) and what the tuner did.
 It writes the timeline as a Markdown table and a PNG plot and exits non-zero when an expected
@@ -88,7 +88,8 @@ class GameDay:
         self.transitions = []  # (t, event)
         self.engine.on_breaker_transition(lambda ev: self.transitions.append((self.now(), ev)))
         self.server = self.engine.serve_http("127.0.0.1:0", admin_token=self.token)
-        self.prometheus = Prometheus(prometheus_binary, self.server.address[1])
+        self.prometheus_binary = prometheus_binary
+        self.prometheus = None  # started by run(), stopped by shutdown()
         self.t0 = time.monotonic()
         self.timeline = []  # (t, phase, source, text)
         self.results = []  # (phase, expectation, met_at or None, deadline)
@@ -99,7 +100,9 @@ class GameDay:
         self.alert_states = {a: "inactive" for a in ALERTS}
         self.baseline_alerts = set()
         self.seen_transitions = 0
-        self.audit_seen = 0
+        self.phase_start = 0.0
+        self.tuner_changes = 0  # audit entries seen (by time: the log is bounded)
+        self.last_audit_at = None
         self.tuner_interval = None
 
     def now(self):
@@ -113,6 +116,7 @@ class GameDay:
     # --- the run ---
 
     def run(self):
+        self.prometheus = Prometheus(self.prometheus_binary, self.server.address[1])
         self.prometheus.wait_ready()
         self.log("setup", f"engine serving {self.server.url}; Prometheus on {self.prometheus.url} "
                           f"(scrape and rule evaluation every 1 s, {RULES.name})")
@@ -125,7 +129,7 @@ class GameDay:
             Phase("slow tiers, breaker forced closed",
                   {"breaker_override": "forced_closed", "chaos": {"latency_ms": SLOW_TIERS, "seed": 11}}, [
                 ("/health/spreading answers 503", lambda: self.health_code == 503, 30),
-                ("the auto-tuner changes the config", lambda: self.audit_seen > 0, 60),
+                ("the auto-tuner changes the config", lambda: self.tuner_changes > 0, 60),
                 ("AxonalSpreadingLatencySLOBurnFast fires",
                  lambda: self.alert_states["AxonalSpreadingLatencySLOBurnFast"] == "firing", 150),
             ]),
@@ -159,6 +163,7 @@ class GameDay:
     def run_phase(self, phase):
         self.phase = phase.name
         start = self.now()
+        self.phase_start = start  # before the write: a transition it causes at once still counts
         if phase.write is not None:
             status, body = self.admin_write(phase.write)
             self.log("admin", f"PUT /api/v1/system/spreading/config {json.dumps(phase.write)} -> {status}")
@@ -193,8 +198,7 @@ class GameDay:
         return all(met.get(name) is not None for name, _, _ in phase.expectations)
 
     def transitioned_to(self, state):
-        start = max((t for t, p, s, _ in self.timeline if p == self.phase and s == "admin"), default=0.0)
-        return any(t >= start and ev["to"] == state for t, ev in self.transitions)
+        return any(t >= self.phase_start and ev["to"] == state for t, ev in self.transitions)
 
     # --- observation ---
 
@@ -222,12 +226,18 @@ class GameDay:
                                  "alerts": dict(self.alert_states)})
 
     def observe_tuner(self):
-        view = json.loads(http_get(self.server.url + "/api/v1/system/spreading/config"))
-        entries = view["autotune"]["audit"]["entries"]
-        for entry in entries[self.audit_seen:]:
+        try:
+            view = json.loads(http_get(self.server.url + "/api/v1/system/spreading/config"))
+        except (OSError, ValueError) as e:
+            self.log("harness", f"config view unavailable this tick: {e}")
+            return
+        for entry in view["autotune"]["audit"]["entries"]:
+            if self.last_audit_at is not None and entry["at"] <= self.last_audit_at:
+                continue
+            self.last_audit_at = entry["at"]
+            self.tuner_changes += 1
             self.log("tuner", f"{entry.get('action', 'change')}: {json.dumps(entry.get('old'))} → "
                               f"{json.dumps(entry.get('new'))} ({entry.get('reason')})")
-        self.audit_seen = len(entries)
         interval = view["autotune"]["state"].get("interval_ms")
         if self.tuner_interval is not None and interval != self.tuner_interval:
             self.log("tuner", f"interval {self.tuner_interval} ms → {interval} ms (backoff "
@@ -246,10 +256,16 @@ class GameDay:
             return e.code, e.read().decode()
 
     def shutdown(self):
-        self.workload.stop()
-        self.prometheus.stop()
-        self.server.stop()
-        self.engine.close()
+        """Stop everything, Prometheus first: an interrupt while joining threads must not leave it running."""
+        try:
+            if self.prometheus is not None:
+                self.prometheus.stop()
+        finally:
+            try:
+                self.workload.stop()
+            finally:
+                self.server.stop()
+                self.engine.close()
 
     # --- output ---
 
@@ -450,6 +466,7 @@ class Prometheus:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

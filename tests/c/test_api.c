@@ -737,6 +737,11 @@ static void test_http(void) {
     CHECK(axonal_engine_serve_http(NULL, "127.0.0.1:0", NULL, &other) == AXONAL_STATUS_NULL_ARGUMENT, "NULL engine");
     CHECK(axonal_engine_serve_http(e, "127.0.0.1:0", NULL, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL out");
     CHECK(axonal_http_server_local_addr(NULL, NULL, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL server");
+    char *no_addr = last_error; /* any non-NULL value: the call must clear it */
+    size_t no_len = 7;
+    CHECK(axonal_http_server_local_addr(NULL, &no_addr, &no_len) == AXONAL_STATUS_NULL_ARGUMENT && no_addr == NULL &&
+              no_len == 0,
+          "out-params cleared on failure");
     axonal_http_server_stop(NULL);
 
     /* Freeing the engine stops its servers; the handle stays valid until it is stopped. */

@@ -9,6 +9,14 @@ pub(crate) struct HttpServer {
     pub(crate) inner: axonal_core::http::HttpServer,
 }
 
+impl Drop for HttpServer {
+    /// Garbage collection stops the server too; the join happens with the GIL released.
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        Python::attach(|py| py.detach(|| inner.stop()));
+    }
+}
+
 #[pymethods]
 impl HttpServer {
     /// `http://host:port`, with the real port.

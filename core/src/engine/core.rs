@@ -144,10 +144,14 @@ impl Core {
         None
     }
 
-    /// Count a call whose device depth failed (and was redone on the CPU).
-    fn count_device_fallback(&self, stats: &SpreadStats) {
+    /// Count a spread that used the device, and one whose device depth failed (redone on the CPU).
+    fn count_device_use(&self, stats: &SpreadStats) {
+        let m = self.telemetry.spreading();
+        if stats.accelerated_depths > 0 || stats.accelerator_failed {
+            m.gpu_spreads_total.increment();
+        }
         if stats.accelerator_failed {
-            self.telemetry.spreading().gpu_fallback_total.increment();
+            m.gpu_fallback_total.increment();
         }
     }
 
@@ -230,7 +234,7 @@ impl Core {
         self.arm_gpu_chaos(false);
         let ran = match attempt {
             Ok(mut stats) => {
-                self.count_device_fallback(&stats);
+                self.count_device_use(&stats);
                 if verdict.zero_mass {
                     // Injected: the spread produced no activation beyond its seeds.
                     out.results.retain(|a| a.hops == 0);
@@ -278,7 +282,7 @@ impl Core {
                 &self.chaos,
                 self.accelerator(),
             );
-            self.count_device_fallback(&stats);
+            self.count_device_use(&stats);
             spread::collect_results(graph, live.params.threshold, usize::MAX, scratch, out)
         }));
         self.arm_gpu_chaos(false);

@@ -11,9 +11,12 @@
 
 mod routes;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,6 +24,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
@@ -32,7 +36,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
 /// Server options (JSON in the C ABI: `{"admin_token", "max_body_bytes", "header_timeout_ms",
 /// "request_timeout_ms", "max_connections"}`, every key optional, unknown keys an error).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpOptions {
     /// Bearer token that admin writes (`PUT`) must carry; `None` disables writes (403).
@@ -41,7 +45,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Time a client has to send a request's headers, also the keep-alive idle limit [5 s].
     pub header_timeout_ms: u64,
-    /// Deadline for reading a body and answering [10 s].
+    /// Deadline for reading a body [10 s]; a handler gets twice that, and a client that stops reading
+    /// our answer for that long is disconnected.
     pub request_timeout_ms: u64,
     /// Connections open at once [256]; further ones are closed at accept.
     pub max_connections: usize,
@@ -59,6 +64,19 @@ impl Default for HttpOptions {
     }
 }
 
+impl std::fmt::Debug for HttpOptions {
+    /// Everything but the token's value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
 impl HttpOptions {
     /// Parse the options JSON (`None` or `{}`: defaults) and validate it.
     pub fn from_json(text: Option<&str>) -> Result<HttpOptions> {
@@ -71,7 +89,7 @@ impl HttpOptions {
         Ok(options)
     }
 
-    /// Options with `admin_token` set (empty or `None`: writes disabled).
+    /// Options with `admin_token` set (`None`: admin writes disabled).
     pub fn with_admin_token(mut self, token: Option<String>) -> HttpOptions {
         self.admin_token = token;
         self
@@ -79,13 +97,11 @@ impl HttpOptions {
 
     /// Check every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
+        // Visible ASCII only: anything else cannot travel in an `Authorization` header.
         if let Some(token) = &self.admin_token
-            && (token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()))
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(Error::config(
-                "http.admin_token",
-                "must be non-empty and hold no whitespace or control characters",
-            ));
+            return Err(Error::config("http.admin_token", "must be non-empty visible ASCII (no spaces)"));
         }
         if !(1..=16 << 20).contains(&self.max_body_bytes) {
             return Err(Error::config("http.max_body_bytes", "must be in 1..=16777216"));
@@ -168,14 +184,18 @@ struct Control {
 }
 
 impl Control {
+    /// Signal the server and wait until it has stopped. The lock is held across the join, so a
+    /// concurrent caller (say `HttpServer::stop` racing `Engine::stop_http_servers`) also returns
+    /// only once the thread, its helpers and every request they held the engine for are gone.
     fn stop(&self) {
         self.shutdown.notify_one();
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            // Stopping from the server's own thread (impossible today) must not self-join.
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        // The helpers never stop a server, so this thread is never the server's own; check anyway.
+        if thread.as_ref().is_some_and(|t| t.thread().id() != std::thread::current().id())
+            && let Some(thread) = thread.take()
+        {
+            // The runtime is dropped at the end of the thread, which waits for the blocking helpers.
+            let _ = thread.join();
         }
     }
 }
@@ -241,6 +261,7 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(options.max_connections));
     let header_timeout = Duration::from_millis(options.header_timeout_ms);
+    let write_timeout = Duration::from_millis(options.request_timeout_ms);
     loop {
         let accepted = tokio::select! {
             _ = control.shutdown.notified() => break,
@@ -261,6 +282,7 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
+        let stream = WriteDeadline::new(stream, write_timeout);
         tokio::spawn(async move {
             let service = service_fn(move |request| routes::handle(Arc::clone(&state), request));
             let connection = http1::Builder::new()
@@ -273,5 +295,93 @@ async fn accept_loop(
             }
             drop(slot);
         });
+    }
+}
+
+/// A socket whose writes fail once they have made no progress for `limit`: a client that stops
+/// reading (say, pipelining requests it never reads the answers to) loses its connection and its
+/// slot instead of holding them forever. Reads are bounded by hyper's header timeout.
+struct WriteDeadline<T> {
+    inner: T,
+    limit: Duration,
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(inner: T, limit: Duration) -> Self {
+        WriteDeadline { inner, limit, stalled_since: None }
+    }
+
+    /// Turn a pending write into an error once the stall has lasted `limit`.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<R>> {
+        let limit = self.limit;
+        let timer = self.stalled_since.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<R>(
+        &mut self,
+        result: Poll<std::io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<R>> {
+        match result {
+            Poll::Ready(result) => {
+                self.stalled_since = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.pending(cx),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(result, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(result, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

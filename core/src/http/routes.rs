@@ -61,8 +61,8 @@ pub(super) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
 async fn route(state: Arc<State>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path();
     let allowed = match path {
-        HEALTH_SPREADING | SYSTEM_HEALTH | SPREADING_METRICS | METRICS => "GET",
-        SPREADING_CONFIG => "GET, PUT",
+        HEALTH_SPREADING | SYSTEM_HEALTH | SPREADING_METRICS | METRICS => "GET, HEAD",
+        SPREADING_CONFIG => "GET, HEAD, PUT",
         _ => return error(StatusCode::NOT_FOUND, "not_found", &format!("no endpoint {path}")),
     };
     let method = request.method().clone();
@@ -78,6 +78,8 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Reply {
     let Some(engine) = state.engine.upgrade() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "engine_closed", "the engine has been shut down");
     };
+    // HEAD is answered as GET; hyper sends the headers without the body.
+    let method = if method == Method::HEAD { Method::GET } else { method };
     match (method, path) {
         (Method::GET, HEALTH_SPREADING) => spreading_health(&engine),
         (Method::GET, SYSTEM_HEALTH) => json_reply(StatusCode::OK, &engine.health_report()),
@@ -189,8 +191,9 @@ fn authorize(state: &State, request: &Request<Incoming>) -> Option<Reply> {
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")) // schemes are case-insensitive
+        .map_or("", |(_, token)| token.trim());
     if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
         None
     } else {

@@ -31,6 +31,8 @@ pub struct SpreadingMetrics {
     pub gpu_launches_total: Counter,
     /// Spreads that fell back from OpenCL to the CPU.
     pub gpu_fallback_total: Counter,
+    /// Spreads that used, or tried to use, the OpenCL device (the fallbacks' denominator).
+    pub gpu_spreads_total: Counter,
     /// Calls refused by the breaker.
     pub breaker_open_total: Counter,
     /// Breaker state transitions.
@@ -139,6 +141,10 @@ impl SpreadingMetrics {
             gpu_fallback_total: counter(
                 "spreading_gpu_fallback_total",
                 "Spreads that fell back from OpenCL to the CPU.",
+            ),
+            gpu_spreads_total: counter(
+                "spreading_gpu_spreads_total",
+                "Spreads that ran, or tried to run, a depth on the OpenCL device.",
             ),
             breaker_open_total: counter(
                 "spreading_breaker_open_total",

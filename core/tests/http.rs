@@ -99,7 +99,12 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
 }
 
 fn put_config(addr: SocketAddr, token: Option<&str>, body: &str) -> Reply {
-    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    put_authorized(addr, token.map(|t| format!("Bearer {t}")).as_deref(), body)
+}
+
+/// `PUT` the config with `authorization` as the header's value (`None`: no header).
+fn put_authorized(addr: SocketAddr, authorization: Option<&str>, body: &str) -> Reply {
+    let auth = authorization.map(|a| format!("Authorization: {a}"));
     let mut headers = vec!["Content-Type: application/json"];
     headers.extend(auth.as_deref());
     request(addr, "PUT", "/api/v1/system/spreading/config", &headers, body)
@@ -224,23 +229,12 @@ fn admin_writes_need_the_configured_token() {
         assert_eq!(reply.json()["error"], "forbidden");
     }
     assert_eq!(engine.breaker_override(), BreakerOverride::Auto, "nothing applied without the token");
-    let basic = request(
-        addr,
-        "PUT",
-        "/api/v1/system/spreading/config",
-        &[&format!("Authorization: Basic {TOKEN}")],
-        r#"{"breaker_override": "forced_open"}"#,
-    );
+    let write = r#"{"breaker_override": "forced_open"}"#;
+    let basic = put_authorized(addr, Some(&format!("Basic {TOKEN}")), write);
     assert_eq!(basic.status, 403, "only the bearer scheme carries the token");
 
     // The scheme is case-insensitive (RFC 9110).
-    let lower = request(
-        addr,
-        "PUT",
-        "/api/v1/system/spreading/config",
-        &[&format!("Authorization: bearer {TOKEN}")],
-        r#"{"breaker_override": "forced_open"}"#,
-    );
+    let lower = put_authorized(addr, Some(&format!("bearer {TOKEN}")), write);
     assert_eq!(lower.status, 200, "{}", lower.body);
     assert_eq!(engine.breaker_override(), BreakerOverride::ForcedOpen);
 }

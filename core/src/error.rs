@@ -21,9 +21,10 @@ pub enum Error {
     /// An edge names a node id that does not exist.
     #[error("edge {index}: {end} node {node} out of range (graph has {node_count} nodes)")]
     EdgeNodeOutOfRange { index: usize, end: &'static str, node: u32, node_count: u32 },
-    /// An edge weight is NaN, infinite, ≤ 0 or > 1.
+    /// An edge weight is NaN, infinite, ≤ 0 or > 1 (or rounds to 0 as an `f32`). `weight` is the
+    /// value as the caller passed it, in its own precision.
     #[error("edge {index}: weight {weight} must be finite and in (0, 1]")]
-    InvalidWeight { index: usize, weight: f32 },
+    InvalidWeight { index: usize, weight: String },
     /// The three edge arrays differ in length.
     #[error("edge arrays differ in length: src {src}, dst {dst}, weight {weight}")]
     EdgeArrayLengths { src: usize, dst: usize, weight: usize },
@@ -42,6 +43,11 @@ pub enum Error {
     /// The graph would exceed the u32 id / offset space.
     #[error("graph too large: {what} {count} exceeds {limit}")]
     TooLarge { what: &'static str, count: usize, limit: usize },
+    /// Memory for a structure sized by an input count could not be reserved. `what` names the count
+    /// ("a graph of 3000000001 nodes and 1 edges"); `available` is what the machine had, when that is
+    /// what refused it.
+    #[error("cannot allocate {what}: {bytes} bytes needed{}", available_note(*available))]
+    OutOfMemory { what: String, bytes: usize, available: Option<usize> },
     /// A TSV file has a malformed line.
     #[error("{}:{line}: {message}", path.display())]
     Tsv { path: PathBuf, line: usize, message: String },
@@ -80,6 +86,7 @@ impl Error {
             | Error::EmbeddingDimension { .. }
             | Error::InvalidEmbedding { .. }
             | Error::TooLarge { .. }
+            | Error::OutOfMemory { .. }
             | Error::Tsv { .. } => ErrorKind::Graph,
             Error::Io { .. } => ErrorKind::Io,
             Error::Config { .. } | Error::Unavailable { .. } | Error::InvalidMetric { .. } => {
@@ -98,6 +105,44 @@ impl Error {
     pub(crate) fn cue(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidCue { field: field.into(), message: message.into() }
     }
+}
+
+/// A JSON value that must be an object (every object-shaped input of docs/spec.md §15): its map, or
+/// a config error naming `field` ("chaos must be a JSON object, got an array").
+pub(crate) fn expect_object<'a>(
+    value: &'a serde_json::Value,
+    field: &str,
+) -> Result<&'a serde_json::Map<String, serde_json::Value>> {
+    value
+        .as_object()
+        .ok_or_else(|| Error::config(field, format!("must be a JSON object, got {}", json_kind(value))))
+}
+
+/// "an array", "a string", … for messages.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The field a serde error points at, under `prefix`: `chaos` for the document itself,
+/// `chaos.latency_ms.hot` inside it, `chaos.seeds[2]` for an element.
+pub(crate) fn field_path(prefix: &str, path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    match path.as_str() {
+        "." | "" => prefix.to_owned(),
+        p if p.starts_with('[') || prefix.is_empty() => format!("{prefix}{p}"),
+        p => format!("{prefix}.{p}"),
+    }
+}
+
+fn available_note(available: Option<usize>) -> String {
+    available.map_or_else(String::new, |bytes| format!(" (this machine has {bytes} bytes available)"))
 }
 
 /// Result alias for `axonal-core`.

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
+mod memory;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod recall;

@@ -1,10 +1,15 @@
 //! [`GraphBuilder`]: validates input as it arrives, then builds the CSRs with counting sorts (O(n + m)).
+//!
+//! Nothing proportional to the node count is allocated before it is needed, and every such
+//! allocation is fallible: a node count the machine cannot hold is an error naming it and the bytes
+//! it needs (docs/spec.md §2), never an abort.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{Csr, Embeddings, Graph, Tier};
 use crate::error::{Error, Result};
+use crate::memory;
 
 /// Collects nodes and edges, validating each as it arrives; [`GraphBuilder::build`] freezes them.
 ///
@@ -16,6 +21,7 @@ pub struct GraphBuilder {
     src: Vec<u32>,
     dst: Vec<u32>,
     weight: Vec<f32>,
+    /// Empty until a tier is set (then one per node): a builder costs nothing per node up front.
     tiers: Vec<Tier>,
     labels: Option<Vec<Option<Box<str>>>>,
     embedding_dim: Option<usize>,
@@ -30,7 +36,7 @@ impl GraphBuilder {
             src: Vec::new(),
             dst: Vec::new(),
             weight: Vec::new(),
-            tiers: vec![Tier::Hot; node_count as usize],
+            tiers: Vec::new(),
             labels: None,
             embedding_dim: None,
             embeddings: HashMap::new(),
@@ -95,6 +101,10 @@ impl GraphBuilder {
     /// Set the tier of `node`.
     pub fn set_tier(&mut self, node: u32, tier: Tier) -> Result<()> {
         self.check_node(node, "set_tier")?;
+        if self.tiers.is_empty() {
+            let n = self.node_count as usize;
+            self.tiers = memory::filled(n, Tier::Hot, || format!("the tiers of {n} nodes"))?;
+        }
         self.tiers[node as usize] = tier;
         Ok(())
     }
@@ -102,9 +112,13 @@ impl GraphBuilder {
     /// Set the label of `node`.
     pub fn set_label(&mut self, node: u32, label: impl Into<String>) -> Result<()> {
         self.check_node(node, "set_label")?;
-        let node_count = self.node_count as usize;
-        let labels = self.labels.get_or_insert_with(|| vec![None; node_count]);
-        labels[node as usize] = Some(label.into().into_boxed_str());
+        if self.labels.is_none() {
+            let n = self.node_count as usize;
+            self.labels = Some(memory::filled(n, None, || format!("the labels of {n} nodes"))?);
+        }
+        if let Some(labels) = &mut self.labels {
+            labels[node as usize] = Some(label.into().into_boxed_str());
+        }
         Ok(())
     }
 
@@ -130,25 +144,48 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// Freeze into an immutable [`Graph`].
-    pub fn build(self) -> Result<Graph> {
+    /// Bytes [`GraphBuilder::build`] allocates: forward and reverse CSRs (with their cursors),
+    /// tiers and the embedding matrix.
+    pub fn build_bytes(&self) -> usize {
+        let (n, m) = (self.node_count as usize, self.src.len());
+        let per_node = 4 * 4 + 4 + 1 + self.embedding_dim.map_or(0, |dim| 4 * (dim + 1));
+        n.saturating_add(1).saturating_mul(per_node).saturating_add(m.saturating_mul(16))
+    }
+
+    /// Freeze into an immutable [`Graph`]. A graph the machine cannot hold is an error naming its
+    /// node and edge counts and the bytes it needs.
+    pub fn build(mut self) -> Result<Graph> {
         let n = self.node_count as usize;
-        let forward = build_forward(n, &self.src, &self.dst, &self.weight);
-        let reverse = Tier::ALL.map(|tier| build_reverse(n, &forward, &self.tiers, tier));
+        let m = self.src.len();
+        memory::check_available(|| format!("a graph of {n} nodes and {m} edges"), self.build_bytes())?;
+        let forward = build_forward(n, &self.src, &self.dst, &self.weight)?;
+        // The edge lists are in the CSR now; free them before the reverse CSRs need room.
+        (self.src, self.dst, self.weight) = (Vec::new(), Vec::new(), Vec::new());
+        if self.tiers.is_empty() {
+            self.tiers = memory::filled(n, Tier::Hot, || format!("the tiers of {n} nodes"))?;
+        }
+        let mut reverse: [Csr; 3] = Default::default();
+        for tier in Tier::ALL {
+            reverse[tier.index()] = build_reverse(n, &forward, &self.tiers, tier)?;
+        }
         let mut tier_counts = [0u32; 3];
         for tier in &self.tiers {
             tier_counts[tier.index()] += 1;
         }
-        let embeddings = self.embedding_dim.map(|dim| {
-            let mut values = vec![0.0f32; n * dim];
-            let mut norms = vec![0.0f32; n];
-            for (node, row) in &self.embeddings {
-                let v = *node as usize;
-                values[v * dim..(v + 1) * dim].copy_from_slice(row);
-                norms[v] = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let embeddings = match self.embedding_dim {
+            None => None,
+            Some(dim) => {
+                let what = || format!("the embeddings of {n} nodes (dimension {dim})");
+                let mut values = memory::filled(n.saturating_mul(dim), 0.0f32, what)?;
+                let mut norms = memory::filled(n, 0.0f32, || format!("the embedding norms of {n} nodes"))?;
+                for (node, row) in &self.embeddings {
+                    let v = *node as usize;
+                    values[v * dim..(v + 1) * dim].copy_from_slice(row);
+                    norms[v] = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                }
+                Some(Embeddings { dim, values, norms })
             }
-            Embeddings { dim, values, norms }
-        });
+        };
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Graph {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -172,7 +209,7 @@ impl GraphBuilder {
             return Err(Error::EdgeNodeOutOfRange { index, end: "target", node: dst, node_count });
         }
         if !(weight.is_finite() && weight > 0.0 && weight <= 1.0) {
-            return Err(Error::InvalidWeight { index, weight });
+            return Err(Error::InvalidWeight { index, weight: weight.to_string() });
         }
         Ok(())
     }
@@ -186,48 +223,70 @@ impl GraphBuilder {
     }
 }
 
+/// Weights given in double precision (a host language's floats) as the `f32` the graph stores,
+/// each checked in the precision it was given: `1e-50` is reported as `1e-50`, not as the `0` it
+/// would round to. `first_index` numbers the edges in errors.
+pub fn weights_from_f64(weights: &[f64], first_index: usize) -> Result<Vec<f32>> {
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| {
+            let narrow = w as f32;
+            if w.is_finite() && w > 0.0 && w <= 1.0 && narrow > 0.0 {
+                Ok(narrow.min(1.0))
+            } else {
+                let weight =
+                    if w > 0.0 && w <= 1.0 { format!("{w:e} (0 as a 32-bit float)") } else { w.to_string() };
+                Err(Error::InvalidWeight { index: first_index + i, weight })
+            }
+        })
+        .collect()
+}
+
 /// Counting sort by source; stable, so each node's out-edges keep insertion order.
-fn build_forward(n: usize, src: &[u32], dst: &[u32], weight: &[f32]) -> Csr {
-    let mut offsets = vec![0u32; n + 1];
+fn build_forward(n: usize, src: &[u32], dst: &[u32], weight: &[f32]) -> Result<Csr> {
+    let mut offsets = memory::filled(n + 1, 0u32, || format!("the out-edge offsets of {n} nodes"))?;
     for &s in src {
         offsets[s as usize + 1] += 1;
     }
     for v in 0..n {
         offsets[v + 1] += offsets[v];
     }
-    let mut cursor = offsets[..n].to_vec();
-    let mut neighbours = vec![0u32; src.len()];
-    let mut weights = vec![0f32; src.len()];
+    let mut cursor = memory::filled(n, 0u32, || format!("the build cursor of {n} nodes"))?;
+    cursor.copy_from_slice(&offsets[..n]);
+    let m = src.len();
+    let mut neighbours = memory::filled(m, 0u32, || format!("the out-edges of {m} edges"))?;
+    let mut weights = memory::filled(m, 0f32, || format!("the out-edge weights of {m} edges"))?;
     for ((&s, &d), &w) in src.iter().zip(dst).zip(weight) {
         let slot = &mut cursor[s as usize];
         neighbours[*slot as usize] = d;
         weights[*slot as usize] = w;
         *slot += 1;
     }
-    Csr { offsets, neighbours, weights }
+    Ok(Csr { offsets, neighbours, weights })
 }
 
 /// In-edges from sources of `tier`, grouped by destination. Walking the forward CSR in source order
 /// and placing stably keeps each destination's in-edges sorted by (source, insertion order).
-fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Csr {
+fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Result<Csr> {
     let sources = (0..n).filter(|&u| tiers[u] == tier);
-    let mut offsets = vec![0u32; n + 1];
-    let mut count = 0usize;
+    let count: usize = sources.clone().map(|u| forward.range(u).len()).sum();
+    if count == 0 {
+        return Ok(Csr { offsets: Vec::new(), neighbours: Vec::new(), weights: Vec::new() });
+    }
+    let mut offsets = memory::filled(n + 1, 0u32, || format!("the in-edge offsets of {n} nodes"))?;
     for u in sources.clone() {
         for &d in &forward.neighbours[forward.range(u)] {
             offsets[d as usize + 1] += 1;
-            count += 1;
         }
-    }
-    if count == 0 {
-        return Csr { offsets: Vec::new(), neighbours: Vec::new(), weights: Vec::new() };
     }
     for v in 0..n {
         offsets[v + 1] += offsets[v];
     }
-    let mut cursor = offsets[..n].to_vec();
-    let mut neighbours = vec![0u32; count];
-    let mut weights = vec![0f32; count];
+    let mut cursor = memory::filled(n, 0u32, || format!("the build cursor of {n} nodes"))?;
+    cursor.copy_from_slice(&offsets[..n]);
+    let mut neighbours = memory::filled(count, 0u32, || format!("the in-edges of {count} edges"))?;
+    let mut weights = memory::filled(count, 0f32, || format!("the in-edge weights of {count} edges"))?;
     for u in sources {
         let range = forward.range(u);
         for (&d, &w) in forward.neighbours[range.clone()].iter().zip(&forward.weights[range]) {
@@ -237,5 +296,5 @@ fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Csr {
             *slot += 1;
         }
     }
-    Csr { offsets, neighbours, weights }
+    Ok(Csr { offsets, neighbours, weights })
 }

@@ -4,7 +4,7 @@
 mod builder;
 mod tsv;
 
-pub use builder::GraphBuilder;
+pub use builder::{GraphBuilder, weights_from_f64};
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

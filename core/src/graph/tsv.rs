@@ -29,13 +29,19 @@ pub(super) fn load(edges_path: &Path, nodes_path: Option<&Path>) -> Result<Graph
         };
         let s = parse_id(edges_path, number, "src", s)?;
         let d = parse_id(edges_path, number, "dst", d)?;
-        let w: f32 = w
-            .trim()
+        let text = w.trim();
+        let w: f64 = text
             .parse()
             .map_err(|_| tsv_error(edges_path, number, format!("weight {w:?} is not a number")))?;
-        if !(w.is_finite() && w > 0.0 && w <= 1.0) {
-            return Err(tsv_error(edges_path, number, format!("weight {w} must be finite and in (0, 1]")));
-        }
+        // Checked as written: "1e-50" is reported as 1e-50, not as the 0 it rounds to.
+        let w = match super::weights_from_f64(&[w], 0) {
+            Ok(w) => w[0],
+            Err(_) => {
+                let message =
+                    format!("weight {text} must be finite and in (0, 1] (and above 0 as a 32-bit float)");
+                return Err(tsv_error(edges_path, number, message));
+            }
+        };
         if let Some(count) = listed
             && let Some(bad) = [s, d].into_iter().find(|&x| x >= count)
         {

@@ -10,6 +10,9 @@ use crate::recall::Activation;
 
 pub(crate) const UNREACHED: u8 = u8::MAX;
 
+/// Bytes of dense state per node: four `f32` arrays, hops, fired and in-next flags.
+const BYTES_PER_NODE: usize = 4 * 4 + 3;
+
 /// Dense per-node state of one spread plus the sparse lists that make resetting it cheap.
 ///
 /// Invariant between uses: every dense array holds its neutral value (0, `UNREACHED`, `false`) and
@@ -45,6 +48,26 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
+    /// Size the dense arrays for `n` nodes: reserved fallibly, so a graph too large for this
+    /// machine's memory is an error for the call, never an abort.
+    pub(crate) fn try_resize(&mut self, n: usize) -> crate::Result<()> {
+        let what = || format!("the spreading buffers of {n} nodes");
+        if n > self.current.len() {
+            let more = n - self.current.len();
+            crate::memory::check_available(what, more.saturating_mul(BYTES_PER_NODE))?;
+            crate::memory::reserve(&mut self.current, more, what)?;
+            crate::memory::reserve(&mut self.next, more, what)?;
+            crate::memory::reserve(&mut self.send, more, what)?;
+            crate::memory::reserve(&mut self.activation, more, what)?;
+            crate::memory::reserve(&mut self.hops, more, what)?;
+            crate::memory::reserve(&mut self.fired, more, what)?;
+            crate::memory::reserve(&mut self.in_next, more, what)?;
+        }
+        self.resize(n);
+        Ok(())
+    }
+
+    /// Size the dense arrays for `n` nodes (small, known sizes: the probe's graph, tests).
     pub(crate) fn resize(&mut self, n: usize) {
         self.current.resize(n, 0.0);
         self.next.resize(n, 0.0);
@@ -107,6 +130,13 @@ impl Scratch {
         }));
         self.candidates = candidates;
         mass
+    }
+
+    /// Restore the between-uses invariant whatever state the buffer is in (after a caught panic).
+    pub(crate) fn reset_all(&mut self) {
+        self.dense = true;
+        self.reset();
+        self.similar.clear();
     }
 
     /// Restore the between-uses invariant.
@@ -183,17 +213,24 @@ impl ScratchPool {
         }
     }
 
-    /// Lend a clean buffer sized for `node_count` nodes.
-    pub(crate) fn checkout(&self, node_count: usize) -> ScratchLease<'_> {
+    /// Lend a clean buffer sized for `node_count` nodes; an error when this machine cannot hold
+    /// one (the buffer it would have been is freed).
+    pub(crate) fn checkout(&self, node_count: usize) -> crate::Result<ScratchLease<'_>> {
         let mut scratch = self.idle.pop().unwrap_or_else(|| {
             self.capacity.fetch_add(1, Ordering::Relaxed);
             Scratch::default()
         });
-        if scratch.current.len() != node_count {
-            scratch.resize(node_count);
-        }
         self.in_use.fetch_add(1, Ordering::Relaxed);
-        ScratchLease { pool: self, scratch: Some(scratch) }
+        let mut lease = ScratchLease { pool: self, scratch: None };
+        if scratch.current.len() != node_count
+            && let Err(e) = scratch.try_resize(node_count)
+        {
+            lease.scratch = Some(scratch);
+            lease.discard();
+            return Err(e);
+        }
+        lease.scratch = Some(scratch);
+        Ok(lease)
     }
 
     fn give_back(&self, mut scratch: Scratch) {

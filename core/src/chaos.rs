@@ -50,10 +50,16 @@ impl ChaosConfig {
         ChaosConfig::from_value(value)
     }
 
-    /// [`ChaosConfig::from_json`] from an already parsed JSON value.
+    /// [`ChaosConfig::from_json`] from an already parsed JSON value. The document and
+    /// `latency_ms` must be JSON objects: an array would fill fields by position.
     pub fn from_value(value: serde_json::Value) -> Result<ChaosConfig> {
-        let config: ChaosConfig = serde_path_to_error::deserialize(value)
-            .map_err(|e| Error::config(format!("chaos.{}", e.path()), e.into_inner().to_string()))?;
+        let fields = crate::error::expect_object(&value, "chaos")?;
+        if let Some(latency) = fields.get("latency_ms") {
+            crate::error::expect_object(latency, "chaos.latency_ms")?;
+        }
+        let config: ChaosConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            Error::config(crate::error::field_path("chaos", e.path()), e.into_inner().to_string())
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -262,9 +268,13 @@ mod tests {
             (r#"{"latency_ms": {"tepid": 1}}"#, "chaos.latency_ms"),
             (r#"{"bogus": 1}"#, "chaos"),
             (r#"{"seed": "x"}"#, "chaos.seed"),
+            (r#"[{"hot": 5}, 0, 1.0]"#, "chaos: must be a JSON object, got an array"),
+            ("[]", "chaos: must be a JSON object"),
+            (r#"{"latency_ms": [1, 2, 3]}"#, "chaos.latency_ms: must be a JSON object, got an array"),
         ] {
             let e = ChaosConfig::from_json(json).unwrap_err();
             assert!(e.to_string().contains(field), "{json}: {e}");
+            assert!(!e.to_string().contains(".."), "{json}: {e}");
         }
         assert!(!ChaosConfig::from_json("{}").unwrap().is_active());
     }

@@ -184,6 +184,29 @@ fn health_endpoint_serves_the_cached_report_and_turns_503_when_unhealthy() {
 }
 
 #[test]
+fn health_endpoint_turns_503_when_live_recalls_deliver_nothing() {
+    let engine = engine();
+    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let addr = server.local_addr();
+    // An edgeless graph swapped in while cues keep coming: the synthetic probe cannot see it.
+    engine.replace_graph(GraphBuilder::new(6).build().unwrap());
+    for _ in 0..2 {
+        for _ in 0..25 {
+            engine.recall(&Cue::nodes([0])).unwrap();
+        }
+        engine.check_probe("spreading_live").unwrap();
+    }
+    let reply = get(addr, "/health/spreading");
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["probe"]["status"], "healthy", "the synthetic probe");
+    assert_eq!(body["probes"]["spreading_live"]["status"], "unhealthy");
+    let reason = body["probes"]["spreading_live"]["reason"].as_str().unwrap();
+    assert!(reason.contains("25 of 25 live recalls") && reason.contains("no activation"), "{reason}");
+}
+
+#[test]
 fn unknown_paths_and_methods_get_json_errors() {
     let engine = engine();
     let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
@@ -254,8 +277,9 @@ fn admin_writes_apply_config_override_tuner_and_chaos() {
     let reply = put_config(addr, Some(TOKEN), &body.to_string());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let answer = reply.json();
-    // Guardrails clamp the operator's write too: batch_size 4096 → 128.
-    assert_eq!(answer["applied"]["config"]["spreading"]["batch_size"], 128);
+    // Guardrails bound the tuner, not the operator: batch_size 4096 applies, pinned.
+    assert_eq!(answer["applied"]["config"]["spreading"]["batch_size"], 4096);
+    assert_eq!(answer["current"]["pinned"], json!(["spreading.batch_size"]));
     assert_eq!(answer["applied"]["breaker_override"], "forced_open");
     assert_eq!(answer["current"]["config"]["spreading"]["max_depth"], 4);
     assert_eq!(answer["current"]["breaker"]["override"], "forced_open");
@@ -263,7 +287,7 @@ fn admin_writes_apply_config_override_tuner_and_chaos() {
     assert_eq!(answer["current"]["chaos"]["failure_rate"], 0.5);
 
     assert_eq!(engine.config().spreading.max_depth, 4);
-    assert_eq!(engine.config().spreading.batch_size, 128);
+    assert_eq!(engine.config().spreading.batch_size, 4096);
     assert_eq!(engine.breaker_override(), BreakerOverride::ForcedOpen);
     assert!(!engine.autotune_enabled());
     assert_eq!(engine.chaos().unwrap().failure_rate, 0.5);
@@ -292,6 +316,11 @@ fn malformed_or_invalid_writes_get_400_naming_the_problem_and_apply_nothing() {
         (r#"{"breaker_override": "sideways"}"#, "sideways"),
         (r#"{"breaker_override": "forced_open", "autotune_enabled": "yes"}"#, "autotune_enabled"),
         (r#"{"breaker_override": "forced_open", "chaos": {"failure_rate": 2}}"#, "chaos.failure_rate"),
+        // Object-shaped inputs are objects: an array would fill fields by position.
+        (r#"{"chaos": [{"hot": 5}, 0, 1.0]}"#, "chaos: must be a JSON object, got an array"),
+        (r#"{"chaos": {"latency_ms": [5, 0, 0]}}"#, "chaos.latency_ms: must be a JSON object"),
+        (r#"{"config": [1]}"#, "config: must be a JSON object"),
+        (r#"{"config": {"spreading": [3]}}"#, "spreading: must be an object"),
     ];
     for (body, needle) in cases {
         let reply = put_config(addr, Some(TOKEN), body);
@@ -370,22 +399,42 @@ fn slow_clients_are_cut_off_and_never_block_others_or_recalls() {
 }
 
 #[test]
-fn connections_beyond_the_limit_are_refused_at_accept() {
+fn at_the_connection_cap_idle_connections_give_way_and_busy_ones_do_not() {
     let engine = engine();
     let options = HttpOptions { max_connections: 2, ..options() };
     let server = engine.serve_http("127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
-    let _held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Two idle connections hold both slots: a third takes the place of the longest idle.
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    assert!(eventually(Duration::from_secs(5), || try_send_raw(addr, request).is_ok_and(|r| r.status == 200)));
+    assert!(server.connections_evicted() >= 1);
+    drop(held);
+    // Two connections in the middle of a request (a PUT whose body never comes) are busy: a third
+    // is refused at accept. `100 Continue` says the handler is reading the body.
+    let head = format!(
+        "PUT /api/v1/system/spreading/config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+    );
+    let busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            let mut line = [0u8; 25];
+            s.read_exact(&mut line).unwrap();
+            assert!(line.starts_with(b"HTTP/1.1 100 Continue"), "{}", String::from_utf8_lossy(&line));
+            s
+        })
+        .collect();
     assert!(eventually(Duration::from_secs(5), || {
         let mut third = TcpStream::connect(addr).unwrap();
         third.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let _ = third.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = third.write_all(request);
         let mut buf = Vec::new();
         let _ = third.read_to_end(&mut buf);
         buf.is_empty() && server.connections_refused() > 0
     }));
-    drop(_held);
-    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    drop(busy);
     assert!(eventually(Duration::from_secs(5), || try_send_raw(addr, request).is_ok_and(|r| r.status == 200)));
 }
 

@@ -5,7 +5,10 @@
 //! endpoints that take a lock or do real work (metrics, config) run on at most two blocking helper
 //! threads. Every connection has a header-read timeout, every request a body-size limit and a
 //! deadline, and the number of open connections is capped, so a slow or hostile client costs a
-//! socket, never a recall. The server holds only a weak reference to the engine: the engine never
+//! socket, never a recall. At the cap, a new connection takes the slot of the connection that has
+//! been idle longest (no request in progress), so one peer holding hundreds of idle or trickling
+//! sockets cannot starve the others; only when every connection is busy is a new one refused. A
+//! client that half-closes after its request still gets the response. The server holds only a weak reference to the engine: the engine never
 //! depends on the server, and a server whose engine is gone answers 503.
 //! docs/decisions/0011-http-stack.md records why hyper.
 
@@ -26,7 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -83,8 +86,10 @@ impl HttpOptions {
         let Some(text) = text else { return Ok(HttpOptions::default()) };
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::config("http", format!("malformed JSON: {e}")))?;
-        let options: HttpOptions = serde_path_to_error::deserialize(value)
-            .map_err(|e| Error::config(format!("http.{}", e.path()), e.into_inner().to_string()))?;
+        crate::error::expect_object(&value, "http")?;
+        let options: HttpOptions = serde_path_to_error::deserialize(value).map_err(|e| {
+            Error::config(crate::error::field_path("http", e.path()), e.into_inner().to_string())
+        })?;
         options.validate()?;
         Ok(options)
     }
@@ -125,7 +130,22 @@ impl HttpOptions {
 /// joins the server thread. Thread-safe.
 pub struct HttpServer {
     local_addr: SocketAddr,
+    token_in_clear: bool,
     control: Arc<Control>,
+}
+
+/// `addr` with the loopback address of its family in place of an unspecified one.
+fn connectable(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        addr.set_ip(loopback);
+    }
+    addr
 }
 
 impl HttpServer {
@@ -134,14 +154,26 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// `http://<local_addr>`.
+    /// A URL a client on this host can connect to: `http://<local_addr>`, with the loopback
+    /// address in place of an unspecified one (`0.0.0.0`, `::`), which is not connectable.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("http://{}", connectable(self.local_addr))
     }
 
-    /// Connections refused because `max_connections` were open.
+    /// Whether admin writes are enabled on an address beyond loopback: the bearer token then travels
+    /// in clear over the network (a warning is logged at start; bindings repeat it to their users).
+    pub fn token_in_clear(&self) -> bool {
+        self.token_in_clear
+    }
+
+    /// Connections refused because `max_connections` were open and busy.
     pub fn connections_refused(&self) -> u64 {
         self.control.refused.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for new ones at the `max_connections` cap.
+    pub fn connections_evicted(&self) -> u64 {
+        self.control.evicted.load(Ordering::Relaxed)
     }
 
     /// Stop serving and join the server thread (idempotent).
@@ -181,6 +213,7 @@ struct Control {
     shutdown: Notify,
     thread: Mutex<Option<JoinHandle<()>>>,
     refused: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl Control {
@@ -221,6 +254,7 @@ impl Engine {
             shutdown: Notify::new(),
             thread: Mutex::new(None),
             refused: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         });
         let state = Arc::new(routes::State::new(Arc::downgrade(self), &options));
         let admin_writes = options.admin_token.is_some();
@@ -241,8 +275,16 @@ impl Engine {
         };
         *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         self.http_servers().add(&control);
-        tracing::info!(%local_addr, admin_writes, "http: serving");
-        Ok(HttpServer { local_addr, control })
+        let token_in_clear = admin_writes && !local_addr.ip().is_loopback();
+        if token_in_clear {
+            tracing::warn!(
+                %local_addr,
+                "http: admin writes are enabled beyond loopback; the bearer token travels in clear \
+                 (put a TLS-terminating proxy in front, or bind 127.0.0.1)"
+            );
+        }
+        tracing::info!(%local_addr, url = %format!("http://{}", connectable(local_addr)), admin_writes, "http: serving");
+        Ok(HttpServer { local_addr, token_in_clear, control })
     }
 
     /// Stop every HTTP server started on this engine (the C and Python bindings call it before they
@@ -259,7 +301,7 @@ async fn accept_loop(
     control: &Control,
     options: &HttpOptions,
 ) {
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let connections = Arc::new(Connections::new(options.max_connections));
     let header_timeout = Duration::from_millis(options.header_timeout_ms);
     let write_timeout = Duration::from_millis(options.request_timeout_ms);
     loop {
@@ -276,25 +318,117 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+        let Some(connection) = connections.admit(control) else {
             control.refused.fetch_add(1, Ordering::Relaxed);
             continue; // dropping the stream closes it
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let stream = WriteDeadline::new(stream, write_timeout);
+        let connections = Arc::clone(&connections);
         tokio::spawn(async move {
-            let service = service_fn(move |request| routes::handle(Arc::clone(&state), request));
-            let connection = http1::Builder::new()
+            let busy = Arc::clone(&connection);
+            let service = service_fn(move |request| {
+                let work = routes::handle(Arc::clone(&state), request);
+                let busy = BusyGuard::enter(Arc::clone(&busy));
+                async move {
+                    let reply = work.await;
+                    drop(busy);
+                    reply
+                }
+            });
+            let serving = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_buf_size(64 * 1024)
+                // A client that shuts down its write side after the request still gets the answer.
+                .half_close(true)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "http: connection ended with an error");
+            tokio::select! {
+                result = serving => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "http: connection ended with an error");
+                    }
+                }
+                _ = connection.evict.notified() => tracing::debug!("http: idle connection closed for a new one"),
             }
-            drop(slot);
+            connections.remove(connection.id);
         });
+    }
+}
+
+/// The open connections, for the cap and for choosing which idle one gives way.
+struct Connections {
+    max: usize,
+    started: std::time::Instant,
+    open: Mutex<(u64, std::collections::HashMap<u64, Arc<Connection>>)>,
+}
+
+/// One open connection.
+struct Connection {
+    id: u64,
+    /// Requests in progress (0: idle — waiting for, or still receiving, a request's headers).
+    busy: std::sync::atomic::AtomicU32,
+    /// When it was last busy (or opened): milliseconds since `epoch`, the server's start.
+    last_active_ms: AtomicU64,
+    epoch: std::time::Instant,
+    evict: Notify,
+}
+
+impl Connections {
+    fn new(max: usize) -> Self {
+        Connections { max, started: std::time::Instant::now(), open: Mutex::new((0, Default::default())) }
+    }
+
+    /// A slot for a new connection: a free one, or the one of the connection idle longest (which is
+    /// told to close). `None` when every open connection is busy.
+    fn admit(&self, control: &Control) -> Option<Arc<Connection>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.1.len() >= self.max {
+            let victim = open
+                .1
+                .values()
+                .filter(|c| c.busy.load(Ordering::Acquire) == 0)
+                .min_by_key(|c| (c.last_active_ms.load(Ordering::Relaxed), c.id))
+                .map(|c| c.id)?;
+            if let Some(victim) = open.1.remove(&victim) {
+                victim.evict.notify_one();
+                control.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        open.0 += 1;
+        let connection = Arc::new(Connection {
+            id: open.0,
+            busy: Default::default(),
+            last_active_ms: AtomicU64::new(self.started.elapsed().as_millis() as u64),
+            epoch: self.started,
+            evict: Notify::new(),
+        });
+        open.1.insert(connection.id, Arc::clone(&connection));
+        Some(connection)
+    }
+
+    fn remove(&self, id: u64) {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).1.remove(&id);
+    }
+}
+
+/// Marks a connection busy while one of its requests is handled; on the way out (or if the
+/// request is dropped) it is idle again, and the newest active.
+struct BusyGuard(Arc<Connection>);
+
+impl BusyGuard {
+    fn enter(connection: Arc<Connection>) -> Self {
+        connection.busy.fetch_add(1, Ordering::AcqRel);
+        BusyGuard(connection)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let c = &self.0;
+        c.last_active_ms.store(c.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        c.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

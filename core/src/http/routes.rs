@@ -92,22 +92,45 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Reply {
     }
 }
 
-/// `GET /health/spreading`: the `spreading` probe's cached state; 503 when it is unhealthy.
+/// The probes `GET /health/spreading` reports: the synthetic spread and the live recalls.
+const SPREADING_PROBES: [&str; 2] = ["spreading", "spreading_live"];
+
+/// `GET /health/spreading`: the spreading probes' cached state; 503 when either is unhealthy.
+/// `probe` is the synthetic probe (as in schema v1); `probes` holds both.
 fn spreading_health(engine: &Engine) -> Reply {
     let report = engine.health_report();
     let Some(probe) = report["probes"].get("spreading") else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no_probe", "the spreading probe is not registered");
     };
-    let status = probe["status"].as_str().unwrap_or("unhealthy");
-    let code = if status == "unhealthy" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let mut probes = Map::new();
+    let mut worst = "healthy";
+    for name in SPREADING_PROBES {
+        if let Some(entry) = report["probes"].get(name) {
+            let status = entry["status"].as_str().unwrap_or("unhealthy");
+            if rank(status) > rank(worst) {
+                worst = if rank(status) == 2 { "unhealthy" } else { "degraded" };
+            }
+            probes.insert(name.to_owned(), entry.clone());
+        }
+    }
+    let code = if worst == "unhealthy" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = json!({
         "schema": SPREADING_HEALTH_SCHEMA,
-        "status": status,
+        "status": worst,
         "checked_at": report["checked_at"],
         "latency_budget_ms": probe["budget_ms"],
         "probe": probe,
+        "probes": probes,
     });
     json_reply(code, &body)
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "healthy" => 0,
+        "degraded" => 1,
+        _ => 2,
+    }
 }
 
 /// Config, guardrails, tuner state and audit log, breaker state and override, chaos.
@@ -117,6 +140,7 @@ fn config_view(engine: &Engine) -> Value {
         "schema": CONFIG_VIEW_SCHEMA,
         "config": config,
         "guardrails": config.autotune.guardrails,
+        "pinned": config.pinned_knobs(),
         "autotune": {
             "enabled": engine.autotune_enabled(),
             "state": engine.autotune_state(),
@@ -222,6 +246,7 @@ fn parse_admin_write(engine: &Engine, body: &[u8]) -> Result<AdminWrite, Error> 
     for (key, value) in fields {
         match key.as_str() {
             "config" => {
+                crate::error::expect_object(&value, "config")?;
                 engine.config().patched(&value)?; // validate now; apply later
                 write.config = Some(value);
             }

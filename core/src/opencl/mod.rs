@@ -20,12 +20,20 @@ use crate::spread::PullAccelerator;
 use crate::telemetry::Counter;
 
 const SOURCE: &str = include_str!("gather.cl");
+/// Preferred work-group size (smaller when the device's maximum is).
+const LOCAL_SIZE: usize = 64;
+/// Graphs kept resident per engine: the engine's own and the health probe's, so the probe's
+/// periodic spread does not evict (and force a re-upload of) the graph recalls run on.
+const RESIDENT_GRAPHS: usize = 2;
 
 /// The device, its context and the built program, shared by every engine of the process.
 struct SharedDevice {
     name: String,
     /// A GPU (else a CPU or other device): picks the default `opencl_min_edges`.
     gpu: bool,
+    /// Work-group size of every launch: one size, so the driver compiles one variant of the kernel
+    /// (PoCL compiles per work-group size at the first launch of each).
+    local_size: usize,
     context: Context,
     program: Program,
 }
@@ -49,11 +57,12 @@ fn shared() -> Result<Arc<SharedDevice>, String> {
             let device = Device::new(ids[0]);
             let name = device.name().map_err(|e| format!("querying the device name: {e}"))?;
             let gpu = device.dev_type().is_ok_and(|t| t & CL_DEVICE_TYPE_GPU != 0);
+            let local_size = device.max_work_group_size().unwrap_or(1).clamp(1, LOCAL_SIZE);
             let context =
                 Context::from_device(&device).map_err(|e| format!("creating a context on {name}: {e}"))?;
             let program = Program::create_and_build_from_source(&context, SOURCE, "")
                 .map_err(|log| format!("building the gather kernel on {name}: {log}"))?;
-            Ok(Arc::new(SharedDevice { name, gpu, context, program }))
+            Ok(Arc::new(SharedDevice { name, gpu, local_size, context, program }))
         })
         .clone()
 }
@@ -69,8 +78,8 @@ struct DeviceCsr {
 struct DeviceState {
     queue: CommandQueue,
     kernel: Kernel,
-    /// The graph whose CSRs are resident, by id.
-    graph: Option<(u64, [Option<DeviceCsr>; 3])>,
+    /// The graphs whose CSRs are resident, by id, most recently used last.
+    graphs: Vec<(u64, [Option<DeviceCsr>; 3])>,
     send: Option<Buffer<cl_float>>,
     next: Option<Buffer<cl_float>>,
     capacity: usize,
@@ -106,7 +115,7 @@ impl OpenClBackend {
             state: Mutex::new(DeviceState {
                 queue,
                 kernel,
-                graph: None,
+                graphs: Vec::new(),
                 send: None,
                 next: None,
                 capacity: 0,
@@ -133,6 +142,21 @@ impl OpenClBackend {
         self.min_edges.load(Ordering::Relaxed)
     }
 
+    /// Whether `auto`/`required` will ever send a depth here (a CPU device never, by default).
+    pub fn in_use(&self) -> bool {
+        self.min_edges() != u64::MAX
+    }
+
+    /// Make `graph` resident and run every tier's gather once over it, so neither the kernel's
+    /// compilation (PoCL compiles at the first launch, minus what its cache holds) nor the upload
+    /// falls on a recall (docs/spec.md §19). These launches are not counted.
+    pub fn warm_up(&self, graph: &Graph) -> Result<(), String> {
+        let n = graph.node_count();
+        let send = vec![0.0f32; n];
+        let mut next = vec![0.0f32; n];
+        self.run_depth(graph, [1, 1, 1], &send, &mut next, &mut |_, _| {}, false)
+    }
+
     fn run_depth(
         &self,
         graph: &Graph,
@@ -140,22 +164,31 @@ impl OpenClBackend {
         send: &[f32],
         next: &mut [f32],
         phases: &mut dyn FnMut(crate::graph::Tier, bool),
+        count_launches: bool,
     ) -> Result<(), String> {
-        if FORCE_FAILURE.with(|f| f.replace(false)) {
+        if count_launches && FORCE_FAILURE.with(|f| f.replace(false)) {
             return Err("injected GPU failure (chaos)".into());
         }
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
         let n = graph.node_count();
         let context = &self.shared.context;
-        if state.graph.as_ref().is_none_or(|(id, _)| *id != graph.id()) {
-            state.graph = None; // free the old copy before uploading the new one
-            let csrs = [0, 1, 2].map(|t| upload_csr(context, &state.queue, &graph.reverse[t]));
-            let mut resident = [None, None, None];
-            for (slot, csr) in resident.iter_mut().zip(csrs) {
-                *slot = csr?;
+        match state.graphs.iter().position(|(id, _)| *id == graph.id()) {
+            Some(i) => {
+                let entry = state.graphs.remove(i);
+                state.graphs.push(entry);
             }
-            state.graph = Some((graph.id(), resident));
+            None => {
+                if state.graphs.len() >= RESIDENT_GRAPHS {
+                    state.graphs.remove(0); // free the least recently used copy before uploading
+                }
+                let csrs = [0, 1, 2].map(|t| upload_csr(context, &state.queue, &graph.reverse[t]));
+                let mut resident = [None, None, None];
+                for (slot, csr) in resident.iter_mut().zip(csrs) {
+                    *slot = csr?;
+                }
+                state.graphs.push((graph.id(), resident));
+            }
         }
         if state.capacity < n || state.send.is_none() {
             state.send = Some(
@@ -177,10 +210,11 @@ impl OpenClBackend {
         };
         let queue = &state.queue;
         let kernel = &state.kernel;
-        let resident = match state.graph.as_ref() {
-            Some((_, resident)) => resident,
-            None => return Err("graph not resident".into()),
+        let resident = match state.graphs.last() {
+            Some((id, resident)) if *id == graph.id() => resident,
+            _ => return Err("graph not resident".into()),
         };
+        let local = self.shared.local_size;
         // The upload of `send` below is non-blocking: until the queue has drained, the device may still
         // read it. On success the final blocking read has drained it; on an error or a panic (from
         // the `phases` callback) this guard waits for the device before `send` can be reused.
@@ -210,12 +244,15 @@ impl OpenClBackend {
                             .set_arg(&*send_buffer)
                             .set_arg(&*next_buffer)
                             .set_arg(&(n as cl_uint))
-                            .set_global_work_size(n)
+                            .set_global_work_size(n.div_ceil(local) * local)
+                            .set_local_work_size(local)
                             .enqueue_nd_range(queue)
                     }
                     .map_err(cl)?;
                     event.wait().map_err(cl)?;
-                    self.launches.increment();
+                    if count_launches {
+                        self.launches.increment();
+                    }
                 }
                 phases(tier, true);
             }
@@ -306,7 +343,7 @@ impl PullAccelerator for OpenClBackend {
         next: &mut [f32],
         phases: &mut dyn FnMut(crate::graph::Tier, bool),
     ) -> Result<(), String> {
-        self.run_depth(graph, counts, send, next, phases).inspect_err(|e| {
+        self.run_depth(graph, counts, send, next, phases, true).inspect_err(|e| {
             // `next` was all zeros when the depth began; leave it so for the CPU to redo the depth.
             next.fill(0.0);
             log_once(e);

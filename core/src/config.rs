@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub breaker: BreakerConfig,
     /// Health registry parameters (SPEC §6).
     pub health: HealthConfig,
+    /// Host callback parameters (SPEC §7).
+    pub callbacks: CallbacksConfig,
     /// Auto-tuner parameters (SPEC §8).
     pub autotune: AutotuneConfig,
     /// Spreading pool threads; 0 = one per core. Fixed when the engine is created.
@@ -40,6 +42,7 @@ impl Default for EngineConfig {
             recall: RecallConfig::default(),
             breaker: BreakerConfig::default(),
             health: HealthConfig::default(),
+            callbacks: CallbacksConfig::default(),
             autotune: AutotuneConfig::default(),
             threads: 0,
             opencl: OpenClMode::Auto,
@@ -160,6 +163,25 @@ pub struct HealthConfig {
     pub failure_threshold: u32,
     /// Consecutive successes that make a probe healthy again.
     pub success_threshold: u32,
+    /// Live recalls the `spreading_live` probe needs between two runs to judge them (fewer: idle).
+    pub live_min_calls: u64,
+    /// Share of those recalls that failed or delivered no activation at which the probe fails.
+    pub live_failure_share: f64,
+}
+
+/// Host callback parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// A breaker transition callback still running after this many milliseconds is abandoned: later
+    /// events go to a fresh dispatcher thread and shutdown waits no longer for it.
+    pub timeout_ms: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig { timeout_ms: 5_000 }
+    }
 }
 
 /// Auto-tuner parameters.
@@ -174,11 +196,12 @@ pub struct AutotuneConfig {
     pub min_improvement: f64,
     /// Audit log entries kept.
     pub audit_capacity: usize,
-    /// Bounds every config write must respect.
+    /// Bounds of the tuner's changes. They bound the tuner, not the operator: a knob the operator
+    /// sets outside its guardrail applies as given and is pinned (the tuner leaves it alone).
     pub guardrails: Guardrails,
 }
 
-/// Bounds for tuned parameters, `[low, high]` inclusive.
+/// Bounds for tuned parameters, `[low, high]` inclusive (docs/spec.md §8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Guardrails {
@@ -188,6 +211,46 @@ pub struct Guardrails {
     pub max_depth: [u32; 2],
     /// Tier timeout multiplier bounds relative to the operator's base values.
     pub timeout_multiplier: [f64; 2],
+}
+
+/// A knob the tuner may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TunedKnob {
+    /// `spreading.max_depth`.
+    #[serde(rename = "spreading.max_depth")]
+    MaxDepth,
+    /// `spreading.batch_size`.
+    #[serde(rename = "spreading.batch_size")]
+    BatchSize,
+}
+
+impl TunedKnob {
+    /// The config path of the knob.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunedKnob::MaxDepth => "spreading.max_depth",
+            TunedKnob::BatchSize => "spreading.batch_size",
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Knobs the operator set outside their guardrails: they apply as given and the tuner leaves
+    /// them alone until the operator moves them back inside (docs/spec.md §8). Timeout multipliers
+    /// are relative to the operator's own timeouts, so those are never pinned.
+    pub fn pinned_knobs(&self) -> Vec<TunedKnob> {
+        let g = &self.autotune.guardrails;
+        let s = &self.spreading;
+        let outside = |v: u32, [lo, hi]: [u32; 2]| v < lo || v > hi;
+        let mut pinned = Vec::new();
+        if outside(s.max_depth, g.max_depth) {
+            pinned.push(TunedKnob::MaxDepth);
+        }
+        if outside(s.batch_size, g.batch_size) {
+            pinned.push(TunedKnob::BatchSize);
+        }
+        pinned
+    }
 }
 
 impl Default for SpreadingConfig {
@@ -249,7 +312,14 @@ impl Default for BreakerConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval_ms: 10_000, timeout_ms: 1_000, failure_threshold: 2, success_threshold: 2 }
+        HealthConfig {
+            interval_ms: 10_000,
+            timeout_ms: 1_000,
+            failure_threshold: 2,
+            success_threshold: 2,
+            live_min_calls: 20,
+            live_failure_share: 0.5,
+        }
     }
 }
 
@@ -282,15 +352,14 @@ impl EngineConfig {
     /// This config with `patch` (same shape, any subset of keys) merged over it, validated.
     pub fn patched(&self, patch: &Value) -> Result<EngineConfig> {
         if !patch.is_object() {
-            return Err(Error::config("(document)", "a config must be a JSON object"));
+            let kind = crate::error::json_kind(patch);
+            return Err(Error::config("(document)", format!("a config must be a JSON object, got {kind}")));
         }
         let mut merged =
             serde_json::to_value(self).map_err(|e| Error::config("(document)", e.to_string()))?;
         merge(&mut merged, patch, "")?;
-        let config: EngineConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
-            let path = e.path().to_string();
-            Error::config(path, e.into_inner().to_string())
-        })?;
+        let config: EngineConfig = serde_path_to_error::deserialize(merged)
+            .map_err(|e| Error::config(crate::error::field_path("", e.path()), e.into_inner().to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -368,6 +437,11 @@ impl EngineConfig {
         check(h.timeout_ms >= 1, "health.timeout_ms", h.timeout_ms, ">= 1")?;
         check(h.failure_threshold >= 1, "health.failure_threshold", h.failure_threshold, ">= 1")?;
         check(h.success_threshold >= 1, "health.success_threshold", h.success_threshold, ">= 1")?;
+        check(h.live_min_calls >= 1, "health.live_min_calls", h.live_min_calls, ">= 1")?;
+        let share = h.live_failure_share;
+        check(share > 0.0 && share <= 1.0, "health.live_failure_share", share, "in (0, 1]")?;
+        let callback = self.callbacks.timeout_ms;
+        check((1..=3_600_000).contains(&callback), "callbacks.timeout_ms", callback, "in 1..=3600000")?;
 
         let a = &self.autotune;
         check(

@@ -244,6 +244,7 @@ impl Recall {
                 nodes_fired_per_depth: &stats.nodes_fired[..depth],
                 edges_traversed_per_depth: &stats.edges_traversed[..depth],
                 mass: stats.mass,
+                delivered: stats.delivered,
                 truncated: stats.truncated,
                 backend: stats.backend.as_str(),
                 latency_us: self.latency.as_secs_f64() * 1e6,
@@ -268,6 +269,7 @@ struct StatsJson<'a> {
     nodes_fired_per_depth: &'a [u32],
     edges_traversed_per_depth: &'a [u64],
     mass: f64,
+    delivered: f64,
     truncated: bool,
     backend: &'static str,
     latency_us: f64,
@@ -308,7 +310,9 @@ impl Serialize for ResultsJson<'_> {
     }
 }
 
-/// Classify an attempted spread (SPEC §4 step 3): `None` = success.
+/// Classify an attempted spread (docs/spec.md §4 step 3): `None` = success. Low mass judges the
+/// activation *delivered* along edges (seeds included), so a cue that seeds every node is not a
+/// failure for want of non-seed nodes.
 pub fn classify(
     spread: Option<&SpreadStats>,
     latency: Duration,
@@ -318,7 +322,7 @@ pub fn classify(
     let Some(stats) = spread else { return Some(FallbackReason::Error) };
     if latency > slow_limit {
         Some(FallbackReason::Slow)
-    } else if stats.seeds_fired_along_edge() && stats.mass <= min_activation_mass {
+    } else if stats.seeds_fired_along_edge() && stats.delivered <= min_activation_mass {
         Some(FallbackReason::LowMass)
     } else {
         None

@@ -62,7 +62,11 @@ fn classification_order_error_then_slow_then_low_mass() {
     assert_eq!(classify(None, ms(1), ms(75), 0.0), Some(FallbackReason::Error));
     assert_eq!(classify(Some(&stats), ms(80), ms(75), 0.0), Some(FallbackReason::Slow));
     assert_eq!(classify(Some(&stats), ms(1), ms(75), 0.0), Some(FallbackReason::LowMass));
+    // Low mass judges the activation delivered along edges (seeds included), not the non-seed mass.
     stats.mass = 0.5;
+    assert_eq!(classify(Some(&stats), ms(1), ms(75), 0.0), Some(FallbackReason::LowMass));
+    stats.mass = 0.0;
+    stats.delivered = 0.5;
     assert_eq!(classify(Some(&stats), ms(1), ms(75), 0.0), None);
     assert_eq!(classify(Some(&stats), ms(75), ms(75), 0.0), None, "at the limit is not slow");
 }
@@ -159,31 +163,42 @@ fn update_config_applies_and_rejects_fixed_fields() {
 }
 
 #[test]
-fn guardrails_clamp_operator_writes() {
+fn operator_writes_outside_the_guardrails_apply_as_given_and_are_pinned() {
     let engine = engine_with(star(), json!({}));
     let applied = engine.update_config(&json!({"spreading": {"max_depth": 12, "batch_size": 1000}})).unwrap();
     assert_eq!(
         (applied.spreading.max_depth, applied.spreading.batch_size),
-        (6, 128),
-        "clamped to [2, 6] and [8, 128]"
+        (12, 1000),
+        "guardrails [2, 6] and [8, 128] bound the tuner, not the operator"
     );
-    assert_eq!(engine.config().spreading.max_depth, 6);
-    let applied = engine.update_config(&json!({"spreading": {"max_depth": 1, "batch_size": 2}})).unwrap();
-    assert_eq!((applied.spreading.max_depth, applied.spreading.batch_size), (2, 8));
+    assert_eq!(engine.config().spreading.max_depth, 12);
+    assert_eq!(engine.autotune_state()["pinned"], json!(["spreading.max_depth", "spreading.batch_size"]));
+    assert_eq!(
+        engine.autotune_audit_json()["pinned"],
+        json!(["spreading.max_depth", "spreading.batch_size"])
+    );
+    // max_depth 1 means one depth (it was silently clamped to 2 before revision 2 of the spec).
+    let applied = engine.update_config(&json!({"spreading": {"max_depth": 1, "batch_size": 64}})).unwrap();
+    assert_eq!((applied.spreading.max_depth, applied.spreading.batch_size), (1, 64));
+    assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 1);
+    assert_eq!(engine.autotune_state()["pinned"], json!(["spreading.max_depth"]));
+    // Back inside: nothing is pinned.
+    engine.update_config(&json!({"spreading": {"max_depth": 3}})).unwrap();
+    assert_eq!(engine.autotune_state()["pinned"], json!([]));
 }
 
 #[test]
-fn guardrails_clamp_the_creation_config() {
-    // A 12-node chain: a depth-12 spread from node 0 would go 11 hops.
+fn the_creation_config_applies_as_given() {
+    // A 12-node chain: a depth-12 spread from node 0 goes 11 hops.
     let chain = Graph::from_edges(12, &(0..11).collect::<Vec<_>>(), &(1..12).collect::<Vec<_>>(), &[1.0; 11])
         .unwrap();
     let engine = engine_with(chain, json!({"spreading": {"max_depth": 12, "batch_size": 2, "decay": 1.0}}));
     let config = engine.config();
-    assert_eq!((config.spreading.max_depth, config.spreading.batch_size), (6, 8));
-    // The engine runs what it reports: six hops, not eleven.
+    assert_eq!((config.spreading.max_depth, config.spreading.batch_size), (12, 2));
+    // The engine runs what it reports: eleven hops, the whole chain.
     let recall = engine.recall(&Cue::nodes([0]).with_k(12)).unwrap();
-    assert_eq!(recall.stats.depth_reached, 6);
-    assert_eq!(recall.results.iter().map(|a| a.hops).max(), Some(6));
+    assert_eq!(recall.stats.depth_reached, 12);
+    assert_eq!(recall.results.iter().map(|a| a.hops).max(), Some(11));
 }
 
 #[test]

@@ -178,8 +178,8 @@ fn snapshot_counts_live_recalls_and_only_tiers_with_work() {
     assert_eq!(snapshot["schema"], "axonal.snapshot.v1");
     let totals = &snapshot["totals"];
     assert_eq!(totals["counters"]["spreading_recalls_total"], n);
-    // Spreads are the recalls plus the spreading health probe's runs.
-    let probe_runs = totals["counters"]["spreading_health_checks_total"].as_u64().unwrap();
+    // Spreads are the recalls plus the spreading health probe's runs (the live probe spreads nothing).
+    let probe_runs = snapshot["health"]["probes"]["spreading"]["checks_total"].as_u64().unwrap();
     assert_eq!(totals["counters"]["spreading_spreads_total"], n + probe_runs);
     assert_eq!(totals["counters"]["spreading_edges_traversed_total"], 2 * n);
     assert_eq!(totals["histograms"]["spreading_recall_latency_seconds"]["count"], n);
@@ -229,7 +229,7 @@ fn fallbacks_failures_and_budget_violations_are_counted_by_reason() {
     assert!(section["budget_violations_total"].as_u64().unwrap() >= 2);
     let totals = engine.telemetry().totals_json();
     assert_eq!(totals["counters"]["spreading_breaker_open_total"], 3);
-    let probe_runs = totals["counters"]["spreading_health_checks_total"].as_u64().unwrap();
+    let probe_runs = engine.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap();
     assert_eq!(totals["counters"]["spreading_spreads_total"], 2 + probe_runs);
     let text = engine.prometheus_text();
     assert!(text.contains("axonal_spreading_fallback_total{reason=\"breaker_open\"} 3"), "{text}");

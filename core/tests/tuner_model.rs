@@ -2,7 +2,7 @@
 //! inside the guardrails, nothing applies at or below the threshold, and the audit log stays bounded.
 
 use axonal_core::EngineConfig;
-use axonal_core::tuner::model::{self, Context, Ewma, IntervalStats, Knobs};
+use axonal_core::tuner::model::{self, Context, Ewma, IntervalStats, Knobs, Pins};
 use axonal_core::tuner::{Decision, SpreadingAutoTuner, StepEnv};
 use proptest::prelude::*;
 use serde_json::json;
@@ -77,7 +77,21 @@ fn config() -> impl Strategy<Value = EngineConfig> {
         })
 }
 
+/// Every knob inside its guardrail — or, when the operator pinned it outside, at the operator's value.
 fn inside(k: &Knobs, c: &EngineConfig) -> bool {
+    let pins = Pins::of(c);
+    let unpinned = Knobs {
+        max_depth: pins.max_depth.map_or(k.max_depth, |_| c.autotune.guardrails.max_depth[0]),
+        batch_size: pins.batch_size.map_or(k.batch_size, |_| c.autotune.guardrails.batch_size[0]),
+        ..*k
+    };
+    pins.max_depth.is_none_or(|d| d == k.max_depth)
+        && pins.batch_size.is_none_or(|b| b == k.batch_size)
+        && inside_guardrails(&unpinned, c)
+}
+
+/// Every knob inside its guardrail.
+fn inside_guardrails(k: &Knobs, c: &EngineConfig) -> bool {
     let g = &c.autotune.guardrails;
     (g.max_depth[0]..=g.max_depth[1]).contains(&k.max_depth)
         && (g.batch_size[0]..=g.batch_size[1]).contains(&k.batch_size)
@@ -108,6 +122,7 @@ proptest! {
             knobs,
             base_timeouts: [0.01, 0.02, 0.04],
             guardrails: &config.autotune.guardrails,
+            pins: Pins::default(),
             budget: config.latency_budget().as_secs_f64(),
             threads: 2,
             nodes: 100_000,
@@ -115,7 +130,7 @@ proptest! {
             nodes_per_batch_unit: 256,
         };
         for candidate in model::recommend(&e, &s, &context) {
-            prop_assert!(inside(&candidate.knobs, &config), "{:?} outside {:?}", candidate.knobs, config.autotune.guardrails);
+            prop_assert!(inside_guardrails(&candidate.knobs, &config), "{:?} outside {:?}", candidate.knobs, config.autotune.guardrails);
             prop_assert_ne!(candidate.knobs, knobs);
             prop_assert!(candidate.predicted.is_finite() && candidate.predicted >= 0.0);
         }
@@ -146,9 +161,9 @@ proptest! {
             }
             if let Some(applied) = applied {
                 applied.validate().unwrap();
-                let g = &config.autotune.guardrails;
-                prop_assert!((g.max_depth[0]..=g.max_depth[1]).contains(&applied.spreading.max_depth));
-                prop_assert!((g.batch_size[0]..=g.batch_size[1]).contains(&applied.spreading.batch_size));
+                let s = &applied.spreading;
+                let written = Knobs { max_depth: s.max_depth, batch_size: s.batch_size, timeout_multiplier: [1.0; 3] };
+                prop_assert!(inside(&written, &config), "{:?}", s);
             }
             prop_assert!(tuner.audit().len() <= config.autotune.audit_capacity);
         }

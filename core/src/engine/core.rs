@@ -76,6 +76,12 @@ impl TunerFeed {
     }
 }
 
+/// Live spreading recalls that succeeded yet delivered no activation along an edge (the rest of what
+/// the `spreading_live` probe judges comes from the exported metrics and the tuner's feed).
+pub(super) struct LiveFeed {
+    pub(super) empty: Counter,
+}
+
 /// The config together with what the hot path derives from it, swapped as one.
 #[derive(Debug)]
 pub(super) struct LiveConfig {
@@ -106,6 +112,8 @@ pub(super) struct Core {
     pub(super) config_writer: Mutex<SpreadingAutoTuner>,
     /// What the tuner reads beyond the exported metrics.
     pub(super) tuner_feed: TunerFeed,
+    /// What the `spreading_live` probe reads beyond the exported metrics.
+    pub(super) live_feed: LiveFeed,
     pub(super) autotune_enabled: AtomicBool,
     /// Measured cost of one task on the pool (seconds), for the batch-size model; measured once.
     pub(super) task_overhead: std::sync::OnceLock<f64>,
@@ -144,6 +152,21 @@ impl Core {
         None
     }
 
+    /// Compile and run the device's kernels once over the engine's graph and the health probe's,
+    /// so no recall pays for it; a failure is logged and left to the per-call CPU fallback.
+    #[cfg(feature = "opencl")]
+    pub(super) fn warm_up_device(&self, probe_graph: &Graph) {
+        let Some(backend) = self.opencl.as_ref().filter(|b| b.in_use()) else { return };
+        let start = Instant::now();
+        let warmed = backend.warm_up(probe_graph).and_then(|()| backend.warm_up(&self.graph.load()));
+        match warmed {
+            Ok(()) => tracing::info!(elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "OpenCL kernels warm"),
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenCL warm-up failed; recalls fall back to the CPU per call")
+            }
+        }
+    }
+
     /// Count a spread that used the device, and one whose device depth failed (redone on the CPU).
     fn count_device_use(&self, stats: &SpreadStats) {
         let m = self.telemetry.spreading();
@@ -171,7 +194,7 @@ impl Core {
             return Err(Error::cue("k", "must be >= 1"));
         }
         let _span = tracing::debug_span!("recall", k).entered();
-        let mut scratch = self.scratch.checkout(graph.node_count());
+        let mut scratch = self.scratch.checkout(graph.node_count())?;
         let query_norm = recall::validate_cue(graph, cue, &mut scratch)?;
 
         out.stats = SpreadStats::default();
@@ -239,16 +262,18 @@ impl Core {
                     // Injected: the spread produced no activation beyond its seeds.
                     out.results.retain(|a| a.hops == 0);
                     stats.mass = 0.0;
+                    stats.delivered = 0.0;
+                    stats.delivered_any = false;
                 }
                 // An injected failure still ran the spread: its stats describe the attempt.
                 out.stats = stats;
                 true
             }
             Err(_) => {
-                // The buffer's state is unknown after a panic: drop it and answer from a fresh one.
+                // The buffer's state is unknown after a panic: restore every entry, then answer
+                // with the fallback.
                 tracing::error!("spreading panicked; answering with the fallback");
-                let fresh = self.scratch.checkout(graph.node_count());
-                std::mem::replace(scratch, fresh).discard();
+                scratch.reset_all();
                 false
             }
         };
@@ -324,6 +349,10 @@ impl Core {
         }
         if ran {
             let stats = &out.stats;
+            if out.reason.is_none() && !stats.delivered_any {
+                // A success that delivered nothing (say, an edgeless graph): the live probe's cue.
+                self.live_feed.empty.increment();
+            }
             m.edges_traversed_total.add(stats.total_edges_traversed());
             self.tuner_feed.record(stats);
             m.activation_mass.observe(stats.mass);

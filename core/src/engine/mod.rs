@@ -3,8 +3,10 @@
 
 mod autotune;
 mod core;
+mod live_probe;
 mod probe;
 
+pub use live_probe::LiveSpreadingProbe;
 pub use probe::SpreadingHealthProbe;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 
-use self::core::{Core, LiveConfig, TunerFeed, build_pool};
+use self::core::{Core, LiveConfig, LiveFeed, TunerFeed, build_pool};
 use crate::breaker::callbacks::{Dispatcher, TransitionCallback};
 use crate::breaker::{
     BreakerMetrics, BreakerOverride, BreakerSettings, BreakerState, CircuitBreaker, TransitionEvent,
@@ -60,11 +62,10 @@ impl Engine {
     /// schedules) read `clock`.
     pub fn with_clock(
         graph: impl Into<Arc<Graph>>,
-        mut config: EngineConfig,
+        config: EngineConfig,
         clock: SharedClock,
     ) -> Result<Engine> {
         config.validate()?;
-        clamp_to_guardrails(&mut config);
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -87,10 +88,17 @@ impl Engine {
                 ),
             });
         }
-        let dispatcher = Dispatcher::start(telemetry.registry().counter(
-            "spreading_callback_failures_total",
-            "Host callbacks (breaker transitions) that panicked or raised.",
-        )?)
+        let dispatcher = Dispatcher::with_timeout(
+            telemetry.registry().counter(
+                "spreading_callback_failures_total",
+                "Host callbacks (breaker transitions) that panicked or raised.",
+            )?,
+            telemetry.registry().counter(
+                "spreading_callback_timeouts_total",
+                "Host callbacks (breaker transitions) abandoned after callbacks.timeout_ms.",
+            )?,
+            std::time::Duration::from_millis(config.callbacks.timeout_ms),
+        )
         .map_err(|e| thread_error("breaker event", e))?;
         let breaker = CircuitBreaker::new(
             BreakerSettings::from(&config),
@@ -118,6 +126,7 @@ impl Engine {
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
             config_writer: Mutex::new(SpreadingAutoTuner::new(&config)),
             tuner_feed: TunerFeed::new(),
+            live_feed: LiveFeed { empty: crate::telemetry::Counter::detached() },
             autotune_enabled: AtomicBool::new(config.autotune.enabled),
             task_overhead: std::sync::OnceLock::new(),
             last_autotune_step: std::sync::atomic::AtomicU64::new(0),
@@ -143,7 +152,10 @@ impl Engine {
         })
         .map_err(|e| thread_error("telemetry", e))?;
         let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
+        #[cfg(feature = "opencl")]
+        core.warm_up_device(spreading_probe.graph());
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
+        health.register(Arc::new(LiveSpreadingProbe::new(Arc::clone(&core))), None)?;
         health.start().map_err(|e| thread_error("health", e))?;
         let autotune = autotune::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
         Ok(Engine {
@@ -193,14 +205,13 @@ impl Engine {
         let current = core.live.load();
         // The patch applies to the operator's config, not to the tuner's adjustments of it: an
         // operator write replaces them (docs/autotuning.md).
-        let mut next = tuner.base().patched(patch)?;
+        let next = tuner.base().patched(patch)?;
         if next.threads != current.config.threads {
             return Err(Error::config("threads", "is fixed when the engine is created"));
         }
         if next.opencl != current.config.opencl {
             return Err(Error::config("opencl", "is fixed when the engine is created"));
         }
-        clamp_to_guardrails(&mut next);
         // `always` pins the threshold at 0 for the engine's life.
         if next.opencl_min_edges != current.config.opencl_min_edges && next.opencl != OpenClMode::Always {
             #[cfg(feature = "opencl")]
@@ -209,6 +220,7 @@ impl Engine {
             }
         }
         self.health.apply_config(&next.health);
+        self.dispatcher.callbacks().set_timeout(std::time::Duration::from_millis(next.callbacks.timeout_ms));
         core.install_config(next.clone());
         tuner.operator_changed(&next);
         tracing::info!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
@@ -293,8 +305,17 @@ impl Engine {
         self.dispatcher.callbacks().register(Box::new(callback) as TransitionCallback)
     }
 
-    /// Stop calling a transition callback; no call starts after this returns. Returns whether `id`
-    /// was registered.
+    /// [`Engine::on_breaker_transition`] for a callback that reports failure (a binding's callback
+    /// that raised) by returning `Err`: counted like a panic, without one.
+    pub fn on_breaker_transition_fallible(
+        &self,
+        callback: impl Fn(&TransitionEvent) -> std::result::Result<(), String> + Send + 'static,
+    ) -> u64 {
+        self.dispatcher.callbacks().register_fallible(Box::new(callback))
+    }
+
+    /// Stop calling a transition callback; no call starts after this returns (a call in progress
+    /// is waited for up to `callbacks.timeout_ms`). Returns whether `id` was registered.
     pub fn remove_transition_callback(&self, id: u64) -> bool {
         self.dispatcher.callbacks().unregister(id)
     }
@@ -307,6 +328,11 @@ impl Engine {
     /// Transition callbacks that panicked (or raised, through a binding).
     pub fn transition_callback_failures(&self) -> u64 {
         self.dispatcher.callbacks().failures()
+    }
+
+    /// Transition callback calls abandoned after `callbacks.timeout_ms`.
+    pub fn transition_callback_timeouts(&self) -> u64 {
+        self.dispatcher.callbacks().timeouts()
     }
 
     // --- health ---
@@ -411,10 +437,13 @@ impl Engine {
         self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner()).audit()
     }
 
-    /// The audit log as JSON: `{"schema", "capacity", "entries": [{at, action, old, new, reason, predicted, observed}]}`.
+    /// The audit log as JSON: `{"schema", "capacity", "pinned", "entries": [{at, action, old, new,
+    /// reason, predicted, observed}]}`; `pinned` lists the knobs the operator set outside their
+    /// guardrails, which the tuner leaves alone.
     pub fn autotune_audit_json(&self) -> Value {
         let capacity = self.core.live.load().config.autotune.audit_capacity;
-        json!({"schema": AUDIT_SCHEMA, "capacity": capacity, "entries": self.autotune_audit()})
+        let tuner = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
+        json!({"schema": AUDIT_SCHEMA, "capacity": capacity, "pinned": tuner.pinned(), "entries": tuner.audit()})
     }
 
     /// The tuner's state: knobs, base, EWMAs, current interval and backoff, pending judgement.
@@ -525,12 +554,4 @@ fn opencl_backend(
             }),
         },
     }
-}
-
-/// Guardrails clamp every config write — at creation, the operator's updates and the tuner's
-/// (SPEC §8): depth and batch size into their ranges.
-fn clamp_to_guardrails(config: &mut EngineConfig) {
-    let g = &config.autotune.guardrails;
-    config.spreading.max_depth = config.spreading.max_depth.clamp(g.max_depth[0], g.max_depth[1]);
-    config.spreading.batch_size = config.spreading.batch_size.clamp(g.batch_size[0], g.batch_size[1]);
 }

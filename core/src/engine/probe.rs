@@ -31,6 +31,11 @@ impl SpreadingHealthProbe {
         scratch.resize(graph.node_count());
         SpreadingHealthProbe { core, graph, buffers: Mutex::new((scratch, Vec::with_capacity(5))) }
     }
+
+    /// The probe's own 5-node graph.
+    pub(super) fn graph(&self) -> &Graph {
+        &self.graph
+    }
 }
 
 /// The probe's 5-node cycle 0→1→2→3→4→0. Its tiers go hot, warm, cold, hot, warm, so that from

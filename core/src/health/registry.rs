@@ -534,7 +534,8 @@ impl Inner {
             state.consecutive_successes += 1;
             state.consecutive_failures = 0;
             state.last_success = Some(now);
-            state.reason = None;
+            // A healthy result may say why it is healthy ("idle"); most say nothing.
+            state.reason = result.reason;
             if state.consecutive_successes >= self.success_threshold.load(Ordering::Relaxed) {
                 state.status = HealthStatus::Healthy;
             }

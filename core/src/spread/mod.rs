@@ -66,6 +66,11 @@ pub struct SpreadStats {
     pub truncated: bool,
     /// Σ activation over non-seed nodes.
     pub mass: f64,
+    /// Activation delivered along edges: Σ over depths and all nodes (seeds included) of x_{d+1},
+    /// summed order-independently (docs/spec.md §4: the low-mass rule reads it).
+    pub delivered: f64,
+    /// Whether any activation arrived along an edge at all.
+    pub delivered_any: bool,
     /// Whether any depth ran as a pull (gather) step.
     pub pulled: bool,
     /// Pull depths whose gathers ran on the accelerator.
@@ -254,7 +259,7 @@ pub fn spread_standalone_on(
     accelerator: Option<&dyn PullAccelerator>,
 ) -> crate::Result<(Vec<Activation>, SpreadStats)> {
     let mut scratch = Scratch::default();
-    scratch.resize(graph.node_count());
+    scratch.try_resize(graph.node_count())?;
     let cue = crate::Cue::weighted(seeds.iter().copied());
     crate::recall::resolve_seeds(graph, &cue, 1, 0.0, &mut scratch)?;
     let seeds = std::mem::take(&mut scratch.seeds);

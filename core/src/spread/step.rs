@@ -21,6 +21,8 @@ pub(super) struct Run<'a> {
     /// hop number nodes first reached now get.
     finishing_tier: usize,
     hop: u8,
+    /// Σ x_{d+1} over depths and nodes so far, in units of 2⁻⁹⁰ (see [`delivered_units`]).
+    delivered: u128,
 }
 
 impl<'a> Run<'a> {
@@ -43,6 +45,7 @@ impl<'a> Run<'a> {
             active_is_list: true,
             finishing_tier: 0,
             hop: 0,
+            delivered: 0,
         }
     }
 
@@ -62,7 +65,9 @@ impl<'a> Run<'a> {
         self.active_is_list = false;
     }
 
-    pub(super) fn finish(self) -> SpreadStats {
+    pub(super) fn finish(mut self) -> SpreadStats {
+        self.stats.delivered = self.delivered as f64 / DELIVERED_SCALE;
+        self.stats.delivered_any = self.delivered > 0;
         self.stats
     }
 
@@ -253,7 +258,8 @@ impl<'a> Run<'a> {
                 self.stats.backend = Backend::OpenCl;
                 let hop = self.hop;
                 let s = &mut *self.s;
-                finish_chunk(hop, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops);
+                self.delivered +=
+                    finish_chunk(hop, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops);
                 true
             }
             Err(_) => {
@@ -322,11 +328,10 @@ impl<'a> Run<'a> {
                 if !csr.neighbours.is_empty() {
                     gather(csr, send, base, next);
                 }
-                if finishing {
-                    finish_chunk(hop, next, current, activation, hops);
-                }
+                if finishing { finish_chunk(hop, next, current, activation, hops) } else { 0 }
             };
-        match self.pool {
+        // Integer units: the delivered sum is the same whatever the chunking.
+        let delivered: u128 = match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
                 (
                     s.next.par_chunks_mut(chunk),
@@ -336,15 +341,18 @@ impl<'a> Run<'a> {
                 )
                     .into_par_iter()
                     .enumerate()
-                    .for_each(|(k, (n, c, a, h))| body(k * chunk, n, c, a, h))
+                    .map(|(k, (n, c, a, h))| body(k * chunk, n, c, a, h))
+                    .sum()
             }),
             _ => body(0, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops),
-        }
+        };
+        self.delivered += delivered;
     }
 
     /// After a push: x_{d+1} = min(1, next) for the touched nodes; update A, hops and the active list.
     /// (Pushes only follow sparse depths, so the active and reached lists are complete here.)
     fn finish_sparse(&mut self, d: usize) {
+        let mut delivered = 0u128;
         let s = &mut *self.s;
         for &u in &s.active {
             s.current[u as usize] = 0.0;
@@ -356,6 +364,7 @@ impl<'a> Run<'a> {
             s.next[j] = 0.0;
             s.in_next[j] = false;
             if x > 0.0 {
+                delivered += delivered_units(x);
                 s.current[j] = x;
                 s.active.push(v);
                 s.activation[j] = (s.activation[j] + x).min(1.0);
@@ -366,6 +375,7 @@ impl<'a> Run<'a> {
             }
         }
         s.next_active.clear();
+        self.delivered += delivered;
     }
 
     fn chunk_len(&self) -> usize {
@@ -388,19 +398,40 @@ fn fires(p: &SpreadParams, exhausted: &[bool; 3], x: f32, degree: usize, tier: T
 }
 
 /// Finish a pull depth for one chunk of destinations: the same update as a push depth's finish.
+/// Returns the activation delivered to the chunk, in [`delivered_units`].
 #[inline]
-fn finish_chunk(hop: u8, next: &mut [f32], current: &mut [f32], activation: &mut [f32], hops: &mut [u8]) {
+fn finish_chunk(
+    hop: u8,
+    next: &mut [f32],
+    current: &mut [f32],
+    activation: &mut [f32],
+    hops: &mut [u8],
+) -> u128 {
+    let mut delivered = 0u128;
     for i in 0..next.len() {
         let x = next[i].min(1.0);
         next[i] = 0.0;
         current[i] = x;
         if x > 0.0 {
+            delivered += delivered_units(x);
             activation[i] = (activation[i] + x).min(1.0);
             if hops[i] == UNREACHED {
                 hops[i] = hop;
             }
         }
     }
+    delivered
+}
+
+/// 2⁹⁰: delivered activation is summed as integers in units of 2⁻⁹⁰, so the sum does not depend on
+/// the order (push or pull, threads, chunks) it was added in; 16 depths × 2³² nodes × 2⁹⁰ < 2¹²⁸.
+const DELIVERED_SCALE: f64 = 1237940039285380274899124224.0;
+
+/// An arriving activation `x` ∈ (0, 1] in units of 2⁻⁹⁰ (amounts below one unit count as one, so
+/// any positive delivery is seen).
+#[inline]
+fn delivered_units(x: f32) -> u128 {
+    ((x as f64 * DELIVERED_SCALE) as u128).max(1)
 }
 
 /// Gather for destinations `base..base + next.len()`: `next[v] += Σ send[u] · w` in reverse-CSR order.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::EngineConfig;
 use crate::graph::Tier;
-pub use model::{Candidate, Ewma, IntervalStats, Knobs, Objective};
+pub use model::{Candidate, Ewma, IntervalStats, Knobs, Objective, Pins};
 use model::{Context, Sample};
 
 /// Version tag of the audit log JSON.
@@ -211,10 +211,16 @@ impl SpreadingAutoTuner {
             "backoff": self.backoff,
             "knobs": self.values(self.knobs),
             "base": self.values(base_knobs(&self.base)),
+            "pinned": self.pinned(),
             "ewma": self.ewma,
             "pending": self.pending.as_ref().map(|p| json!({"objective": p.objective, "before": p.before, "predicted": p.predicted})),
             "last_decision": self.last_decision,
         })
+    }
+
+    /// Config paths of the knobs the operator pinned outside their guardrails.
+    pub fn pinned(&self) -> Vec<&'static str> {
+        self.base.pinned_knobs().into_iter().map(crate::config::TunedKnob::as_str).collect()
     }
 
     /// The last applied change, if any.
@@ -279,6 +285,7 @@ impl SpreadingAutoTuner {
             knobs: self.knobs,
             base_timeouts: Tier::ALL.map(|t| self.base.spreading.tier_timeouts_ms.get(t) / 1000.0),
             guardrails,
+            pins: Pins::of(&self.base),
             budget,
             threads: env.threads,
             nodes: env.nodes,
@@ -324,7 +331,7 @@ impl SpreadingAutoTuner {
                 ),
             };
         }
-        let target = model::clamp(base_knobs(&self.base), guardrails);
+        let target = model::guard(base_knobs(&self.base), guardrails, Pins::of(&self.base));
         let headroom =
             self.ewma.p95 < 0.5 * budget && self.walk_back_below.is_none_or(|limit| self.ewma.p95 < limit);
         match model::step_toward(self.knobs, target) {
@@ -399,12 +406,12 @@ impl SpreadingAutoTuner {
         );
         let old = self.knobs;
         self.rejected.push_back((old, self.steps));
-        self.knobs = model::clamp(pending.old, guardrails);
+        self.knobs = model::guard(pending.old, guardrails, Pins::of(&self.base));
         let entry = self.record("rollback", old, self.knobs, reason, pending.predicted, Some(observed), now);
         (Decision::RolledBack(entry), Some(self.config_for(self.knobs)))
     }
 
-    /// Apply `knobs` (clamped: the tuner never writes outside the guardrails).
+    /// Apply `knobs` (guarded: the tuner never writes outside the guardrails, nor a pinned knob).
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
@@ -418,7 +425,7 @@ impl SpreadingAutoTuner {
         now: u64,
     ) -> (Decision, Option<EngineConfig>) {
         let old = self.knobs;
-        self.knobs = model::clamp(knobs, guardrails);
+        self.knobs = model::guard(knobs, guardrails, Pins::of(&self.base));
         let entry = self.record(action, old, self.knobs, reason, predicted, None, now);
         self.pending = Some(Pending { old, objective, before, predicted, sequence: self.sequence });
         (Decision::Applied(entry), Some(self.config_for(self.knobs)))

@@ -229,6 +229,8 @@ pub struct Context<'a> {
     pub base_timeouts: [f64; 3],
     /// Guardrails.
     pub guardrails: &'a Guardrails,
+    /// Knobs the operator pinned outside the guardrails.
+    pub pins: Pins,
     /// The latency budget, seconds.
     pub budget: f64,
     /// Spreading pool threads.
@@ -261,12 +263,47 @@ pub fn clamp(knobs: Knobs, g: &Guardrails) -> Knobs {
     }
 }
 
-/// Every change the model can justify now, each inside the guardrails and different from the knobs
-/// in force, with its prediction.
+/// Knobs the operator set outside their guardrails, at the operator's values: the tuner never
+/// changes them (docs/spec.md §8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pins {
+    /// The operator's `max_depth`, when outside its guardrail.
+    pub max_depth: Option<u32>,
+    /// The operator's `batch_size`, when outside its guardrail.
+    pub batch_size: Option<u32>,
+}
+
+impl Pins {
+    /// The pins of an operator's config.
+    pub fn of(config: &crate::config::EngineConfig) -> Pins {
+        let pinned = config.pinned_knobs();
+        let has = |knob| pinned.contains(&knob);
+        Pins {
+            max_depth: has(crate::config::TunedKnob::MaxDepth).then_some(config.spreading.max_depth),
+            batch_size: has(crate::config::TunedKnob::BatchSize).then_some(config.spreading.batch_size),
+        }
+    }
+}
+
+/// `knobs` as the tuner may write them: unpinned knobs inside the guardrails, pinned ones at the
+/// operator's values.
+pub fn guard(knobs: Knobs, g: &Guardrails, pins: Pins) -> Knobs {
+    let mut knobs = clamp(knobs, g);
+    if let Some(depth) = pins.max_depth {
+        knobs.max_depth = depth;
+    }
+    if let Some(batch) = pins.batch_size {
+        knobs.batch_size = batch;
+    }
+    knobs
+}
+
+/// Every change the model can justify now, each inside the guardrails (pinned knobs untouched) and
+/// different from the knobs in force, with its prediction.
 pub fn recommend(e: &Ewma, s: &IntervalStats, c: &Context<'_>) -> Vec<Candidate> {
     let mut out = candidates(e, s, c);
     for candidate in &mut out {
-        candidate.knobs = clamp(candidate.knobs, c.guardrails);
+        candidate.knobs = guard(candidate.knobs, c.guardrails, c.pins);
     }
     out.retain(|candidate| candidate.knobs != c.knobs);
     out

@@ -394,10 +394,12 @@ void axonal_graph_free(struct axonal_graph *g);
 
 /*
  Serve the HTTP surface of `e` on `addr` (`"host:port"`; NULL or `""`: `127.0.0.1:9464`; port 0
- picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable):
+ picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable, a JSON object):
  `{"admin_token", "max_body_bytes", "header_timeout_ms", "request_timeout_ms", "max_connections"}`;
- without `admin_token` the admin writes answer 403. Binds before returning: a taken or malformed
- address fails here with `AXONAL_STATUS_CONFIG`.
+ without `admin_token` the admin writes answer 403. At `max_connections` a new connection takes
+ the slot of the longest-idle one. With an `admin_token` on an address beyond loopback the library
+ logs a warning: the token travels in clear. Binds before returning: a taken or malformed address
+ fails here with `AXONAL_STATUS_CONFIG`.
  */
 axonal_status axonal_engine_serve_http(const struct axonal_engine *e, const char *addr, const char *options_json, struct axonal_http_server **out);
 
@@ -406,6 +408,12 @@ axonal_status axonal_engine_serve_http(const struct axonal_engine *e, const char
  `axonal_string_free`).
  */
 axonal_status axonal_http_server_local_addr(const struct axonal_http_server *s, char **out_addr, size_t *out_len);
+
+/*
+ A URL a client on this host can connect to, `"http://host:port"`: the loopback address stands in
+ for an unspecified one (`0.0.0.0`, `::`). Free with `axonal_string_free`.
+ */
+axonal_status axonal_http_server_url(const struct axonal_http_server *s, char **out_url, size_t *out_len);
 
 /*
  Stop the server (close its listener and connections, join its thread) and free the handle (NULL

@@ -314,7 +314,14 @@ public:
         detail::check(axonal_http_server_local_addr(s_, &text, &len));
         return detail::take(text, len);
     }
-    std::string url() const { return "http://" + local_addr(); }
+
+    /* "http://host:port" a client on this host can connect to (loopback for 0.0.0.0 / ::). */
+    std::string url() const {
+        char *text = nullptr;
+        size_t len = 0;
+        detail::check(axonal_http_server_url(s_, &text, &len));
+        return detail::take(text, len);
+    }
     /* Stop now (the destructor then does nothing). */
     void stop() noexcept { axonal_http_server_stop(std::exchange(s_, nullptr)); }
 

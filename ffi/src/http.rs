@@ -15,10 +15,12 @@ pub struct axonal_http_server {
 }
 
 /// Serve the HTTP surface of `e` on `addr` (`"host:port"`; NULL or `""`: `127.0.0.1:9464`; port 0
-/// picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable):
+/// picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable, a JSON object):
 /// `{"admin_token", "max_body_bytes", "header_timeout_ms", "request_timeout_ms", "max_connections"}`;
-/// without `admin_token` the admin writes answer 403. Binds before returning: a taken or malformed
-/// address fails here with `AXONAL_STATUS_CONFIG`.
+/// without `admin_token` the admin writes answer 403. At `max_connections` a new connection takes
+/// the slot of the longest-idle one. With an `admin_token` on an address beyond loopback the library
+/// logs a warning: the token travels in clear. Binds before returning: a taken or malformed address
+/// fails here with `AXONAL_STATUS_CONFIG`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_serve_http(
     e: *const axonal_engine,
@@ -54,6 +56,21 @@ pub unsafe extern "C" fn axonal_http_server_local_addr(
         string_out(out_addr, out_len)?; // out-params are cleared before anything else can fail
         let server = unsafe { s.as_ref() }.ok_or_else(|| FfiError::null("server"))?;
         give_string(server.server.local_addr().to_string(), out_addr, out_len)
+    })
+}
+
+/// A URL a client on this host can connect to, `"http://host:port"`: the loopback address stands in
+/// for an unspecified one (`0.0.0.0`, `::`). Free with `axonal_string_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_http_server_url(
+    s: *const axonal_http_server,
+    out_url: *mut *mut c_char,
+    out_len: *mut usize,
+) -> axonal_status {
+    run(|| {
+        string_out(out_url, out_len)?;
+        let server = unsafe { s.as_ref() }.ok_or_else(|| FfiError::null("server"))?;
+        give_string(server.server.url(), out_url, out_len)
     })
 }
 

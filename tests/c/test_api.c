@@ -752,6 +752,79 @@ static void test_http(void) {
     axonal_graph_free(g);
 }
 
+/* A transition callback that does not return until the test lets it (it sleeps in short steps). */
+static atomic_int release_stuck;
+static atomic_int stuck_entered;
+static void stuck_transition(void *userdata, const char *event_json, size_t len) {
+    (void)userdata;
+    (void)event_json;
+    (void)len;
+    atomic_store(&stuck_entered, 1);
+    while (!atomic_load(&release_stuck)) usleep(2000);
+}
+
+static double seconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Revision 2 hardening at the C surface: huge counts, object-shaped JSON, the callback bound and a
+   connectable URL. */
+static void test_hardening(void) {
+    /* A node count this machine cannot hold: GRAPH, naming the count and the bytes; no abort. */
+    axonal_graph_builder *b = NULL;
+    axonal_graph *g = NULL;
+    CHECK(axonal_graph_builder_new(UINT32_MAX, &b) == AXONAL_STATUS_OK, "a builder costs nothing per node");
+    CHECK(status_is(axonal_graph_builder_build(b, &g), AXONAL_STATUS_GRAPH, "build UINT32_MAX") && g == NULL, "huge build");
+    CHECK(message_has("4294967295 nodes") && message_has("bytes needed"), "%s", last_error);
+    char path[] = "/tmp/axonal-c-huge-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, "3000000000\t1\t0.5\n", 17) == 17, "write tsv");
+    close(fd);
+    CHECK(status_is(axonal_graph_from_tsv(path, NULL, &g), AXONAL_STATUS_GRAPH, "huge tsv") && g == NULL, "tsv");
+    CHECK(message_has("3000000001 nodes") && message_has("bytes needed"), "%s", last_error);
+    unlink(path);
+
+    /* Object-shaped JSON is an object: an array never fills fields by position. */
+    g = cycle5();
+    axonal_engine *e = engine_of(g, "{\"callbacks\": {\"timeout_ms\": 200}}");
+    CHECK(status_is(axonal_engine_set_chaos(e, "[]"), AXONAL_STATUS_CONFIG, "chaos []") && message_has("chaos: must be a JSON object"),
+          "%s", last_error);
+    CHECK(status_is(axonal_engine_set_chaos(e, "[{\"hot\": 5}, 0, 1.0]"), AXONAL_STATUS_CONFIG, "chaos array"), "array");
+    char *chaos = NULL;
+    size_t chaos_len = 0;
+    CHECK(axonal_engine_config_json(e, &chaos, &chaos_len) == AXONAL_STATUS_OK, "config");
+    axonal_string_free(chaos);
+
+    /* A transition callback that never returns: later events go on, free returns within the bound. */
+    uint64_t id = 0;
+    CHECK(axonal_engine_on_breaker_transition(e, stuck_transition, NULL, NULL, &id) == AXONAL_STATUS_OK, "register stuck");
+    CHECK(axonal_engine_set_breaker_override(e, "forced_open") == AXONAL_STATUS_OK, "override");
+    for (int i = 0; i < 500 && !atomic_load(&stuck_entered); i++) usleep(2000);
+    CHECK(atomic_load(&stuck_entered), "the stuck callback was called");
+    CHECK(axonal_engine_flush_transition_events(e) == AXONAL_STATUS_OK, "flush returns after the timeout");
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    axonal_engine_free(e);
+    double took = seconds_since(&start);
+    CHECK(took < 1.5, "axonal_engine_free took %.2f s with a callback stuck", took);
+    atomic_store(&release_stuck, 1);
+
+    /* Bound beyond loopback: the URL is connectable. */
+    e = engine_of(g, NULL);
+    axonal_http_server *server = NULL;
+    CHECK(axonal_engine_serve_http(e, "0.0.0.0:0", NULL, &server) == AXONAL_STATUS_OK, "serve 0.0.0.0: %s", error_text());
+    char *url = NULL;
+    size_t url_len = 0;
+    CHECK(axonal_http_server_url(server, &url, &url_len) == AXONAL_STATUS_OK && url, "url");
+    CHECK(url && strncmp(url, "http://127.0.0.1:", 17) == 0 && strlen(url) == url_len, "connectable url: %s", url ? url : "");
+    axonal_string_free(url);
+    axonal_http_server_stop(server);
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
 int main(void) {
     test_versions();
     test_worked_examples();
@@ -762,5 +835,6 @@ int main(void) {
     test_bad_input();
     test_concurrency();
     test_http();
+    test_hardening();
     return REPORT();
 }

@@ -113,6 +113,8 @@ int main() {
         std::string addr = server.local_addr();
         CHECK(addr.rfind("127.0.0.1:", 0) == 0 && addr != "127.0.0.1:0", addr.c_str());
         CHECK(server.url() == "http://" + addr, "url");
+        axonal::Server everywhere = moved.serve_http("0.0.0.0:0");
+        CHECK(everywhere.url().rfind("http://127.0.0.1:", 0) == 0, everywhere.url().c_str());
         try {
             moved.serve_http(addr);
             CHECK(false, "no exception for a taken port");

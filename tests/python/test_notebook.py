@@ -75,7 +75,7 @@ def test_row_of_reads_a_real_snapshot():
     with axonal.Engine(g) as e:
         r = row_of(e.snapshot())
     assert r["breaker"] == "closed" and r["health"] in ("healthy", "degraded", "unhealthy")
-    assert set(r["probes"]) == {"spreading"}
+    assert set(r["probes"]) == {"spreading", "spreading_live"}
 
 
 def test_monitor_rejects_bad_arguments():

@@ -16,7 +16,7 @@ use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyList, PyString, PyTuple};
 
 create_exception!(_native, AxonalError, PyException, "Base class of every Axonal error.");
 create_exception!(_native, ConfigError, AxonalError, "A configuration value or patch was rejected.");
@@ -56,16 +56,17 @@ enum Column<'py, T: Element> {
 }
 
 impl<'py, T: Element + for<'a> FromPyObject<'a, 'py>> Column<'py, T> {
-    fn extract(object: &Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+    /// `expected` says what each element must be, for the error naming the first one that is not.
+    fn extract(object: &Bound<'py, PyAny>, what: &str, expected: &str) -> PyResult<Self> {
         if let Ok(array) = object.extract::<PyReadonlyArray1<'py, T>>()
             && array.is_c_contiguous()
         {
             return Ok(Column::Array(array));
         }
-        object
-            .extract::<Vec<T>>()
-            .map(Column::Copied)
-            .map_err(|e| PyTypeError::new_err(format!("{what}: expected a sequence of numbers ({e})")))
+        match object.extract::<Vec<T>>() {
+            Ok(values) if !is_text(object) => Ok(Column::Copied(values)),
+            _ => Err(element_error::<T>(object, what, expected)),
+        }
     }
 
     fn as_slice(&self) -> &[T] {
@@ -75,6 +76,97 @@ impl<'py, T: Element + for<'a> FromPyObject<'a, 'py>> Column<'py, T> {
             Column::Copied(values) => values,
         }
     }
+}
+
+/// Strings and bytes are sequences, but never of numbers or ids.
+fn is_text(object: &Bound<'_, PyAny>) -> bool {
+    object.is_instance_of::<PyString>()
+        || object.is_instance_of::<PyBytes>()
+        || object.is_instance_of::<PyByteArray>()
+}
+
+/// `repr(value) (type)` for messages: `'0' (str)`, `4294967296 (int)`.
+fn describe(value: &Bound<'_, PyAny>) -> String {
+    let repr = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into());
+    let kind = value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    format!("{repr} ({kind})")
+}
+
+/// The TypeError for a sequence that does not convert: which element, what it is, what it must be.
+fn element_error<'py, T: for<'a> FromPyObject<'a, 'py>>(
+    object: &Bound<'py, PyAny>,
+    what: &str,
+    expected: &str,
+) -> PyErr {
+    if is_text(object) {
+        return PyTypeError::new_err(format!("{what}: expected a sequence, got {}", describe(object)));
+    }
+    let Ok(items) = object.try_iter() else {
+        return PyTypeError::new_err(format!("{what}: expected a sequence, got {}", describe(object)));
+    };
+    for (i, item) in items.enumerate() {
+        match item {
+            Ok(item) if item.extract::<T>().is_err() => {
+                return PyTypeError::new_err(format!("{what}[{i}]: {} is not {expected}", describe(&item)));
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+    }
+    PyTypeError::new_err(format!("{what}: expected a sequence of {expected}"))
+}
+
+const NODE_ID: &str = "a node id (an integer in 0..4294967295)";
+
+/// Edge weights as `f32`: float32 arrays in place; float64 arrays and Python numbers checked in
+/// double precision first, so an error reports the value as passed (core's `weights_from_f64`).
+/// Complex numbers are refused (NumPy would silently drop their imaginary part).
+fn weights<'py>(object: &Bound<'py, PyAny>) -> PyResult<Column<'py, f32>> {
+    if let Ok(array) = object.extract::<PyReadonlyArray1<'py, f32>>()
+        && array.is_c_contiguous()
+    {
+        return Ok(Column::Array(array));
+    }
+    if let Ok(array) = object.extract::<PyReadonlyArray1<'py, f64>>()
+        && let Ok(values) = array.as_slice()
+    {
+        return axonal_core::graph::weights_from_f64(values, 0).map(Column::Copied).map_err(py_err);
+    }
+    if let Ok(kind) =
+        object.getattr("dtype").and_then(|d| d.getattr("kind")).and_then(|k| k.extract::<String>())
+        && kind == "c"
+    {
+        return Err(PyTypeError::new_err("weight: a complex array is not a weight array (weights are real)"));
+    }
+    if is_text(object) {
+        return Err(PyTypeError::new_err(format!("weight: expected a sequence, got {}", describe(object))));
+    }
+    let items = object.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!("weight: expected a sequence, got {}", describe(object)))
+    })?;
+    let mut values = Vec::new();
+    for (i, item) in items.enumerate() {
+        let item = item?;
+        let value = if item.is_instance_of::<PyComplex>() { None } else { item.extract::<f64>().ok() };
+        let Some(value) = value else {
+            return Err(PyTypeError::new_err(format!(
+                "weight[{i}]: {} is not a real number",
+                describe(&item)
+            )));
+        };
+        values.push(value);
+    }
+    axonal_core::graph::weights_from_f64(&values, 0).map(Column::Copied).map_err(py_err)
+}
+
+/// A per-node input (`tiers`, `labels`, `embeddings`) must have one entry per node.
+fn check_per_node(what: &str, len: usize, nodes: u32) -> PyResult<()> {
+    if len == nodes as usize {
+        return Ok(());
+    }
+    Err(GraphError::new_err(format!(
+        "{what}: {len} entries for a graph of {nodes} nodes (give one per node, or None)"
+    )))
 }
 
 /// An immutable graph (SPEC §2).
@@ -113,9 +205,9 @@ impl Graph {
         embeddings: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Graph> {
         let (src, dst, weight) = (
-            Column::<u32>::extract(&src, "src")?,
-            Column::<u32>::extract(&dst, "dst")?,
-            Column::<f32>::extract(&weight, "weight")?,
+            Column::<u32>::extract(&src, "src", NODE_ID)?,
+            Column::<u32>::extract(&dst, "dst", NODE_ID)?,
+            weights(&weight)?,
         );
         let (src, dst, weight) = (src.as_slice(), dst.as_slice(), weight.as_slice());
         if src.len() != dst.len() || src.len() != weight.len() {
@@ -133,18 +225,40 @@ impl Graph {
         let mut builder = GraphBuilder::new(n);
         builder.add_edges(src, dst, weight).map_err(py_err)?;
         if let Some(tiers) = tiers {
-            for (i, tier) in tiers.try_iter()?.enumerate() {
-                builder.set_tier(i as u32, parse_tier(&tier?, i)?).map_err(py_err)?;
+            if let Ok(codes) = tiers.extract::<PyReadonlyArray1<'_, u8>>() {
+                check_per_node("tiers", codes.len(), n)?;
+                for (i, &code) in codes.as_array().iter().enumerate() {
+                    let tier = Tier::from_index(code as u32).ok_or_else(|| {
+                        GraphError::new_err(format!("tiers[{i}]: tier {code} out of range 0..=2"))
+                    })?;
+                    builder.set_tier(i as u32, tier).map_err(py_err)?;
+                }
+            } else {
+                if is_text(&tiers) {
+                    return Err(PyTypeError::new_err(format!(
+                        "tiers: expected a sequence, got {}",
+                        describe(&tiers)
+                    )));
+                }
+                check_per_node("tiers", tiers.len()?, n)?;
+                for (i, tier) in tiers.try_iter()?.enumerate() {
+                    builder.set_tier(i as u32, parse_tier(&tier?, i)?).map_err(py_err)?;
+                }
             }
         }
-        for (i, label) in labels.into_iter().flatten().enumerate() {
-            if let Some(label) = label {
-                builder.set_label(i as u32, label).map_err(py_err)?;
+        if let Some(labels) = labels {
+            check_per_node("labels", labels.len(), n)?;
+            for (i, label) in labels.into_iter().enumerate() {
+                if let Some(label) = label {
+                    builder.set_label(i as u32, label).map_err(py_err)?;
+                }
             }
         }
         if let Some(embeddings) = embeddings {
             if let Ok(matrix) = embeddings.extract::<PyReadonlyArray2<'_, f32>>() {
-                for (i, row) in matrix.as_array().rows().into_iter().enumerate() {
+                let matrix = matrix.as_array();
+                check_per_node("embeddings", matrix.nrows(), n)?;
+                for (i, row) in matrix.rows().into_iter().enumerate() {
                     let row: Vec<f32> = row.iter().copied().collect();
                     builder.set_embedding(i as u32, &row).map_err(py_err)?;
                 }
@@ -152,6 +266,7 @@ impl Graph {
                 let rows: Vec<Vec<f32>> = embeddings.extract().map_err(|e| {
                     PyTypeError::new_err(format!("embeddings: expected a 2-D array of floats ({e})"))
                 })?;
+                check_per_node("embeddings", rows.len(), n)?;
                 for (i, row) in rows.iter().enumerate() {
                     builder.set_embedding(i as u32, row).map_err(py_err)?;
                 }
@@ -282,31 +397,50 @@ impl RecallResult {
 
 /// Parse `seeds`: a list of ids, a dict {id: activation} or a list of (id, activation) pairs.
 fn parse_seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
-    let id = |value: &Bound<'_, PyAny>| -> PyResult<u32> {
-        value
-            .extract::<u32>()
-            .map_err(|_| RecallError::new_err(format!("seed id {value} is not a node id (an int >= 0)")))
+    let id = |value: &Bound<'_, PyAny>, at: &str| -> PyResult<u32> {
+        if value.is_instance_of::<PyBool>() {
+            return Err(RecallError::new_err(format!(
+                "{at}: {} is not a node id (an int >= 0)",
+                describe(value)
+            )));
+        }
+        value.extract::<u32>().map_err(|_| {
+            RecallError::new_err(format!("{at}: {} is not a node id (an int >= 0)", describe(value)))
+        })
     };
-    let activation = |value: &Bound<'_, PyAny>| -> PyResult<f32> {
-        value
-            .extract::<f32>()
-            .map_err(|_| RecallError::new_err(format!("seed activation {value} is not a number")))
+    let activation = |value: &Bound<'_, PyAny>, at: &str| -> PyResult<f32> {
+        value.extract::<f32>().map_err(|_| {
+            RecallError::new_err(format!("{at}: activation {} is not a number", describe(value)))
+        })
     };
     if let Ok(dict) = seeds.cast::<PyDict>() {
-        return dict.iter().map(|(k, v)| Ok((id(&k)?, activation(&v)?))).collect();
+        return dict
+            .iter()
+            .map(|(k, v)| {
+                let at = format!("seeds[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default());
+                Ok((id(&k, &at)?, activation(&v, &at)?))
+            })
+            .collect();
+    }
+    let expected = "seeds: expected a list of ids, a dict {id: activation} or (id, activation) pairs";
+    if is_text(seeds) {
+        return Err(PyTypeError::new_err(format!("{expected}, got {}", describe(seeds))));
     }
     let mut out = Vec::new();
-    for item in seeds.try_iter().map_err(|_| {
-        PyTypeError::new_err("seeds: expected a list of ids, a dict or (id, activation) pairs")
-    })? {
+    for (i, item) in seeds
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("{expected}, got {}", describe(seeds))))?
+        .enumerate()
+    {
         let item = item?;
+        let at = format!("seeds[{i}]");
         if let Ok(pair) = item.cast::<PyTuple>() {
             if pair.len() != 2 {
-                return Err(RecallError::new_err(format!("seed {pair}: expected (id, activation)")));
+                return Err(RecallError::new_err(format!("{at}: {pair} is not an (id, activation) pair")));
             }
-            out.push((id(&pair.get_item(0)?)?, activation(&pair.get_item(1)?)?));
+            out.push((id(&pair.get_item(0)?, &at)?, activation(&pair.get_item(1)?, &at)?));
         } else {
-            out.push((id(&item)?, 1.0));
+            out.push((id(&item, &at)?, 1.0));
         }
     }
     Ok(out)
@@ -423,18 +557,19 @@ impl Engine {
         Ok(Engine { inner })
     }
 
-    /// Recall what `seeds` (and/or a query `embedding`) activate; the top `k` results.
-    #[pyo3(signature = (seeds=None, k=10, embedding=None))]
+    /// Recall what `seeds` (and/or a query `embedding`) activate; the top `k` results (`None`: the
+    /// configured `recall.k`).
+    #[pyo3(signature = (seeds=None, k=None, embedding=None))]
     fn recall(
         &self,
         py: Python<'_>,
         seeds: Option<Bound<'_, PyAny>>,
-        k: usize,
+        k: Option<usize>,
         embedding: Option<Vec<f32>>,
     ) -> PyResult<RecallResult> {
         let engine = self.engine()?;
         let seeds = seeds.map(|s| parse_seeds(&s)).transpose()?.unwrap_or_default();
-        let cue = Cue { seeds, embedding, k: Some(k) };
+        let cue = Cue { seeds, embedding, k };
         let recall = py.detach(|| engine.recall(&cue)).map_err(py_err)?;
         Ok(RecallResult { recall, graph: engine.graph() })
     }
@@ -560,6 +695,7 @@ impl Engine {
     #[pyo3(signature = (name, r#fn, interval=10.0, timeout=1.0, critical=true))]
     fn register_probe(
         &self,
+        py: Python<'_>,
         name: &str,
         r#fn: Py<PyAny>,
         interval: f64,
@@ -576,6 +712,7 @@ impl Engine {
             timeout: seconds(timeout, "timeout")?,
             critical,
         };
+        require_callable(r#fn.bind(py), "register_probe: fn")?;
         let probe_name = name.to_owned();
         let check = move || {
             call_reporting(&format!("axonal probe {probe_name:?}"), |py| probe_result(r#fn.bind(py).call0()?))
@@ -592,19 +729,18 @@ impl Engine {
 
     /// Call `fn(event: dict)` for every breaker transition, in order, from the engine's dispatcher
     /// thread (with the GIL taken); an exception goes to `sys.unraisablehook` and is counted.
-    fn on_breaker_transition(&self, r#fn: Py<PyAny>) -> PyResult<u64> {
-        let callback = move |event: &axonal_core::TransitionEvent| {
+    fn on_breaker_transition(&self, py: Python<'_>, r#fn: Py<PyAny>) -> PyResult<u64> {
+        require_callable(r#fn.bind(py), "on_breaker_transition: fn")?;
+        let callback = move |event: &axonal_core::TransitionEvent| -> Result<(), String> {
             let text = event.to_json();
-            let delivered = call_reporting("axonal breaker transition callback", |py| {
+            // A raise goes to sys.unraisablehook (once) and is counted by the engine as a failure.
+            call_reporting("axonal breaker transition callback", |py| {
                 let event = py.import("json")?.call_method1("loads", (text,))?;
                 r#fn.bind(py).call1((event,)).map(drop)
-            });
-            if delivered.is_none() {
-                // The dispatcher counts a panicking callback as failed: make a raise count too.
-                panic!("the breaker transition callback raised");
-            }
+            })
+            .ok_or_else(|| "the callback raised".to_owned())
         };
-        Ok(self.engine()?.on_breaker_transition(callback))
+        Ok(self.engine()?.on_breaker_transition_fallible(callback))
     }
 
     /// Stop calling a transition callback; whether it was registered.
@@ -614,17 +750,58 @@ impl Engine {
     }
 
     /// Serve the HTTP surface (SPEC §12) on `addr` (port 0 picks a free one; loopback by default).
-    /// Admin writes (`PUT`) need `admin_token` as a bearer token; without one they are disabled.
-    #[pyo3(signature = (addr="127.0.0.1:9464", admin_token=None))]
+    /// Admin writes (`PUT`) need `admin_token` as a bearer token; without one they are disabled. The
+    /// limits default as in the C and Rust APIs; an admin token beyond loopback warns (it travels in
+    /// clear).
+    #[pyo3(signature = (addr="127.0.0.1:9464", admin_token=None, *, max_connections=None, header_timeout=None, request_timeout=None, max_body_bytes=None))]
+    #[allow(clippy::too_many_arguments)]
     fn serve_http(
         &self,
         py: Python<'_>,
         addr: &str,
         admin_token: Option<String>,
+        max_connections: Option<usize>,
+        header_timeout: Option<f64>,
+        request_timeout: Option<f64>,
+        max_body_bytes: Option<usize>,
     ) -> PyResult<http::HttpServer> {
         let engine = self.engine()?;
-        let options = axonal_core::http::HttpOptions::default().with_admin_token(admin_token);
+        let mut options = axonal_core::http::HttpOptions::default().with_admin_token(admin_token);
+        let millis = |seconds: f64, field: &str| -> PyResult<u64> {
+            let ms = seconds * 1000.0;
+            if ms.is_finite() && ms >= 1.0 && ms <= u64::MAX as f64 {
+                Ok(ms as u64)
+            } else {
+                Err(ConfigError::new_err(format!(
+                    "{field}: must be a number of seconds >= 0.001 (got {seconds})"
+                )))
+            }
+        };
+        if let Some(n) = max_connections {
+            options.max_connections = n;
+        }
+        if let Some(seconds) = header_timeout {
+            options.header_timeout_ms = millis(seconds, "header_timeout")?;
+        }
+        if let Some(seconds) = request_timeout {
+            options.request_timeout_ms = millis(seconds, "request_timeout")?;
+        }
+        if let Some(bytes) = max_body_bytes {
+            options.max_body_bytes = bytes;
+        }
         let server = py.detach(|| engine.arc().serve_http(addr, options)).map_err(py_err)?;
+        if server.token_in_clear() {
+            let message = format!(
+                "serve_http({addr:?}): admin writes are enabled beyond loopback, and the bearer token \
+                 travels in clear; put a TLS-terminating proxy in front, or bind 127.0.0.1"
+            );
+            PyErr::warn(
+                py,
+                &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(),
+                &std::ffi::CString::new(message)?,
+                1,
+            )?;
+        }
         Ok(http::HttpServer { inner: server })
     }
 
@@ -653,6 +830,15 @@ impl Engine {
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
         self.close();
         false
+    }
+}
+
+/// A TypeError unless `value` is callable (at registration, not at every later call).
+fn require_callable(value: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    if value.is_callable() {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!("{what} must be callable, got {}", describe(value))))
     }
 }
 

@@ -21,8 +21,9 @@ pub(super) struct Run<'a> {
     /// hop number nodes first reached now get.
     finishing_tier: usize,
     hop: u8,
-    /// Σ x_{d+1} over depths and nodes so far, in units of 2⁻⁹⁰ (see [`delivered_units`]).
-    delivered: u128,
+    /// Σ x_{d+1} over depths and nodes so far, in units of 2⁻³⁰ (see [`delivered_units`]); it
+    /// saturates only past 2³⁴ ≈ 1.7 · 10¹⁰ of activation, far beyond any low-mass threshold.
+    delivered: u64,
 }
 
 impl<'a> Run<'a> {
@@ -66,7 +67,7 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn finish(mut self) -> SpreadStats {
-        self.stats.delivered = self.delivered as f64 / DELIVERED_SCALE;
+        self.stats.delivered = self.delivered as f64 * (1.0 / f64::from(DELIVERED_SCALE));
         self.stats.delivered_any = self.delivered > 0;
         self.stats
     }
@@ -258,8 +259,9 @@ impl<'a> Run<'a> {
                 self.stats.backend = Backend::OpenCl;
                 let hop = self.hop;
                 let s = &mut *self.s;
-                self.delivered +=
+                let delivered =
                     finish_chunk(hop, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops);
+                self.delivered = self.delivered.saturating_add(delivered);
                 true
             }
             Err(_) => {
@@ -331,7 +333,7 @@ impl<'a> Run<'a> {
                 if finishing { finish_chunk(hop, next, current, activation, hops) } else { 0 }
             };
         // Integer units: the delivered sum is the same whatever the chunking.
-        let delivered: u128 = match self.pool {
+        let delivered: u64 = match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
                 (
                     s.next.par_chunks_mut(chunk),
@@ -342,17 +344,17 @@ impl<'a> Run<'a> {
                     .into_par_iter()
                     .enumerate()
                     .map(|(k, (n, c, a, h))| body(k * chunk, n, c, a, h))
-                    .sum()
+                    .reduce(|| 0, u64::saturating_add)
             }),
             _ => body(0, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops),
         };
-        self.delivered += delivered;
+        self.delivered = self.delivered.saturating_add(delivered);
     }
 
     /// After a push: x_{d+1} = min(1, next) for the touched nodes; update A, hops and the active list.
     /// (Pushes only follow sparse depths, so the active and reached lists are complete here.)
     fn finish_sparse(&mut self, d: usize) {
-        let mut delivered = 0u128;
+        let mut delivered = 0u64;
         let s = &mut *self.s;
         for &u in &s.active {
             s.current[u as usize] = 0.0;
@@ -375,7 +377,7 @@ impl<'a> Run<'a> {
             }
         }
         s.next_active.clear();
-        self.delivered += delivered;
+        self.delivered = self.delivered.saturating_add(delivered);
     }
 
     fn chunk_len(&self) -> usize {
@@ -406,8 +408,8 @@ fn finish_chunk(
     current: &mut [f32],
     activation: &mut [f32],
     hops: &mut [u8],
-) -> u128 {
-    let mut delivered = 0u128;
+) -> u64 {
+    let mut delivered = 0u64;
     for i in 0..next.len() {
         let x = next[i].min(1.0);
         next[i] = 0.0;
@@ -423,20 +425,40 @@ fn finish_chunk(
     delivered
 }
 
-/// 2⁹⁰: delivered activation is summed as integers in units of 2⁻⁹⁰, so the sum does not depend on
-/// the order (push or pull, threads, chunks) it was added in; 16 depths × 2³² nodes × 2⁹⁰ < 2¹²⁸.
-const DELIVERED_SCALE: f64 = 1237940039285380274899124224.0;
+/// 2³⁰: delivered activation is summed as integers in units of 2⁻³⁰ (about 10⁻⁹), so the sum does
+/// not depend on the order (push or pull, threads, chunks) it was added in. A depth's sum fits a
+/// `u64` (2³² nodes × 2³⁰); the call's sum saturates (see `Run::delivered`).
+const DELIVERED_SCALE: f32 = 1_073_741_824.0;
 
-/// An arriving activation `x` ∈ (0, 1] in units of 2⁻⁹⁰ (amounts below one unit count as one, so
-/// any positive delivery is seen).
+/// An arriving activation `x` ∈ (0, 1] in units of 2⁻³⁰, truncated; amounts below one unit count as
+/// one, so any positive delivery is seen.
 #[inline]
-fn delivered_units(x: f32) -> u128 {
-    ((x as f64 * DELIVERED_SCALE) as u128).max(1)
+fn delivered_units(x: f32) -> u64 {
+    debug_assert!(x > 0.0 && x <= 1.0);
+    // SAFETY: x ∈ (0, 1], so x · 2³⁰ is finite and in (0, 2³⁰]: it fits a u32. Scaling by a power
+    // of two is exact.
+    let units = unsafe { (x * DELIVERED_SCALE).to_int_unchecked::<u32>() };
+    u64::from(units.max(1))
 }
 
 /// Gather for destinations `base..base + next.len()`: `next[v] += Σ send[u] · w` in reverse-CSR order.
 /// Non-frontier sources have `send[u] = 0`, and adding +0.0 leaves a non-negative sum unchanged, so
 /// this equals the push over the frontier alone, bit for bit.
+#[cfg(test)]
+mod tests {
+    use super::{DELIVERED_SCALE, delivered_units};
+
+    #[test]
+    fn delivered_units_truncate_and_never_lose_a_delivery() {
+        for x in [1.0f32, 0.5, 0.8, 0.64, 0.01, 1e-5] {
+            assert_eq!(delivered_units(x), (x as f64 * DELIVERED_SCALE as f64) as u64, "{x}");
+        }
+        assert_eq!(delivered_units(1.0), 1 << 30);
+        assert_eq!(delivered_units(1e-20), 1, "below one unit counts as one");
+        assert_eq!(delivered_units(f32::MIN_POSITIVE), 1);
+    }
+}
+
 #[inline]
 pub(crate) fn gather(csr: &Csr, send: &[f32], base: usize, next: &mut [f32]) {
     let offsets = &csr.offsets[base..base + next.len() + 1];

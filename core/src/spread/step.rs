@@ -444,6 +444,19 @@ fn delivered_units(x: f32) -> u64 {
 /// Gather for destinations `base..base + next.len()`: `next[v] += Σ send[u] · w` in reverse-CSR order.
 /// Non-frontier sources have `send[u] = 0`, and adding +0.0 leaves a non-negative sum unchanged, so
 /// this equals the push over the frontier alone, bit for bit.
+#[inline]
+pub(crate) fn gather(csr: &Csr, send: &[f32], base: usize, next: &mut [f32]) {
+    let offsets = &csr.offsets[base..base + next.len() + 1];
+    for (i, slot) in next.iter_mut().enumerate() {
+        let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let mut acc = *slot;
+        for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
+            acc += send[u as usize] * w;
+        }
+        *slot = acc;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{DELIVERED_SCALE, delivered_units};
@@ -456,18 +469,5 @@ mod tests {
         assert_eq!(delivered_units(1.0), 1 << 30);
         assert_eq!(delivered_units(1e-20), 1, "below one unit counts as one");
         assert_eq!(delivered_units(f32::MIN_POSITIVE), 1);
-    }
-}
-
-#[inline]
-pub(crate) fn gather(csr: &Csr, send: &[f32], base: usize, next: &mut [f32]) {
-    let offsets = &csr.offsets[base..base + next.len() + 1];
-    for (i, slot) in next.iter_mut().enumerate() {
-        let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
-        let mut acc = *slot;
-        for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
-            acc += send[u as usize] * w;
-        }
-        *slot = acc;
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, FallbackReason, Graph, HealthStatus, Source};
 use serde_json::json;
 
+mod common;
+
 fn cycle(n: u32) -> Graph {
     let src: Vec<u32> = (0..n).collect();
     let dst: Vec<u32> = (0..n).map(|u| (u + 1) % n).collect();
@@ -16,6 +18,19 @@ fn cycle(n: u32) -> Graph {
 
 fn engine_with(graph: Graph, patch: serde_json::Value) -> Engine {
     Engine::new(graph, EngineConfig::default().patched(&patch).unwrap()).unwrap()
+}
+
+/// Wait for the probes' start-up checks (due at registration, run by the background runner), so
+/// that every later check is one the test asked for.
+fn after_startup_checks(engine: &Engine) {
+    let done = || {
+        let report = engine.health_report();
+        ["spreading", "spreading_live"]
+            .iter()
+            .all(|p| report["probes"][p]["checks_total"].as_u64() >= Some(1))
+    };
+    assert!(common::eventually(Duration::from_secs(10), done), "the start-up checks never ran");
+    engine.health().settle();
 }
 
 #[test]
@@ -44,6 +59,7 @@ fn delivered_mass_is_the_low_mass_rule() {
 #[test]
 fn the_live_probe_sees_an_edgeless_graph_swapped_in() {
     let engine = engine_with(cycle(5), json!({"health": {"interval_ms": 3_600_000}}));
+    after_startup_checks(&engine);
     let live = || engine.check_probe("spreading_live").unwrap();
     let first = live();
     assert_eq!(first["status"], "healthy");
@@ -82,6 +98,7 @@ fn the_live_probe_sees_failing_recalls() {
         cycle(5),
         json!({"health": {"interval_ms": 3_600_000}, "breaker": {"min_calls": 1000, "window_size": 1000}}),
     );
+    after_startup_checks(&engine);
     engine
         .set_chaos(axonal_core::ChaosConfig { failure_rate: 1.0, seed: Some(1), ..Default::default() })
         .unwrap();

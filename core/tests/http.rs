@@ -188,6 +188,9 @@ fn health_endpoint_turns_503_when_live_recalls_deliver_nothing() {
     let engine = engine();
     let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
+    let live_checks = || engine.health_report()["probes"]["spreading_live"]["checks_total"].as_u64().unwrap();
+    assert!(eventually(Duration::from_secs(10), || live_checks() >= 1), "the start-up check never ran");
+    engine.health().settle();
     // An edgeless graph swapped in while cues keep coming: the synthetic probe cannot see it.
     engine.replace_graph(GraphBuilder::new(6).build().unwrap());
     for _ in 0..2 {

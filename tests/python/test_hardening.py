@@ -253,6 +253,10 @@ def test_seeding_every_node_is_not_low_mass():
 
 def test_the_live_probe_reports_an_edgeless_graph():
     with axonal.Engine(cycle(), {"health": {"interval_ms": 3600000}}) as e:
+        # The start-up check (due at registration, run in the background) first.
+        deadline = time.monotonic() + 10
+        while e.health()["probes"]["spreading_live"]["checks_total"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert e.check("spreading_live")["reason"].startswith("idle")
         e.replace_graph(axonal.Graph.from_edges([], [], [], num_nodes=5))
         statuses = []

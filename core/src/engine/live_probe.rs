@@ -41,9 +41,12 @@ impl HealthProbe for LiveSpreadingProbe {
     fn check(&self) -> HealthCheckResult {
         let live = self.core.live.load();
         let health = &live.config.health;
-        let latency = self.core.tuner_feed.spread_latency.totals();
+        // Outcomes first, calls last: a recall records its latency before its outcome, so every
+        // failure read here belongs to a call read here (a call whose outcome is not recorded yet
+        // counts as a success now; its failure counts in the next interval).
         let failed_total = self.core.telemetry.spreading().failures_total.total();
         let empty_total = self.core.live_feed.empty.total();
+        let latency = self.core.tuner_feed.spread_latency.totals();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let calls = latency.count.saturating_sub(seen.calls);
         let failed = failed_total.saturating_sub(seen.failed);

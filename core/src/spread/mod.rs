@@ -1,4 +1,5 @@
-//! The normative spreading algorithm of SPEC §3 on the CPU.
+//! The normative spreading algorithm of docs/spec.md §3 on the CPU: seeds in, activations and stats
+//! out. It knows nothing of cues, breakers or fallbacks: the pipeline built on it does.
 //!
 //! Each depth builds the frontier `F`, then propagates tier by tier (hot, warm, cold), timing each
 //! tier's phase against its timeout. Small frontiers are *pushed* inline on the calling thread; once
@@ -10,16 +11,28 @@
 mod scratch;
 mod step;
 
-pub use scratch::ScratchPool;
-pub(crate) use scratch::{Scratch, ScratchLease, UNREACHED};
+pub(crate) use scratch::{Scratch, UNREACHED};
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::config::{CyclePolicy, SpreadingConfig};
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Tier};
-use crate::recall::Activation;
+
+/// One activated node: what a spread (or its one-hop variant) reports per node.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Activation {
+    /// Node id.
+    pub node: u32,
+    /// Accumulated activation in (0, 1].
+    pub activation: f32,
+    /// Depth at which the node was first reached (0 for seeds).
+    pub hops: u32,
+    /// The node's tier.
+    pub tier: Tier,
+}
 
 /// Upper bound of `max_depth`; per-depth stats are fixed arrays of this size.
 pub const MAX_DEPTH: usize = 16;
@@ -27,6 +40,7 @@ pub const MAX_DEPTH: usize = 16;
 /// Which backend ran a spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Backend {
     /// The CPU backend (inline push and pooled pull).
     #[default]
@@ -45,7 +59,7 @@ impl Backend {
     }
 }
 
-/// What one spread did (SPEC §3 "Stats").
+/// What one spread did (docs/spec.md §3, "Stats").
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SpreadStats {
     /// Number of depths at which the frontier was non-empty.
@@ -237,6 +251,36 @@ pub(crate) fn spread(
     run.finish()
 }
 
+/// Check seeds against `graph` (ids in range, activations in (0, 1]) and write them to `out`
+/// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread`] takes them.
+pub fn normalise_seeds(graph: &Graph, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
+    out.clear();
+    for &(node, activation) in seeds {
+        if node >= graph.node_count {
+            return Err(Error::SeedOutOfRange { node: node as u64, node_count: graph.node_count });
+        }
+        if !(activation.is_finite() && activation > 0.0 && activation <= 1.0) {
+            return Err(Error::InvalidSeedActivation { node, activation });
+        }
+        out.push((node, activation));
+    }
+    merge_duplicate_seeds(out);
+    Ok(())
+}
+
+/// Sort seeds by id and merge duplicates: activations summed, capped at 1.
+pub(crate) fn merge_duplicate_seeds(seeds: &mut Vec<(u32, f32)>) {
+    seeds.sort_unstable_by_key(|&(node, _)| node);
+    seeds.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 = (kept.1 + later.1).min(1.0);
+            true
+        } else {
+            false
+        }
+    });
+}
+
 /// Spread outside an engine (tests, benchmarks): validates and merges `seeds`, returns every result
 /// (seeds and nodes with A ≥ threshold) best first, and the stats with the mass filled in.
 pub fn spread_standalone(
@@ -245,28 +289,70 @@ pub fn spread_standalone(
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
-) -> crate::Result<(Vec<Activation>, SpreadStats)> {
-    spread_standalone_on(graph, params, seeds, pool, hook, None)
+) -> Result<(Vec<Activation>, SpreadStats)> {
+    spread_standalone_with_accelerator(graph, params, seeds, pool, hook, None)
 }
 
 /// [`spread_standalone`] with pull depths offered to `accelerator`.
-pub fn spread_standalone_on(
+pub fn spread_standalone_with_accelerator(
     graph: &Graph,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
     accelerator: Option<&dyn PullAccelerator>,
-) -> crate::Result<(Vec<Activation>, SpreadStats)> {
+) -> Result<(Vec<Activation>, SpreadStats)> {
     let mut scratch = Scratch::default();
     scratch.try_resize(graph.node_count())?;
-    let cue = crate::Cue::weighted(seeds.iter().copied());
-    crate::recall::resolve_seeds(graph, &cue, 1, 0.0, &mut scratch)?;
-    let seeds = std::mem::take(&mut scratch.seeds);
-    let mut stats = spread(graph, params, &seeds, &mut scratch, pool, hook.unwrap_or(&NoHook), accelerator);
+    let mut merged = Vec::new();
+    normalise_seeds(graph, seeds, &mut merged)?;
+    let mut stats = spread(graph, params, &merged, &mut scratch, pool, hook.unwrap_or(&NoHook), accelerator);
     let mut out = Vec::new();
     stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
     Ok((out, stats))
+}
+
+/// One hop, no further: the seeds (hops 0, their own activation) and their direct out-neighbours
+/// (hops 1, Σ seed activation × weight, capped at 1), best first, the top `k` of them. `seeds` are
+/// normalised (unique, sorted by id); `scratch` is clean before and after.
+pub(crate) fn one_hop(
+    graph: &Graph,
+    seeds: &[(u32, f32)],
+    k: usize,
+    scratch: &mut Scratch,
+    out: &mut Vec<Activation>,
+) {
+    out.clear();
+    for &(seed, _) in seeds {
+        scratch.hops[seed as usize] = 0;
+    }
+    for &(seed, a) in seeds {
+        let range = graph.forward.range(seed as usize);
+        for (&v, &w) in graph.forward.neighbours[range.clone()].iter().zip(&graph.forward.weights[range]) {
+            let j = v as usize;
+            if scratch.hops[j] == 0 {
+                continue;
+            }
+            if !scratch.in_next[j] {
+                scratch.in_next[j] = true;
+                scratch.next_active.push(v);
+            }
+            scratch.next[j] = (scratch.next[j] + a * w).min(1.0);
+        }
+    }
+    let tier = |node: u32| graph.tiers[node as usize];
+    out.extend(seeds.iter().map(|&(node, a)| Activation { node, activation: a, hops: 0, tier: tier(node) }));
+    for &v in &scratch.next_active {
+        let j = v as usize;
+        out.push(Activation { node: v, activation: scratch.next[j], hops: 1, tier: tier(v) });
+        scratch.next[j] = 0.0;
+        scratch.in_next[j] = false;
+    }
+    for &(seed, _) in seeds {
+        scratch.hops[seed as usize] = UNREACHED;
+    }
+    scratch.next_active.clear();
+    keep_top_k(out, k, |a, b| b.activation.total_cmp(&a.activation).then(a.node.cmp(&b.node)));
 }
 
 /// Benchmark support: time `repetitions` full-frontier depth steps (every node active with
@@ -279,12 +365,12 @@ pub fn time_full_frontier_step(
     pool: Option<&rayon::ThreadPool>,
     repetitions: usize,
 ) -> Vec<Duration> {
-    time_full_frontier_step_on(graph, params, pool, None, repetitions)
+    time_full_frontier_step_with_accelerator(graph, params, pool, None, repetitions)
 }
 
 /// [`time_full_frontier_step`] with the pull offered to `accelerator`.
 #[doc(hidden)]
-pub fn time_full_frontier_step_on(
+pub fn time_full_frontier_step_with_accelerator(
     graph: &Graph,
     params: &SpreadParams,
     pool: Option<&rayon::ThreadPool>,
@@ -310,7 +396,8 @@ pub fn time_full_frontier_step_on(
         .collect()
 }
 
-/// Keep the `k` smallest items under `order`, sorted (`k == 0` keeps none).
+/// Keep the `k` smallest items under `order`, sorted (`k == 0` keeps none): the one top-k of
+/// spreading results and one-hop answers.
 pub(crate) fn keep_top_k<T>(items: &mut Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
     if k == 0 {
         items.clear();

@@ -1,12 +1,8 @@
-//! Reusable per-call buffers and their pool: once warm, a recall allocates nothing here.
+//! [`Scratch`]: the dense per-node state of one spread, reused across calls (the engine pools them),
+//! so a warm spread allocates nothing.
 
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crossbeam_queue::ArrayQueue;
-
+use super::Activation;
 use crate::graph::Graph;
-use crate::recall::Activation;
 
 pub(crate) const UNREACHED: u8 = u8::MAX;
 
@@ -16,7 +12,7 @@ const BYTES_PER_NODE: usize = 4 * 4 + 3;
 /// Dense per-node state of one spread plus the sparse lists that make resetting it cheap.
 ///
 /// Invariant between uses: every dense array holds its neutral value (0, `UNREACHED`, `false`) and
-/// every list is empty (the pool clears `seeds` and `similar` when a buffer comes back).
+/// every list is empty.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     /// x_d: activation arriving at the current depth.
@@ -40,10 +36,6 @@ pub(crate) struct Scratch {
     pub(crate) fired_list: Vec<u32>,
     /// A pull step ran: the sparse lists are incomplete and state lives in the dense arrays alone.
     pub(crate) dense: bool,
-    /// Resolved seeds of the call in progress (unique, sorted by id).
-    pub(crate) seeds: Vec<(u32, f32)>,
-    /// Similarity search results (seeding and fallback).
-    pub(crate) similar: Vec<(u32, f32)>,
     candidates: Vec<u32>,
 }
 
@@ -78,7 +70,8 @@ impl Scratch {
         self.in_next.resize(n, false);
     }
 
-    fn bytes(&self) -> usize {
+    /// Approximate heap bytes held.
+    pub(crate) fn bytes(&self) -> usize {
         self.current.capacity() * 16
             + self.hops.capacity() * 3
             + (self.active.capacity() + self.next_active.capacity() + self.reached.capacity()) * 4
@@ -136,7 +129,6 @@ impl Scratch {
     pub(crate) fn reset_all(&mut self) {
         self.dense = true;
         self.reset();
-        self.similar.clear();
     }
 
     /// Restore the between-uses invariant.
@@ -164,127 +156,8 @@ impl Scratch {
         self.next_active.clear();
         self.reached.clear();
         self.fired_list.clear();
-        self.seeds.clear();
         for list in &mut self.frontier {
             list.clear();
-        }
-    }
-}
-
-/// A pool of [`Scratch`] buffers shared by all recalls of an engine: a lock-free bounded queue, so
-/// taking and returning a buffer never waits. A buffer that was in use when a panic unwound is
-/// dropped rather than returned, so a half-written buffer never serves another call.
-#[derive(Debug)]
-pub struct ScratchPool {
-    idle: ArrayQueue<Scratch>,
-    in_use: AtomicUsize,
-    capacity: AtomicUsize,
-}
-
-impl ScratchPool {
-    /// A pool that keeps at most `max_idle` idle buffers.
-    pub fn new(max_idle: usize) -> Self {
-        ScratchPool {
-            idle: ArrayQueue::new(max_idle.max(1)),
-            in_use: AtomicUsize::new(0),
-            capacity: AtomicUsize::new(0),
-        }
-    }
-
-    /// Buffers currently lent out.
-    pub fn in_use(&self) -> usize {
-        self.in_use.load(Ordering::Relaxed)
-    }
-
-    /// Buffers in existence (lent out plus idle).
-    pub fn capacity(&self) -> usize {
-        self.capacity.load(Ordering::Relaxed)
-    }
-
-    /// Approximate heap bytes held by the pool's buffers (idle and lent), from one buffer's size.
-    pub fn approximate_bytes(&self) -> usize {
-        match self.idle.pop() {
-            Some(scratch) => {
-                let bytes = scratch.bytes() * self.capacity();
-                self.return_idle(scratch);
-                bytes
-            }
-            None => 0,
-        }
-    }
-
-    /// Lend a clean buffer sized for `node_count` nodes; an error when this machine cannot hold
-    /// one (the buffer it would have been is freed).
-    pub(crate) fn checkout(&self, node_count: usize) -> crate::Result<ScratchLease<'_>> {
-        let mut scratch = self.idle.pop().unwrap_or_else(|| {
-            self.capacity.fetch_add(1, Ordering::Relaxed);
-            Scratch::default()
-        });
-        self.in_use.fetch_add(1, Ordering::Relaxed);
-        let mut lease = ScratchLease { pool: self, scratch: None };
-        if scratch.current.len() != node_count
-            && let Err(e) = scratch.try_resize(node_count)
-        {
-            lease.scratch = Some(scratch);
-            lease.discard();
-            return Err(e);
-        }
-        lease.scratch = Some(scratch);
-        Ok(lease)
-    }
-
-    fn give_back(&self, mut scratch: Scratch) {
-        scratch.seeds.clear();
-        scratch.similar.clear();
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        if std::thread::panicking() {
-            self.capacity.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            self.return_idle(scratch);
-        }
-    }
-
-    /// Keep `scratch` for reuse, or free it when the pool already holds its maximum.
-    fn return_idle(&self, scratch: Scratch) {
-        if self.idle.push(scratch).is_err() {
-            self.capacity.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// A buffer lent by [`ScratchPool`]; returned when dropped.
-pub(crate) struct ScratchLease<'a> {
-    pool: &'a ScratchPool,
-    scratch: Option<Scratch>,
-}
-
-impl ScratchLease<'_> {
-    /// Drop the buffer instead of returning it (its state is unknown after a caught panic).
-    pub(crate) fn discard(mut self) {
-        if self.scratch.take().is_some() {
-            self.pool.in_use.fetch_sub(1, Ordering::Relaxed);
-            self.pool.capacity.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Deref for ScratchLease<'_> {
-    type Target = Scratch;
-    fn deref(&self) -> &Scratch {
-        self.scratch.as_ref().expect("scratch present until drop")
-    }
-}
-
-impl DerefMut for ScratchLease<'_> {
-    fn deref_mut(&mut self) -> &mut Scratch {
-        self.scratch.as_mut().expect("scratch present until drop")
-    }
-}
-
-impl Drop for ScratchLease<'_> {
-    fn drop(&mut self) {
-        if let Some(scratch) = self.scratch.take() {
-            self.pool.give_back(scratch);
         }
     }
 }

@@ -389,7 +389,7 @@ impl<'a> Run<'a> {
     }
 }
 
-/// SPEC §3's frontier condition for a node with activation `x` arriving at this depth.
+/// docs/spec.md §3's frontier condition for a node with activation `x` arriving at this depth.
 #[inline]
 fn fires(p: &SpreadParams, exhausted: &[bool; 3], x: f32, degree: usize, tier: Tier, fired: bool) -> bool {
     x > 0.0

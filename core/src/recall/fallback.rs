@@ -1,0 +1,27 @@
+//! The similarity fallback (docs/spec.md §4): the cheap answer when the breaker refuses a call or a
+//! spread fails — the top-`k` nodes by cosine similarity to the query embedding, or, without one,
+//! the seeds and their direct out-neighbours.
+
+use super::{Activation, Buffers, Cue};
+use crate::graph::Graph;
+use crate::similarity;
+use crate::spread;
+
+/// Write the fallback answer for `cue` to `out`, best first; `buffers.seeds` holds the resolved
+/// seeds and every buffer is clean afterwards.
+pub(crate) fn answer(graph: &Graph, cue: &Cue, k: usize, buffers: &mut Buffers, out: &mut Vec<Activation>) {
+    out.clear();
+    if let Some(query) = &cue.embedding
+        && let Ok(norm) = similarity::query_norm(graph, query)
+    {
+        similarity::top_similar(graph, query, norm, k, f32::MIN, &mut buffers.similar);
+        out.extend(buffers.similar.iter().map(|&(node, s)| Activation {
+            node,
+            activation: s,
+            hops: 0,
+            tier: graph.tiers[node as usize],
+        }));
+        return;
+    }
+    spread::one_hop(graph, &buffers.seeds, k, &mut buffers.spread, out);
+}

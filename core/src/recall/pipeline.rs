@@ -1,0 +1,196 @@
+//! The recall pipeline (docs/spec.md §4): seeds → breaker → spread → classify → result or fallback.
+//! The engine hands it everything it needs for one call; it returns how far the call got, and the
+//! engine records the telemetry.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use quanta::Instant;
+
+use super::{Buffers, Cue, FallbackReason, Recall, Source, fallback, seeds};
+use crate::breaker::{CallOutcome, CircuitBreaker};
+use crate::chaos::ChaosInjector;
+use crate::config::{EngineConfig, OpenClMode};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::pool::BufferPool;
+use crate::spread::{self, Execution, PullAccelerator, SpreadParams, SpreadStats};
+
+/// What a recall reads from the live config, resolved once per config change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Spreading parameters.
+    pub params: SpreadParams,
+    /// Results when the cue gives no `k`.
+    pub k: usize,
+    /// Seeds taken from embedding similarity.
+    pub seed_k: usize,
+    /// Minimum similarity of an embedding seed.
+    pub min_similarity: f32,
+    /// A spread slower than this is a failure (`slow_call_factor × latency_budget`).
+    pub slow_limit: Duration,
+    /// A spread that delivers no more than this (having fired along an edge) is a failure.
+    pub min_activation_mass: f64,
+}
+
+impl Settings {
+    /// The settings of `config`.
+    pub fn from_config(config: &EngineConfig) -> Settings {
+        let mut params = SpreadParams::from(&config.spreading);
+        if config.opencl == OpenClMode::Always {
+            // Every depth a pull, so every depth can run on the device.
+            params.execution = Execution::pull_every_depth();
+        }
+        Settings {
+            params,
+            k: config.recall.k,
+            seed_k: config.recall.seed_k,
+            min_similarity: config.recall.min_similarity,
+            slow_limit: config.slow_call_limit(),
+            min_activation_mass: config.recall.min_activation_mass,
+        }
+    }
+}
+
+/// Everything one recall needs, borrowed from the engine for the call.
+pub(crate) struct Pipeline<'a> {
+    pub(crate) graph: &'a Graph,
+    pub(crate) settings: &'a Settings,
+    pub(crate) buffers: &'a BufferPool<Buffers>,
+    pub(crate) breaker: &'a CircuitBreaker,
+    pub(crate) chaos: &'a ChaosInjector,
+    pub(crate) pool: Option<&'a rayon::ThreadPool>,
+    pub(crate) accelerator: Option<&'a dyn PullAccelerator>,
+}
+
+/// How far a call got, for its telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// The breaker let the call spread.
+    pub(crate) attempted: bool,
+    /// The spread ran to its end (no panic), so `Recall::stats` describes it — also when an
+    /// injected fault failed the call.
+    pub(crate) ran: bool,
+}
+
+impl Pipeline<'_> {
+    /// Recall `cue` into `out` (its result buffer is reused: no allocation once warm).
+    pub(crate) fn run(&self, cue: &Cue, out: &mut Recall) -> Result<Outcome> {
+        let start = Instant::now();
+        let k = cue.k.unwrap_or(self.settings.k);
+        if k == 0 {
+            return Err(Error::cue("k", "must be >= 1"));
+        }
+        let _span = tracing::debug_span!("recall", k).entered();
+        let graph = self.graph;
+        let mut buffers = self.buffers.checkout(graph.node_count())?;
+        let query_norm = seeds::validate(graph, cue, &mut buffers)?;
+
+        out.stats = SpreadStats::default();
+        let admission = self.breaker.admit();
+        let attempted = admission.allowed();
+        let mut ran = false;
+        let reason = if attempted {
+            if let Some(norm) = query_norm {
+                let s = self.settings;
+                seeds::add_similar(graph, cue, norm, s.seed_k, s.min_similarity, &mut buffers);
+            }
+            // Slow means slow spreading: the clock for the breaker and the slow check starts here.
+            let spread_start = Instant::now();
+            let (reason, completed) = self.spread_and_classify(k, &mut buffers, out);
+            let latency = spread_start.elapsed();
+            ran = completed;
+            self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
+            reason
+        } else {
+            Some(FallbackReason::BreakerOpen)
+        };
+        out.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
+        out.reason = reason;
+        if reason.is_some() {
+            fallback::answer(graph, cue, k, &mut buffers, &mut out.results);
+        }
+        out.latency = start.elapsed();
+        tracing::debug!(
+            latency_us = out.latency.as_micros() as u64,
+            results = out.results.len(),
+            reason = reason.map(FallbackReason::as_str),
+            "recall"
+        );
+        Ok(Outcome { attempted, ran })
+    }
+
+    /// Spread from the resolved seeds (chaos applied), collect the top `k`, classify. Returns the
+    /// failure reason and whether the spread ran to its end (false after a panic; `out.stats` then
+    /// stays empty).
+    fn spread_and_classify(
+        &self,
+        k: usize,
+        buffers: &mut Buffers,
+        out: &mut Recall,
+    ) -> (Option<FallbackReason>, bool) {
+        let start = Instant::now();
+        let (graph, params) = (self.graph, &self.settings.params);
+        let verdict = self.chaos.verdict();
+        arm_device_chaos(verdict.gpu_fail);
+        let Buffers { spread: scratch, seeds, .. } = buffers;
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            let mut stats =
+                spread::spread(graph, params, seeds, scratch, self.pool, self.chaos, self.accelerator);
+            stats.mass = spread::collect_results(graph, params.threshold, k, scratch, &mut out.results);
+            stats
+        }));
+        arm_device_chaos(false);
+        let ran = match attempt {
+            Ok(mut stats) => {
+                if verdict.zero_mass {
+                    // Injected: the spread produced no activation beyond its seeds.
+                    out.results.retain(|a| a.hops == 0);
+                    stats.mass = 0.0;
+                    stats.delivered = 0.0;
+                    stats.delivered_any = false;
+                }
+                // An injected failure still ran the spread: its stats describe the attempt.
+                out.stats = stats;
+                true
+            }
+            Err(_) => {
+                // The buffer's state is unknown after a panic: restore every entry, then answer
+                // with the fallback.
+                tracing::error!("spreading panicked; answering with the fallback");
+                scratch.reset_all();
+                false
+            }
+        };
+        let latency = start.elapsed();
+        let outcome = (ran && !verdict.fail).then_some(&out.stats);
+        let s = self.settings;
+        (classify(outcome, latency, s.slow_limit, s.min_activation_mass), ran)
+    }
+}
+
+/// Classify an attempted spread (docs/spec.md §4 step 3): `None` = success. `spread` is `None` when
+/// it errored. Low mass judges the activation *delivered* along edges (seeds included), so a cue
+/// that seeds every node is not a failure for want of non-seed nodes.
+pub fn classify(
+    spread: Option<&SpreadStats>,
+    latency: Duration,
+    slow_limit: Duration,
+    min_activation_mass: f64,
+) -> Option<FallbackReason> {
+    let Some(stats) = spread else { return Some(FallbackReason::Error) };
+    if latency > slow_limit {
+        Some(FallbackReason::Slow)
+    } else if stats.seeds_fired_along_edge() && stats.delivered <= min_activation_mass {
+        Some(FallbackReason::LowMass)
+    } else {
+        None
+    }
+}
+
+/// Arm chaos's device failure for this thread's next device depth.
+#[allow(unused_variables)]
+fn arm_device_chaos(fail: bool) {
+    #[cfg(feature = "opencl")]
+    crate::opencl::force_failure_on_this_thread(fail);
+}

@@ -1,0 +1,65 @@
+//! A cue's seeds: the explicit ones validated and merged, plus the nodes most similar to its query
+//! embedding — and the per-call buffers a recall borrows from the engine's pool.
+
+use super::Cue;
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::pool::Reusable;
+use crate::similarity;
+use crate::spread::{self, Scratch};
+
+/// Everything one recall writes to, lent by the engine's pool and returned clean.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    /// The spread's dense per-node state.
+    pub(crate) spread: Scratch,
+    /// The call's resolved seeds (unique, sorted by id).
+    pub(crate) seeds: Vec<(u32, f32)>,
+    /// Similarity search results (seeding and fallback).
+    pub(crate) similar: Vec<(u32, f32)>,
+}
+
+impl Reusable for Buffers {
+    fn prepare(&mut self, nodes: usize) -> Result<()> {
+        if self.spread.current.len() != nodes {
+            self.spread.try_resize(nodes)?;
+        }
+        Ok(())
+    }
+
+    fn recycle(&mut self) {
+        self.seeds.clear();
+        self.similar.clear();
+    }
+
+    fn bytes(&self) -> usize {
+        self.spread.bytes() + (self.seeds.capacity() + self.similar.capacity()) * 8
+    }
+}
+
+/// Validate the cue — every error a recall can return happens here, before the breaker is asked —
+/// and put its explicit seeds, merged and sorted, in `buffers.seeds`. Returns the query embedding's
+/// norm when the cue has one.
+pub(crate) fn validate(graph: &Graph, cue: &Cue, buffers: &mut Buffers) -> Result<Option<f32>> {
+    if cue.seeds.is_empty() && cue.embedding.is_none() {
+        return Err(crate::error::Error::cue("seeds", "a cue needs seeds or an embedding"));
+    }
+    spread::normalise_seeds(graph, &cue.seeds, &mut buffers.seeds)?;
+    cue.embedding.as_deref().map(|query| similarity::query_norm(graph, query)).transpose()
+}
+
+/// Add the top `seed_k` nodes similar to the cue's embedding (validated, with norm `norm`), each
+/// with its similarity as activation, merged with the explicit seeds.
+pub(crate) fn add_similar(
+    graph: &Graph,
+    cue: &Cue,
+    norm: f32,
+    seed_k: usize,
+    min_similarity: f32,
+    buffers: &mut Buffers,
+) {
+    let Some(query) = &cue.embedding else { return };
+    similarity::top_similar(graph, query, norm, seed_k, min_similarity, &mut buffers.similar);
+    buffers.seeds.extend_from_slice(&buffers.similar);
+    spread::merge_duplicate_seeds(&mut buffers.seeds);
+}

@@ -1,4 +1,4 @@
-//! Chaos injection (SPEC §9): real faults inside the real spreading path, so the breaker, health
+//! Chaos injection (docs/spec.md §9): real faults inside the real spreading path, so the breaker, health
 //! probes, tuner and alerts react to them. Always compiled; off costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::Tier;
 use crate::spread::PhaseHook;
 
-/// What to inject (SPEC §15 chaos JSON). Every key is optional; unknown keys are an error.
+/// What to inject (docs/spec.md §15 chaos JSON). Every key is optional; unknown keys are an error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChaosConfig {

@@ -1,4 +1,4 @@
-//! Engine configuration (SPEC §14): serde with unknown keys rejected, defaults as the spec, and a
+//! Engine configuration (docs/spec.md §14): serde with unknown keys rejected, defaults as the spec, and a
 //! `validate()` whose errors name the field.
 
 use std::time::Duration;
@@ -13,17 +13,17 @@ use crate::graph::Tier;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Spreading parameters (SPEC §3).
+    /// Spreading parameters (docs/spec.md §3).
     pub spreading: SpreadingConfig,
-    /// Recall pipeline parameters (SPEC §4).
+    /// Recall pipeline parameters (docs/spec.md §4).
     pub recall: RecallConfig,
-    /// Circuit breaker parameters (SPEC §7).
+    /// Circuit breaker parameters (docs/spec.md §7).
     pub breaker: BreakerConfig,
-    /// Health registry parameters (SPEC §6).
+    /// Health registry parameters (docs/spec.md §6).
     pub health: HealthConfig,
-    /// Host callback parameters (SPEC §7).
+    /// Host callback parameters (docs/spec.md §7).
     pub callbacks: CallbacksConfig,
-    /// Auto-tuner parameters (SPEC §8).
+    /// Auto-tuner parameters (docs/spec.md §8).
     pub autotune: AutotuneConfig,
     /// Spreading pool threads; 0 = one per core. Fixed when the engine is created.
     pub threads: usize,
@@ -68,7 +68,7 @@ pub enum CyclePolicy {
     Reverberate,
 }
 
-/// OpenCL backend selection (SPEC §14).
+/// OpenCL backend selection (docs/spec.md §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OpenClMode {
@@ -90,8 +90,10 @@ pub struct SpreadingConfig {
     /// Maximum number of hops (1–16).
     pub max_depth: u32,
     /// Multiplier applied at every hop, in (0, 1].
+    #[serde(serialize_with = "decimal_f32")]
     pub decay: f32,
     /// Minimum activation for a node to fire and to be returned, in [0, 1).
+    #[serde(serialize_with = "decimal_f32")]
     pub threshold: f32,
     /// Nodes with more out-edges than this do not fire; 0 = unlimited.
     pub max_fan_out: u32,
@@ -126,6 +128,7 @@ pub struct RecallConfig {
     /// Seeds taken from embedding similarity.
     pub seed_k: usize,
     /// Minimum cosine similarity for an embedding seed, in [-1, 1].
+    #[serde(serialize_with = "decimal_f32")]
     pub min_similarity: f32,
     /// A call slower than this × latency budget is a failure.
     pub slow_call_factor: f64,
@@ -235,12 +238,18 @@ impl TunedKnob {
 }
 
 impl EngineConfig {
-    /// Knobs the operator set outside their guardrails: they apply as given and the tuner leaves
-    /// them alone until the operator moves them back inside (docs/spec.md §8). Timeout multipliers
-    /// are relative to the operator's own timeouts, so those are never pinned.
+    /// Knobs the operator set outside their guardrails (see [`Guardrails::pinned`]).
     pub fn pinned_knobs(&self) -> Vec<TunedKnob> {
-        let g = &self.autotune.guardrails;
-        let s = &self.spreading;
+        self.autotune.guardrails.pinned(&self.spreading)
+    }
+}
+
+impl Guardrails {
+    /// Knobs of `s` outside these guardrails: they apply as given and the tuner leaves them alone
+    /// until the operator moves them back inside (docs/spec.md §8). Timeout multipliers are relative
+    /// to the operator's own timeouts, so those are never pinned.
+    pub fn pinned(&self, s: &SpreadingConfig) -> Vec<TunedKnob> {
+        let g = self;
         let outside = |v: u32, [lo, hi]: [u32; 2]| v < lo || v > hi;
         let mut pinned = Vec::new();
         if outside(s.max_depth, g.max_depth) {
@@ -265,6 +274,13 @@ impl Default for SpreadingConfig {
             tier_timeouts_ms: TierTimeouts::default(),
             latency_budget_ms: 50.0,
         }
+    }
+}
+
+impl SpreadingConfig {
+    /// The latency budget as a duration (saturating; `validate` bounds it to a day).
+    pub fn latency_budget(&self) -> Duration {
+        Duration::try_from_secs_f64(self.latency_budget_ms / 1000.0).unwrap_or(Duration::MAX)
     }
 }
 
@@ -493,7 +509,7 @@ impl EngineConfig {
 
     /// The latency budget as a duration (saturating; `validate` bounds it to a day).
     pub fn latency_budget(&self) -> Duration {
-        Duration::try_from_secs_f64(self.spreading.latency_budget_ms / 1000.0).unwrap_or(Duration::MAX)
+        self.spreading.latency_budget()
     }
 
     /// The latency above which a call is slow: `slow_call_factor × latency_budget` (saturating).
@@ -501,6 +517,14 @@ impl EngineConfig {
         let seconds = self.spreading.latency_budget_ms / 1000.0 * self.recall.slow_call_factor;
         Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
     }
+}
+
+/// An `f32` setting as the decimal an operator wrote (`0.8`, not `0.800000011920929`): the shortest
+/// decimal that round-trips the `f32`, as a double. JSON text is the same either way; a binding that
+/// builds native numbers (Python floats) gets the value the operator sees.
+fn decimal_f32<S: serde::Serializer>(value: &f32, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    let decimal: f64 = value.to_string().parse().unwrap_or(f64::from(*value));
+    serializer.serialize_f64(decimal)
 }
 
 /// Upper bound of every millisecond setting: one day.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Broad class of an [`Error`], used by the bindings to pick an exception type or status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Building or loading a graph failed.
     Graph,
@@ -13,10 +14,13 @@ pub enum ErrorKind {
     Recall,
     /// Reading a file failed.
     Io,
+    /// A feature is not available in this build or on this machine (no OpenCL device, no thread).
+    Unavailable,
 }
 
 /// Everything that can go wrong in `axonal-core`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An edge names a node id that does not exist.
     #[error("edge {index}: {end} node {node} out of range (graph has {node_count} nodes)")]
@@ -89,9 +93,8 @@ impl Error {
             | Error::OutOfMemory { .. }
             | Error::Tsv { .. } => ErrorKind::Graph,
             Error::Io { .. } => ErrorKind::Io,
-            Error::Config { .. } | Error::Unavailable { .. } | Error::InvalidMetric { .. } => {
-                ErrorKind::Config
-            }
+            Error::Config { .. } | Error::InvalidMetric { .. } => ErrorKind::Config,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::InvalidCue { .. } | Error::SeedOutOfRange { .. } | Error::InvalidSeedActivation { .. } => {
                 ErrorKind::Recall
             }

@@ -1,9 +1,11 @@
-//! Axonal core: a spreading-activation engine with resilience and monitoring.
+//! Axonal core: a spreading-activation engine with resilience and monitoring. The contract is
+//! docs/spec.md; docs/architecture.md draws the whole.
 //!
-//! The crate is organised by concept: [`graph`] holds the immutable CSR graph and its loaders,
-//! [`spread`] the normative spreading algorithm (SPEC §3), [`engine`] the long-lived engine that owns
-//! the thread pool, scratch buffers and live configuration, and [`recall`] the cue → result pipeline
-//! with its fallback path (SPEC §4).
+//! Organised by concept, lower layers first: [`graph`] (the immutable CSR graph and its loaders),
+//! [`spread`] (the normative spreading algorithm, docs/spec.md §3), [`recall`] (the cue → result
+//! pipeline with its fallback, §4), the resilience parts ([`breaker`], [`health`], [`tuner`],
+//! [`chaos`]) and [`telemetry`], then [`engine`] (the long-lived engine that owns all of them and
+//! its threads), and [`host`] (an engine with the HTTP servers started on it).
 
 pub mod breaker;
 pub mod chaos;
@@ -14,11 +16,13 @@ pub mod error;
 pub mod generate;
 pub mod graph;
 pub mod health;
+pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
 mod memory;
 #[cfg(feature = "opencl")]
 pub mod opencl;
+pub mod pool;
 pub mod recall;
 pub mod similarity;
 pub mod spread;
@@ -32,12 +36,26 @@ pub use config::{CyclePolicy, EngineConfig, OpenClMode};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{CsrView, Graph, GraphBuilder, Tier};
-pub use health::{HealthCheckResult, HealthProbe, HealthStatus, ProbeOptions};
+pub use health::{HealthCheckResult, HealthProbe, HealthReport, HealthStatus, ProbeOptions, ProbeReport};
+pub use host::Host;
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
 pub use spread::{
     Backend, Execution, PhaseHook, PullAccelerator, SpreadParams, SpreadStats, spread_standalone,
-    spread_standalone_on,
+    spread_standalone_with_accelerator,
 };
+
+/// Any typed report (snapshot, health report, audit log, …) as a JSON value: for tests, logs and
+/// hosts that want a tree rather than the type.
+pub trait ToJson {
+    /// The value as JSON.
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize + ?Sized> ToJson for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! The circuit breaker (SPEC §7): a count-based window of recent outcomes, trips on failure rate or
+//! The circuit breaker (docs/spec.md §7): a count-based window of recent outcomes, trips on failure rate or
 //! p95 latency, open for a jittered, doubling cooldown, then half-open for a few probe calls.
 //!
 //! Closed is the common state and costs no lock: `admit` is two atomic loads, `on_result` an atomic
@@ -6,205 +6,24 @@
 //! dispatcher thread ([`callbacks`]), which calls host callbacks in order, never under that mutex.
 
 pub mod callbacks;
+mod types;
 mod window;
+
+pub use types::{
+    Admission, BreakerOverride, BreakerSettings, BreakerState, BreakerStatus, CallOutcome, TransitionEvent,
+    TransitionReason,
+};
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::clock::SharedClock;
-use crate::config::EngineConfig;
-use crate::error::{Error, Result};
 use crate::telemetry::{Counter, Gauge};
 use callbacks::EventSender;
 use window::Window;
-
-/// Manual breaker override (SPEC §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerOverride {
-    /// The state machine decides.
-    #[default]
-    Auto,
-    /// Every call is refused and answered by the fallback.
-    ForcedOpen,
-    /// Every call is attempted and the breaker never trips.
-    ForcedClosed,
-}
-
-impl BreakerOverride {
-    /// `auto`, `forced_open` or `forced_closed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerOverride::Auto => "auto",
-            BreakerOverride::ForcedOpen => "forced_open",
-            BreakerOverride::ForcedClosed => "forced_closed",
-        }
-    }
-
-    /// Parse `auto`, `forced_open` or `forced_closed`.
-    pub fn parse(text: &str) -> Result<BreakerOverride> {
-        match text {
-            "auto" => Ok(BreakerOverride::Auto),
-            "forced_open" => Ok(BreakerOverride::ForcedOpen),
-            "forced_closed" => Ok(BreakerOverride::ForcedClosed),
-            other => Err(Error::config(
-                "breaker_override",
-                format!("unknown mode {other:?} (expected auto|forced_open|forced_closed)"),
-            )),
-        }
-    }
-
-    fn from_u8(value: u8) -> BreakerOverride {
-        match value {
-            1 => BreakerOverride::ForcedOpen,
-            2 => BreakerOverride::ForcedClosed,
-            _ => BreakerOverride::Auto,
-        }
-    }
-}
-
-/// Breaker state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Calls flow; outcomes are recorded.
-    Closed = 0,
-    /// A few probe calls test recovery.
-    HalfOpen = 1,
-    /// Calls are refused until the cooldown ends.
-    Open = 2,
-}
-
-impl BreakerState {
-    /// `closed`, `half_open` or `open`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::Open => "open",
-        }
-    }
-
-    fn from_u8(value: u8) -> BreakerState {
-        match value {
-            1 => BreakerState::HalfOpen,
-            2 => BreakerState::Open,
-            _ => BreakerState::Closed,
-        }
-    }
-}
-
-/// Why a transition happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransitionReason {
-    /// Closed → open: the window's failure rate exceeded the threshold.
-    FailureRate,
-    /// Closed → open: the window's p95 latency exceeded the budget.
-    LatencyBudget,
-    /// Open → half-open: the cooldown ended.
-    CooldownElapsed,
-    /// Half-open → open: a probe call failed.
-    ProbeFailed,
-    /// Half-open → closed: every probe call succeeded.
-    ProbesSucceeded,
-    /// The operator changed the override.
-    Override,
-}
-
-/// A state change, as delivered to callbacks (SPEC §15).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransitionEvent {
-    /// State before.
-    pub from: BreakerState,
-    /// State after.
-    pub to: BreakerState,
-    /// Why.
-    pub reason: TransitionReason,
-    /// When, in Unix milliseconds.
-    pub at_unix_ms: u64,
-    /// The window's failure rate at the transition.
-    pub failure_rate: f64,
-    /// Outcomes in the window at the transition.
-    pub window_calls: u64,
-    /// The open period just started (0 unless `to` is open).
-    pub cooldown_ms: u64,
-}
-
-impl TransitionEvent {
-    /// The event as JSON text.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// The outcome of one attempted call.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CallOutcome {
-    /// Whether the call failed (error, slow or low mass).
-    pub failed: bool,
-    /// The call's latency.
-    pub latency: Duration,
-}
-
-/// The breaker's answer to "may this call spread?", handed back with its outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Closed: record the outcome in window `epoch`.
-    Closed { epoch: u64 },
-    /// Half-open probe of the period whose epoch's low 32 bits are `epoch`.
-    Probe { epoch: u64 },
-    /// Forced closed by the operator: attempt, record nothing.
-    Forced,
-    /// Refused: answer with the fallback.
-    Refused,
-}
-
-impl Admission {
-    /// Whether the call may spread.
-    pub fn allowed(self) -> bool {
-        !matches!(self, Admission::Refused)
-    }
-}
-
-/// Settings taken from [`EngineConfig`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerSettings {
-    /// Outcomes in the window.
-    pub window_size: usize,
-    /// Outcomes needed before evaluating.
-    pub min_calls: usize,
-    /// Trip when the failure rate exceeds this.
-    pub failure_rate_threshold: f64,
-    /// Trip when the window's p95 latency exceeds this.
-    pub latency_budget: Duration,
-    /// First open period.
-    pub cooldown: Duration,
-    /// Cap of the doubling open period.
-    pub max_cooldown: Duration,
-    /// Calls admitted while half-open.
-    pub half_open_max_probes: u32,
-}
-
-impl From<&EngineConfig> for BreakerSettings {
-    fn from(c: &EngineConfig) -> Self {
-        let b = &c.breaker;
-        BreakerSettings {
-            window_size: b.window_size,
-            min_calls: b.min_calls,
-            failure_rate_threshold: b.failure_rate_threshold,
-            latency_budget: c.latency_budget(),
-            cooldown: Duration::from_millis(b.cooldown_ms),
-            max_cooldown: Duration::from_millis(b.max_cooldown_ms),
-            half_open_max_probes: b.half_open_max_probes,
-        }
-    }
-}
 
 /// Telemetry the breaker feeds.
 #[derive(Debug, Clone)]
@@ -430,16 +249,16 @@ impl CircuitBreaker {
     }
 
     /// The snapshot's `breaker` object.
-    pub fn status_json(&self) -> serde_json::Value {
+    pub fn status(&self) -> BreakerStatus {
         let t = self.lock();
         let window = self.window.load();
-        json!({
-            "state": self.state().as_str(),
-            "since_unix_ms": t.since_unix_ms,
-            "failure_rate": window.failure_rate(),
-            "window_calls": window.calls(),
-            "override": self.override_mode().as_str(),
-        })
+        BreakerStatus {
+            state: self.state(),
+            since_unix_ms: t.since_unix_ms,
+            failure_rate: window.failure_rate(),
+            window_calls: window.calls(),
+            r#override: self.override_mode(),
+        }
     }
 
     /// The `spreading_breaker_state` gauge value: 0 closed, 1 half-open, 2 open.

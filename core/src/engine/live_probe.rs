@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::core::Core;
+use super::state::EngineState;
 use crate::health::{HealthCheckResult, HealthProbe, HealthStatus};
 use crate::telemetry::Summary;
 
 /// The probe registered by default as `spreading_live` (critical, on the `health` schedule).
 pub struct LiveSpreadingProbe {
-    core: Arc<Core>,
+    state: Arc<EngineState>,
     seen: Mutex<Seen>,
 }
 
@@ -28,8 +28,8 @@ struct Seen {
 }
 
 impl LiveSpreadingProbe {
-    pub(super) fn new(core: Arc<Core>) -> Self {
-        LiveSpreadingProbe { core, seen: Mutex::new(Seen::default()) }
+    pub(super) fn new(state: Arc<EngineState>) -> Self {
+        LiveSpreadingProbe { state, seen: Mutex::new(Seen::default()) }
     }
 }
 
@@ -39,14 +39,14 @@ impl HealthProbe for LiveSpreadingProbe {
     }
 
     fn check(&self) -> HealthCheckResult {
-        let live = self.core.live.load();
+        let live = self.state.live.load();
         let health = &live.config.health;
         // Outcomes first, calls last: a recall records its latency before its outcome, so every
         // failure read here belongs to a call read here (a call whose outcome is not recorded yet
         // counts as a success now; its failure counts in the next interval).
-        let failed_total = self.core.telemetry.spreading().failures_total.total();
-        let empty_total = self.core.live_feed.empty.total();
-        let latency = self.core.tuner_feed.spread_latency.totals();
+        let failed_total = self.state.metrics.failures_total.total();
+        let empty_total = self.state.live_feed.empty.total();
+        let latency = self.state.tuner_feed.spread_latency.totals();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let calls = latency.count.saturating_sub(seen.calls);
         let failed = failed_total.saturating_sub(seen.failed);
@@ -77,7 +77,7 @@ impl HealthProbe for LiveSpreadingProbe {
     }
 
     fn budget(&self) -> Option<Duration> {
-        Some(self.core.live.load().budget)
+        Some(self.state.live.load().budget)
     }
 }
 

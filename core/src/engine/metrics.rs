@@ -1,9 +1,9 @@
-//! The engine's metrics (SPEC §5), registered once with their handles, so the hot path records
-//! through handles and never looks a name up.
+//! The engine's metric catalogue (docs/spec.md §5), registered once in the engine's telemetry
+//! registry with their handles, so the hot path records through handles and never looks a name up.
 
-use super::metric::{Counter, Gauge, Histogram};
-use super::registry::{CellRef, Exposition, LATENCY_BOUNDS, MetricsRegistry};
+use crate::error::Result;
 use crate::recall::FallbackReason;
+use crate::telemetry::{Counter, Exposition, Gauge, Histogram, LATENCY_BOUNDS, MetricsRegistry};
 
 const MASS_BOUNDS: &[f64] =
     &[0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 10_000.0, 100_000.0];
@@ -12,7 +12,7 @@ const TIERS: [&str; 3] = ["hot", "warm", "cold"];
 
 /// Handles to every engine metric.
 #[derive(Debug, Clone)]
-pub struct SpreadingMetrics {
+pub struct EngineMetrics {
     /// Spreading runs (recalls that spread, and health-probe spreads).
     pub spreads_total: Counter,
     /// Recall calls, whatever answered them.
@@ -69,182 +69,164 @@ pub struct SpreadingMetrics {
     pub config_max_depth: Gauge,
     /// Live `spreading.batch_size`.
     pub config_batch_size: Gauge,
+    /// Host transition callbacks that panicked or raised.
+    pub callback_failures_total: Counter,
+    /// Host transition callback calls abandoned after `callbacks.timeout_ms`.
+    pub callback_timeouts_total: Counter,
 }
 
-impl SpreadingMetrics {
-    /// Register every engine metric in `registry`.
-    pub fn register(r: &MetricsRegistry) -> SpreadingMetrics {
-        let counter = |name: &str, help: &str| counter(r, name, help, name, None);
-        let gauge = |name: &str, help: &str| match r.register(
-            name,
-            help,
-            expose(name, None),
-            CellRef::Gauge(Default::default()),
-        ) {
-            CellRef::Gauge(cell) => Gauge(cell),
-            _ => unreachable!("registered as a gauge"),
+impl EngineMetrics {
+    /// Register every engine metric in `r`.
+    pub fn register(r: &MetricsRegistry) -> Result<EngineMetrics> {
+        let counter = |name: &str, help: &str| r.counter_exposed(name, help, Exposition::family(name, None));
+        let labelled = |name: &str, help: &str, family: &str, label| {
+            r.counter_exposed(name, help, Exposition::family(family, Some(label)))
         };
+        let gauge = |name: &str, help: &str| r.gauge_exposed(name, help, Exposition::family(name, None));
         let histogram = |name: &str, help: &str, family: &str, label, bounds: &'static [f64]| {
-            let cell = CellRef::Histogram(std::sync::Arc::new(super::metric::HistogramCell::new(bounds)));
-            match r.register(name, help, expose(family, label), cell) {
-                CellRef::Histogram(cell) => Histogram(cell),
-                _ => unreachable!("registered as a histogram"),
-            }
+            r.histogram_exposed(name, help, Exposition::family(family, label), bounds)
         };
-        SpreadingMetrics {
+        let tiers = |make: &dyn Fn(&'static str) -> Result<Counter>| -> Result<[Counter; 3]> {
+            Ok([make(TIERS[0])?, make(TIERS[1])?, make(TIERS[2])?])
+        };
+        let tier_timeouts_total = tiers(&|tier| {
+            labelled(
+                &format!("spreading_tier_timeouts_{tier}_total"),
+                "Calls in which a tier's timeout cut spreading short.",
+                "spreading_tier_timeouts_total",
+                ("tier", tier),
+            )
+        })?;
+        let mut fallback_by_reason = Vec::with_capacity(FallbackReason::ALL.len());
+        for reason in FallbackReason::ALL {
+            fallback_by_reason.push(labelled(
+                &format!("spreading_fallback_{}_total", reason.as_str()),
+                "Recalls answered by the fallback, by reason.",
+                "spreading_fallback_total",
+                ("reason", reason.as_str()),
+            )?);
+        }
+        let tier_latency = |tier: &'static str| {
+            histogram(
+                &format!("spreading_latency_{tier}_seconds"),
+                "Time a recall spent on a tier (only tiers that had work).",
+                "spreading_latency_seconds",
+                Some(("tier", tier)),
+                LATENCY_BOUNDS,
+            )
+        };
+        Ok(EngineMetrics {
             spreads_total: counter(
                 "spreading_spreads_total",
                 "Spreading runs (recalls that spread and health-probe spreads).",
-            ),
-            recalls_total: counter("spreading_recalls_total", "Recall calls, whatever answered them."),
+            )?,
+            recalls_total: counter("spreading_recalls_total", "Recall calls, whatever answered them.")?,
             failures_total: counter(
                 "spreading_failures_total",
                 "Attempted recalls classified as failures (error, slow, low mass).",
-            ),
+            )?,
             budget_violations_total: counter(
                 "spreading_latency_budget_violations_total",
                 "Recalls whose whole-call latency exceeded the latency budget.",
-            ),
-            tier_timeouts_total: TIERS.map(|tier| {
-                let name = format!("spreading_tier_timeouts_{tier}_total");
-                counter_labelled(
-                    r,
-                    &name,
-                    "Calls in which a tier's timeout cut spreading short.",
-                    "spreading_tier_timeouts_total",
-                    ("tier", tier),
-                )
-            }),
-            fallback_total: {
-                let name = "spreading_fallback_total";
-                match r.register(
-                    name,
-                    "Recalls answered by the fallback.",
-                    None,
-                    CellRef::Counter(Default::default()),
-                ) {
-                    CellRef::Counter(cell) => Counter(cell),
-                    _ => unreachable!("registered as a counter"),
-                }
-            },
-            fallback_by_reason: FallbackReason::ALL.map(|reason| {
-                let name = format!("spreading_fallback_{}_total", reason.as_str());
-                counter_labelled(
-                    r,
-                    &name,
-                    "Recalls answered by the fallback, by reason.",
-                    "spreading_fallback_total",
-                    ("reason", reason.as_str()),
-                )
-            }),
-            gpu_launches_total: counter("spreading_gpu_launches_total", "OpenCL kernel launches."),
+            )?,
+            tier_timeouts_total,
+            // Exported through its labelled members (`spreading_fallback_total{reason=…}`).
+            fallback_total: r.counter_exposed(
+                "spreading_fallback_total",
+                "Recalls answered by the fallback.",
+                None,
+            )?,
+            fallback_by_reason: fallback_by_reason.try_into().map_err(|_| unreachable_count())?,
+            gpu_launches_total: counter("spreading_gpu_launches_total", "OpenCL kernel launches.")?,
             gpu_fallback_total: counter(
                 "spreading_gpu_fallback_total",
                 "Spreads that fell back from OpenCL to the CPU.",
-            ),
+            )?,
             gpu_spreads_total: counter(
                 "spreading_gpu_spreads_total",
                 "Spreads that ran, or tried to run, a depth on the OpenCL device.",
-            ),
+            )?,
             breaker_open_total: counter(
                 "spreading_breaker_open_total",
                 "Recall calls refused by the circuit breaker.",
-            ),
+            )?,
             breaker_transitions_total: counter(
                 "spreading_breaker_transitions_total",
                 "Circuit breaker state transitions.",
-            ),
+            )?,
             autotune_changes_total: counter(
                 "spreading_autotune_changes_total",
                 "Configuration changes applied by the auto-tuner.",
-            ),
-            health_checks_total: counter("spreading_health_checks_total", "Health probe runs."),
+            )?,
+            health_checks_total: counter("spreading_health_checks_total", "Health probe runs.")?,
             health_failures_total: counter(
                 "spreading_health_failures_total",
                 "Health probe runs that failed.",
-            ),
+            )?,
             edges_traversed_total: counter(
                 "spreading_edges_traversed_total",
                 "Edges traversed by spreading.",
-            ),
-            tier_latency: TIERS.map(|tier| {
-                let name = format!("spreading_latency_{tier}_seconds");
-                histogram(
-                    &name,
-                    "Time a recall spent on a tier (only tiers that had work).",
-                    "spreading_latency_seconds",
-                    Some(("tier", tier)),
-                    LATENCY_BOUNDS,
-                )
-            }),
+            )?,
+            tier_latency: [tier_latency(TIERS[0])?, tier_latency(TIERS[1])?, tier_latency(TIERS[2])?],
             recall_latency: histogram(
                 "spreading_recall_latency_seconds",
                 "Whole-call recall latency.",
                 "spreading_recall_latency_seconds",
                 None,
                 LATENCY_BOUNDS,
-            ),
+            )?,
             activation_mass: histogram(
                 "spreading_activation_mass",
                 "Activation mass of each spread.",
                 "spreading_activation_mass",
                 None,
                 MASS_BOUNDS,
-            ),
+            )?,
             depth_reached: histogram(
                 "spreading_depth_reached",
                 "Depth reached by each spread.",
                 "spreading_depth_reached",
                 None,
                 DEPTH_BOUNDS,
-            ),
+            )?,
             health_probe_latency: histogram(
                 "spreading_health_probe_latency_seconds",
                 "Latency of the spreading health probe.",
                 "spreading_health_probe_latency_seconds",
                 None,
                 LATENCY_BOUNDS,
-            ),
+            )?,
             breaker_state: gauge(
                 "spreading_breaker_state",
                 "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-            ),
-            pool_in_use: gauge("spreading_pool_in_use", "Scratch buffers lent out."),
-            pool_capacity: gauge("spreading_pool_capacity", "Scratch buffers in existence."),
-            pool_utilization: gauge("spreading_pool_utilization", "Scratch buffers lent out / in existence."),
+            )?,
+            pool_in_use: gauge("spreading_pool_in_use", "Scratch buffers lent out.")?,
+            pool_capacity: gauge("spreading_pool_capacity", "Scratch buffers in existence.")?,
+            pool_utilization: gauge(
+                "spreading_pool_utilization",
+                "Scratch buffers lent out / in existence.",
+            )?,
             health_status: gauge(
                 "spreading_health_status",
                 "Overall health: 0 healthy, 1 degraded, 2 unhealthy.",
-            ),
-            config_max_depth: gauge("spreading_config_max_depth", "Live spreading.max_depth."),
-            config_batch_size: gauge("spreading_config_batch_size", "Live spreading.batch_size."),
-        }
+            )?,
+            config_max_depth: gauge("spreading_config_max_depth", "Live spreading.max_depth.")?,
+            config_batch_size: gauge("spreading_config_batch_size", "Live spreading.batch_size.")?,
+            callback_failures_total: r.counter(
+                "spreading_callback_failures_total",
+                "Host callbacks (breaker transitions) that panicked or raised.",
+            )?,
+            callback_timeouts_total: r.counter(
+                "spreading_callback_timeouts_total",
+                "Host callbacks (breaker transitions) abandoned after callbacks.timeout_ms.",
+            )?,
+        })
     }
 }
 
-fn expose(family: &str, label: Option<(&'static str, &'static str)>) -> Option<Exposition> {
-    Some(Exposition { family: family.to_owned(), label })
-}
-
-fn counter(
-    r: &MetricsRegistry,
-    name: &str,
-    help: &str,
-    family: &str,
-    label: Option<(&'static str, &'static str)>,
-) -> Counter {
-    match r.register(name, help, expose(family, label), CellRef::Counter(Default::default())) {
-        CellRef::Counter(cell) => Counter(cell),
-        _ => unreachable!("registered as a counter"),
+fn unreachable_count() -> crate::error::Error {
+    crate::error::Error::InvalidMetric {
+        name: "spreading_fallback_total".into(),
+        message: "one counter per reason".into(),
     }
-}
-
-fn counter_labelled(
-    r: &MetricsRegistry,
-    name: &str,
-    help: &str,
-    family: &str,
-    label: (&'static str, &'static str),
-) -> Counter {
-    counter(r, name, help, family, Some(label))
 }

@@ -1,22 +1,32 @@
-//! The engine (SPEC §4): owns the current graph, live config, rayon pool, scratch pool, breaker,
-//! health registry, telemetry and chaos injector, and every background thread; runs recalls.
+//! The engine (docs/spec.md §4): owns the current graph, live config, rayon pool, buffer pool,
+//! breaker, health registry, tuner, telemetry (with its metric catalogue) and chaos injector, and
+//! every background thread; runs recalls through the pipeline of `crate::recall`. Servers on top of
+//! it are not its business: `crate::host` puts an engine and its servers together.
 
 mod autotune;
-mod core;
 mod live_probe;
+mod metrics;
 mod probe;
+mod snapshot;
+mod state;
 
 pub use live_probe::LiveSpreadingProbe;
+pub use metrics::EngineMetrics;
 pub use probe::SpreadingHealthProbe;
+pub use snapshot::{
+    AutotuneSection, AutotuneView, BreakerView, CONFIG_VIEW_SCHEMA, ConfigView, FallbackSection, GpuSection,
+    LatencySection, Percentiles, PoolSection, SNAPSHOT_SCHEMA, Snapshot, SpreadingSection,
+};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use self::core::{Core, LiveConfig, LiveFeed, TunerFeed, build_pool};
-use crate::breaker::callbacks::{Dispatcher, TransitionCallback};
+use self::state::{EngineState, LiveConfig, LiveFeed, TunerFeed, Tuning, build_pool};
+use crate::breaker::callbacks::Dispatcher;
 use crate::breaker::{
     BreakerMetrics, BreakerOverride, BreakerSettings, BreakerState, CircuitBreaker, TransitionEvent,
 };
@@ -26,30 +36,28 @@ use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::health::{
-    HealthCheckResult, HealthMetrics, HealthProbe, HealthRegistry, HealthStatus, ProbeOptions,
+    HealthCheckResult, HealthMetrics, HealthProbe, HealthRegistry, HealthReport, HealthStatus, ProbeOptions,
+    ProbeReport,
 };
+use crate::pool::BufferPool;
 use crate::recall::{Cue, Recall};
-use crate::spread::ScratchPool;
-use crate::telemetry::{self, MetricsRegistry, Telemetry};
-use crate::tuner::{AUDIT_SCHEMA, AuditEntry, Decision, SpreadingAutoTuner};
+use crate::telemetry::{self, Counter, MetricsRegistry, Telemetry};
+use crate::tuner::{AuditEntry, AuditLog, Decision, SpreadingAutoTuner, TunerState};
 use crate::worker::Worker;
 
 /// A spreading-activation engine.
 ///
 /// Thread-safe: every method takes `&self` and may run concurrently from any thread. Dropping the
-/// engine stops and joins every thread it started (a host probe hung inside its check is detached and
-/// finishes on its own).
+/// engine stops and joins every thread it started (a host probe or callback hung past its bound is
+/// detached and finishes on its own).
 pub struct Engine {
-    // Fields drop in this order: background threads first, the shared core (and its pool) last.
+    // Fields drop in this order: background threads first, the shared state (and its pool) last.
     _autotune: Worker,
     _ticker: Worker,
     health: HealthRegistry,
     dispatcher: Dispatcher,
     spreading_probe: Arc<SpreadingHealthProbe>,
-    core: Arc<Core>,
-    /// HTTP servers started on this engine (they hold it weakly; see `crate::http`).
-    #[cfg(feature = "http")]
-    http_servers: crate::http::ServerList,
+    state: Arc<EngineState>,
 }
 
 impl Engine {
@@ -75,7 +83,7 @@ impl Engine {
             message: format!("cannot start the {what} thread: {e}"),
         };
         let telemetry = Telemetry::new(Arc::clone(&clock));
-        let metrics = telemetry.spreading().clone();
+        let metrics = EngineMetrics::register(telemetry.registry())?;
         #[cfg(feature = "opencl")]
         let opencl = opencl_backend(&config, metrics.gpu_launches_total.clone())?;
         #[cfg(not(feature = "opencl"))]
@@ -89,19 +97,13 @@ impl Engine {
             });
         }
         let dispatcher = Dispatcher::with_timeout(
-            telemetry.registry().counter(
-                "spreading_callback_failures_total",
-                "Host callbacks (breaker transitions) that panicked or raised.",
-            )?,
-            telemetry.registry().counter(
-                "spreading_callback_timeouts_total",
-                "Host callbacks (breaker transitions) abandoned after callbacks.timeout_ms.",
-            )?,
-            std::time::Duration::from_millis(config.callbacks.timeout_ms),
+            metrics.callback_failures_total.clone(),
+            metrics.callback_timeouts_total.clone(),
+            Duration::from_millis(config.callbacks.timeout_ms),
         )
         .map_err(|e| thread_error("breaker event", e))?;
         let breaker = CircuitBreaker::new(
-            BreakerSettings::from(&config),
+            BreakerSettings::new(&config.breaker, config.latency_budget()),
             Arc::clone(&clock),
             dispatcher.sender(),
             BreakerMetrics {
@@ -118,18 +120,21 @@ impl Engine {
                 status: metrics.health_status.clone(),
             },
         );
-        // The pool last: from here on the core owns (and on any error joins) its threads.
+        // The pool last: from here on the state owns (and on any error joins) its threads.
         let pool_threads = Arc::new(Mutex::new(Vec::new()));
         let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
-        let core = Arc::new(Core {
+        let state = Arc::new(EngineState {
             graph: ArcSwap::new(graph.into()),
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
-            config_writer: Mutex::new(SpreadingAutoTuner::new(&config)),
+            tuning: Mutex::new(Tuning {
+                tuner: SpreadingAutoTuner::new(&config.spreading, &config.autotune),
+                operator: config.clone(),
+            }),
             tuner_feed: TunerFeed::new(),
-            live_feed: LiveFeed { empty: crate::telemetry::Counter::detached() },
+            live_feed: LiveFeed { empty: Counter::detached() },
             autotune_enabled: AtomicBool::new(config.autotune.enabled),
-            task_overhead: std::sync::OnceLock::new(),
-            last_autotune_step: std::sync::atomic::AtomicU64::new(0),
+            task_overhead: OnceLock::new(),
+            last_autotune_step: AtomicU64::new(0),
             pool,
             pool_threads: Mutex::new(std::mem::take(
                 &mut *pool_threads.lock().unwrap_or_else(|p| p.into_inner()),
@@ -137,37 +142,29 @@ impl Engine {
             threads,
             // Enough idle buffers for every pool thread plus a few host threads; more concurrent
             // recalls still work, their extra buffers are freed on return.
-            scratch: ScratchPool::new(2 * threads + 2),
+            buffers: BufferPool::new(2 * threads + 2),
             breaker,
             telemetry,
+            metrics,
             telemetry_enabled: AtomicBool::new(true),
             chaos: ChaosInjector::new(),
             #[cfg(feature = "opencl")]
             opencl,
         });
-        let sampler = Arc::clone(&core);
+        let sampler = Arc::clone(&state);
         let ticker = telemetry::start_ticker(Arc::clone(&clock), move || {
             sampler.sample_gauges();
             sampler.telemetry.tick();
         })
         .map_err(|e| thread_error("telemetry", e))?;
-        let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&core)));
+        let spreading_probe = Arc::new(SpreadingHealthProbe::new(Arc::clone(&state)));
         #[cfg(feature = "opencl")]
-        core.warm_up_device(spreading_probe.graph());
+        state.warm_up_device(spreading_probe.graph());
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
-        health.register(Arc::new(LiveSpreadingProbe::new(Arc::clone(&core))), None)?;
+        health.register(Arc::new(LiveSpreadingProbe::new(Arc::clone(&state))), None)?;
         health.start().map_err(|e| thread_error("health", e))?;
-        let autotune = autotune::start(Arc::clone(&core), clock).map_err(|e| thread_error("autotune", e))?;
-        Ok(Engine {
-            _autotune: autotune,
-            _ticker: ticker,
-            health,
-            dispatcher,
-            spreading_probe,
-            core,
-            #[cfg(feature = "http")]
-            http_servers: Default::default(),
-        })
+        let autotune = autotune::start(Arc::clone(&state), clock).map_err(|e| thread_error("autotune", e))?;
+        Ok(Engine { _autotune: autotune, _ticker: ticker, health, dispatcher, spreading_probe, state })
     }
 
     /// Create an engine from a JSON config (`None` = defaults).
@@ -183,29 +180,29 @@ impl Engine {
 
     /// The graph recalls currently start on.
     pub fn graph(&self) -> Arc<Graph> {
-        self.core.graph.load_full()
+        self.state.graph.load_full()
     }
 
     /// Swap in a new graph atomically; recalls in flight finish on the graph they started with.
     pub fn replace_graph(&self, graph: impl Into<Arc<Graph>>) {
-        self.core.graph.store(graph.into());
+        self.state.graph.store(graph.into());
     }
 
     /// The live config.
     pub fn config(&self) -> EngineConfig {
-        self.core.live.load().config.clone()
+        self.state.live.load().config.clone()
     }
 
-    /// Merge `patch` (the §14 shape, any subset of keys) into the live config, validate and apply it
-    /// (spreading, recall, breaker settings and health thresholds at once). Returns the config now in
-    /// force. `threads` and `opencl` are fixed at creation.
+    /// Merge `patch` (the §14 shape, any subset of keys) into the operator's config, validate it and
+    /// apply it (spreading, recall, breaker, health and callback settings at once). Returns the config
+    /// now in force. `threads` and `opencl` are fixed at creation.
     pub fn update_config(&self, patch: &Value) -> Result<EngineConfig> {
-        let core = &self.core;
-        let mut tuner = core.config_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = core.live.load();
+        let state = &self.state;
+        let mut tuning = state.tuning();
+        let current = state.live.load();
         // The patch applies to the operator's config, not to the tuner's adjustments of it: an
         // operator write replaces them (docs/autotuning.md).
-        let next = tuner.base().patched(patch)?;
+        let next = tuning.operator.patched(patch)?;
         if next.threads != current.config.threads {
             return Err(Error::config("threads", "is fixed when the engine is created"));
         }
@@ -215,14 +212,15 @@ impl Engine {
         // `always` pins the threshold at 0 for the engine's life.
         if next.opencl_min_edges != current.config.opencl_min_edges && next.opencl != OpenClMode::Always {
             #[cfg(feature = "opencl")]
-            if let Some(backend) = &core.opencl {
+            if let Some(backend) = &state.opencl {
                 backend.set_min_edges(next.opencl_min_edges);
             }
         }
         self.health.apply_config(&next.health);
-        self.dispatcher.callbacks().set_timeout(std::time::Duration::from_millis(next.callbacks.timeout_ms));
-        core.install_config(next.clone());
-        tuner.operator_changed(&next);
+        self.dispatcher.callbacks().set_timeout(Duration::from_millis(next.callbacks.timeout_ms));
+        state.install_config(next.clone());
+        tuning.tuner.operator_changed(&next.spreading, &next.autotune);
+        tuning.operator = next.clone();
         tracing::info!(config = %serde_json::to_string(&next).unwrap_or_default(), "config updated");
         Ok(next)
     }
@@ -236,22 +234,22 @@ impl Engine {
 
     /// Threads in the spreading pool (1 = everything inline).
     pub fn threads(&self) -> usize {
-        self.core.threads
+        self.state.threads
     }
 
-    /// Scratch buffers lent out right now.
+    /// Recall buffers lent out right now.
     pub fn pool_in_use(&self) -> usize {
-        self.core.scratch.in_use()
+        self.state.buffers.in_use()
     }
 
-    /// Scratch buffers in existence.
+    /// Recall buffers in existence.
     pub fn pool_capacity(&self) -> usize {
-        self.core.scratch.capacity()
+        self.state.buffers.capacity()
     }
 
-    /// Approximate heap bytes held by the scratch buffers.
+    /// Approximate heap bytes held by the recall buffers.
     pub fn pool_bytes(&self) -> usize {
-        self.core.scratch.approximate_bytes()
+        self.state.buffers.approximate_bytes()
     }
 
     // --- recall ---
@@ -265,20 +263,27 @@ impl Engine {
 
     /// Recall into `out`, reusing its result buffer (no allocation once warm).
     pub fn recall_into(&self, cue: &Cue, out: &mut Recall) -> Result<()> {
-        let graph = self.core.graph.load();
-        self.core.recall_on(&graph, cue, out)
+        let graph = self.state.graph.load();
+        self.state.recall(&graph, cue, out)
     }
 
-    /// Recall from §15 cue JSON to §15 result JSON (labels from the graph the recall ran on).
+    /// Recall what `cue` activates, and the graph the recall ran on (its labels and tiers describe
+    /// the results, also after a later `replace_graph`).
+    pub fn recall_with_graph(&self, cue: &Cue) -> Result<(Recall, Arc<Graph>)> {
+        let graph = self.state.graph.load_full();
+        let mut out = Recall::default();
+        self.state.recall(&graph, cue, &mut out)?;
+        Ok((out, graph))
+    }
+
+    /// Recall from cue JSON to result JSON (docs/spec.md §15; labels from the graph the recall ran on).
     pub fn recall_json(&self, cue_json: &str) -> Result<String> {
         self.recall_cue_json(&Cue::from_json(cue_json)?)
     }
 
-    /// Recall `cue` and answer with the §15 result JSON.
+    /// Recall `cue` and answer with the result JSON.
     pub fn recall_cue_json(&self, cue: &Cue) -> Result<String> {
-        let graph = self.core.graph.load_full();
-        let mut recall = Recall::default();
-        self.core.recall_on(&graph, cue, &mut recall)?;
+        let (recall, graph) = self.recall_with_graph(cue)?;
         Ok(recall.to_json_string(&graph))
     }
 
@@ -286,23 +291,23 @@ impl Engine {
 
     /// The breaker's state.
     pub fn breaker_state(&self) -> BreakerState {
-        self.core.breaker.state()
+        self.state.breaker.state()
     }
 
     /// Set the breaker's manual override.
     pub fn set_breaker_override(&self, mode: BreakerOverride) {
-        self.core.breaker.set_override(mode);
+        self.state.breaker.set_override(mode);
     }
 
     /// The breaker's manual override.
     pub fn breaker_override(&self) -> BreakerOverride {
-        self.core.breaker.override_mode()
+        self.state.breaker.override_mode()
     }
 
-    /// Call `callback` for every breaker transition, in order, from the dispatcher thread. Returns an
-    /// id for [`Engine::remove_transition_callback`].
+    /// Call `callback` for every breaker transition, in order, one at a time. Returns an id for
+    /// [`Engine::remove_transition_callback`].
     pub fn on_breaker_transition(&self, callback: impl Fn(&TransitionEvent) + Send + 'static) -> u64 {
-        self.dispatcher.callbacks().register(Box::new(callback) as TransitionCallback)
+        self.dispatcher.callbacks().register(Box::new(callback))
     }
 
     /// [`Engine::on_breaker_transition`] for a callback that reports failure (a binding's callback
@@ -359,12 +364,12 @@ impl Engine {
     }
 
     /// Run the probe `name` now and return its report entry.
-    pub fn check_probe(&self, name: &str) -> Result<Value> {
+    pub fn check_probe(&self, name: &str) -> Result<ProbeReport> {
         self.health.check_named(name)
     }
 
-    /// The cached health report (SPEC §6); runs nothing.
-    pub fn health_report(&self) -> Value {
+    /// The cached health report (docs/spec.md §6); runs nothing.
+    pub fn health_report(&self) -> HealthReport {
         self.health.latest_report()
     }
 
@@ -385,138 +390,150 @@ impl Engine {
 
     // --- chaos ---
 
-    /// Start injecting faults (SPEC §9); an inactive config clears.
+    /// Start injecting faults (docs/spec.md §9); an inactive config clears.
     pub fn set_chaos(&self, config: ChaosConfig) -> Result<()> {
-        self.core.chaos.set(config)
+        self.state.chaos.set(config)
     }
 
-    /// [`Engine::set_chaos`] from the §15 chaos JSON (`{}` clears).
+    /// [`Engine::set_chaos`] from the chaos JSON (`{}` clears).
     pub fn set_chaos_json(&self, text: &str) -> Result<()> {
-        self.core.chaos.set(ChaosConfig::from_json(text)?)
+        self.state.chaos.set(ChaosConfig::from_json(text)?)
     }
 
     /// Stop injecting faults.
     pub fn clear_chaos(&self) {
-        self.core.chaos.clear();
+        self.state.chaos.clear();
     }
 
     /// The chaos being injected, if any.
     pub fn chaos(&self) -> Option<ChaosConfig> {
-        self.core.chaos.current()
+        self.state.chaos.current()
     }
 
     /// The engine's chaos injector.
     pub fn chaos_injector(&self) -> &ChaosInjector {
-        &self.core.chaos
+        &self.state.chaos
     }
 
     // --- auto-tuner ---
 
     /// Whether the auto-tuner may change the config.
     pub fn autotune_enabled(&self) -> bool {
-        self.core.autotune_enabled.load(Ordering::Relaxed)
+        self.state.autotune_enabled.load(Ordering::Relaxed)
     }
 
     /// Enable or disable the auto-tuner at run time (its adjustments so far stay in force).
     pub fn set_autotune_enabled(&self, enabled: bool) {
-        let mut tuner = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
-        tuner.set_enabled(enabled);
-        let mut config = self.core.live.load().config.clone();
+        let mut tuning = self.state.tuning();
+        tuning.tuner.set_enabled(enabled);
+        tuning.operator.autotune.enabled = enabled;
+        let mut config = self.state.live.load().config.clone();
         config.autotune.enabled = enabled;
-        self.core.install_config(config);
+        self.state.install_config(config);
         tracing::info!(enabled, "auto-tuner enabled changed");
     }
 
     /// Run one tuning step now and return the decision (including "no change" and why).
     pub fn autotune_now(&self) -> Decision {
-        self.core.autotune_step()
+        self.state.autotune_step()
     }
 
-    /// The audit log, oldest first.
+    /// The audit log entries, oldest first.
     pub fn autotune_audit(&self) -> Vec<AuditEntry> {
-        self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner()).audit()
+        self.state.tuning().tuner.audit()
     }
 
-    /// The audit log as JSON: `{"schema", "capacity", "pinned", "entries": [{at, action, old, new,
-    /// reason, predicted, observed}]}`; `pinned` lists the knobs the operator set outside their
-    /// guardrails, which the tuner leaves alone.
-    pub fn autotune_audit_json(&self) -> Value {
-        let capacity = self.core.live.load().config.autotune.audit_capacity;
-        let tuner = self.core.config_writer.lock().unwrap_or_else(|p| p.into_inner());
-        json!({"schema": AUDIT_SCHEMA, "capacity": capacity, "pinned": tuner.pinned(), "entries": tuner.audit()})
+    /// The audit log with its schema, capacity and the knobs pinned outside their guardrails.
+    pub fn autotune_audit_log(&self) -> AuditLog {
+        let capacity = self.state.live.load().config.autotune.audit_capacity;
+        self.state.tuning().tuner.audit_log(capacity)
     }
 
-    /// The tuner's state: knobs, base, EWMAs, current interval and backoff, pending judgement.
-    pub fn autotune_state(&self) -> Value {
-        let live = self.core.live.load();
-        let interval = std::time::Duration::from_millis(live.config.autotune.interval_ms);
-        self.core
-            .config_writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .state_json(interval, self.autotune_enabled())
+    /// The tuner's state: knobs, base, pinned knobs, EWMAs, current interval and backoff, pending
+    /// judgement.
+    pub fn autotune_state(&self) -> TunerState {
+        let interval = Duration::from_millis(self.state.live.load().config.autotune.interval_ms);
+        self.state.tuning().tuner.state(interval, self.autotune_enabled())
     }
 
-    // --- telemetry ---
+    // --- reports and telemetry ---
 
-    /// The streaming snapshot (SPEC §5; schema in docs/telemetry.md).
-    pub fn streaming_snapshot(&self) -> Value {
-        self.core.sample_gauges();
-        let (windows, totals, export) = self.core.telemetry.snapshot_parts();
-        json!({
-            "schema": telemetry::SNAPSHOT_SCHEMA,
-            "at_unix_ms": self.core.telemetry.clock().unix_ms(),
-            "windows": windows,
-            "totals": totals,
-            "spreading": self.core.spreading_section(),
-            "health": self.health.latest_report(),
-            "export": export,
-        })
+    /// The streaming snapshot (docs/spec.md §5; schema in docs/telemetry.md).
+    pub fn streaming_snapshot(&self) -> Snapshot {
+        self.state.sample_gauges();
+        let telemetry = self.state.telemetry.snapshot();
+        Snapshot {
+            schema: SNAPSHOT_SCHEMA,
+            at_unix_ms: self.state.telemetry.clock().unix_ms(),
+            windows: telemetry.windows,
+            totals: telemetry.totals,
+            spreading: self.state.spreading_section(),
+            health: self.health.latest_report(),
+            export: telemetry.export,
+        }
     }
 
-    /// The snapshot's `spreading` section (also served on its own over HTTP).
-    pub fn spreading_section(&self) -> Value {
-        self.core.spreading_section()
+    /// The snapshot's `spreading` section (also reported on its own).
+    pub fn spreading_section(&self) -> SpreadingSection {
+        self.state.spreading_section()
+    }
+
+    /// The config view: config, guardrails and pinned knobs, tuner state and audit log, breaker,
+    /// chaos.
+    pub fn config_view(&self) -> ConfigView {
+        let config = self.config();
+        ConfigView {
+            schema: CONFIG_VIEW_SCHEMA,
+            guardrails: config.autotune.guardrails.clone(),
+            pinned: config.pinned_knobs(),
+            autotune: AutotuneView {
+                enabled: self.autotune_enabled(),
+                state: self.autotune_state(),
+                audit: self.autotune_audit_log(),
+            },
+            breaker: BreakerView { state: self.breaker_state(), r#override: self.breaker_override() },
+            chaos: self.chaos(),
+            config,
+        }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn prometheus_text(&self) -> String {
-        self.core.sample_gauges();
-        self.core.telemetry.prometheus_text()
+        self.state.sample_gauges();
+        self.state.telemetry.prometheus_text()
     }
 
     /// Turn per-recall telemetry on or off (on by default). Off, recalls record nothing but the two
-    /// counters SPEC §5 says count every call (`spreading_recalls_total`,
+    /// counters docs/spec.md §5 says count every call (`spreading_recalls_total`,
     /// `spreading_breaker_open_total`); the other metrics keep what they had. It exists to measure
     /// telemetry's own cost (docs/performance.md); a production engine leaves it on.
     pub fn set_telemetry_enabled(&self, enabled: bool) {
-        self.core.telemetry_enabled.store(enabled, Ordering::Relaxed);
+        self.state.telemetry_enabled.store(enabled, Ordering::Relaxed);
     }
 
     /// The metrics registry (hosts may register their own metrics here).
     pub fn metrics(&self) -> &MetricsRegistry {
-        self.core.telemetry.registry()
+        self.state.telemetry.registry()
     }
 
-    /// The servers started by [`Engine::serve_http`].
-    #[cfg(feature = "http")]
-    pub(crate) fn http_servers(&self) -> &crate::http::ServerList {
-        &self.http_servers
+    /// The engine's own metric handles.
+    pub fn engine_metrics(&self) -> &EngineMetrics {
+        &self.state.metrics
     }
 
-    /// The telemetry (registry, engine handles, windows).
+    /// The telemetry (registry and windows).
     pub fn telemetry(&self) -> &Telemetry {
-        &self.core.telemetry
+        &self.state.telemetry
     }
 }
 
 impl Drop for Engine {
     /// Shut down while everything a host callback may call back into is still alive: cut injected
-    /// delays short, deliver queued transition events and drop the transition callbacks, stop the
-    /// probes (a check in flight gets its timeout to finish). The remaining fields then drop in order
-    /// (tuner and telemetry threads, the core and its pool).
+    /// delays short, deliver queued transition events (within the callback bound) and drop the
+    /// transition callbacks, stop the probes (a check in flight gets its timeout to finish). The
+    /// remaining fields then drop in order (tuner and telemetry threads, the state and its pool).
     fn drop(&mut self) {
-        self.core.chaos.clear();
+        self.state.chaos.clear();
         self.dispatcher.shutdown();
         self.health.shutdown();
     }
@@ -525,10 +542,7 @@ impl Drop for Engine {
 /// The OpenCL backend `config.opencl` asks for: none for `off`, or for `auto` without a device; an
 /// error for `required` and `always` without one. Discovery runs once per process.
 #[cfg(feature = "opencl")]
-fn opencl_backend(
-    config: &EngineConfig,
-    launches: crate::telemetry::Counter,
-) -> Result<Option<crate::opencl::OpenClBackend>> {
+fn opencl_backend(config: &EngineConfig, launches: Counter) -> Result<Option<crate::opencl::OpenClBackend>> {
     let min_edges = if config.opencl == OpenClMode::Always { Some(0) } else { config.opencl_min_edges };
     match config.opencl {
         OpenClMode::Off => Ok(None),

@@ -7,16 +7,16 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::core::Core;
+use super::state::EngineState;
 use crate::graph::Graph;
 use crate::health::{HealthCheckResult, HealthProbe, HealthStatus};
-use crate::recall::Activation;
+use crate::spread::Activation;
 use crate::spread::Scratch;
 
 /// The probe registered by default as `spreading`. Allocates nothing per run: graph, scratch and
 /// result buffer are built once.
 pub struct SpreadingHealthProbe {
-    core: Arc<Core>,
+    state: Arc<EngineState>,
     graph: Graph,
     buffers: Mutex<(Scratch, Vec<Activation>)>,
 }
@@ -25,11 +25,11 @@ pub struct SpreadingHealthProbe {
 const SEEDS: [(u32, f32); 1] = [(0, 1.0)];
 
 impl SpreadingHealthProbe {
-    pub(super) fn new(core: Arc<Core>) -> Self {
+    pub(super) fn new(state: Arc<EngineState>) -> Self {
         let graph = probe_graph().expect("a valid 5-node cycle");
         let mut scratch = Scratch::default();
         scratch.resize(graph.node_count());
-        SpreadingHealthProbe { core, graph, buffers: Mutex::new((scratch, Vec::with_capacity(5))) }
+        SpreadingHealthProbe { state, graph, buffers: Mutex::new((scratch, Vec::with_capacity(5))) }
     }
 
     /// The probe's own 5-node graph (the device warms up on it too).
@@ -63,8 +63,8 @@ impl HealthProbe for SpreadingHealthProbe {
         if scratch.current.len() != self.graph.node_count() {
             scratch.resize(self.graph.node_count());
         }
-        let (mass, latency) = self.core.probe_spread(&self.graph, &SEEDS, scratch, out);
-        let budget = self.core.live.load().budget;
+        let (mass, latency) = self.state.probe_spread(&self.graph, &SEEDS, scratch, out);
+        let budget = self.state.live.load().budget;
         let (status, reason) = match mass {
             None => (HealthStatus::Unhealthy, Some("spreading failed")),
             Some(mass) if mass <= 0.0 => (HealthStatus::Unhealthy, Some("zero activation mass")),
@@ -75,6 +75,6 @@ impl HealthProbe for SpreadingHealthProbe {
     }
 
     fn budget(&self) -> Option<std::time::Duration> {
-        Some(self.core.live.load().budget)
+        Some(self.state.live.load().budget)
     }
 }

@@ -1,4 +1,4 @@
-//! The immutable graph (SPEC §2): forward CSR for push steps, per-source-tier reverse CSRs for pull
+//! The immutable graph (docs/spec.md §2): forward CSR for push steps, per-source-tier reverse CSRs for pull
 //! steps, tiers, labels and embeddings. Built once by [`GraphBuilder`], then shared by `Arc`.
 
 mod builder;

@@ -1,10 +1,14 @@
-//! Health probes (SPEC §6): a registry that runs each probe on its own worker thread at its interval,
-//! enforces its timeout (a hung probe is reported `unhealthy`/`timeout` and never delays the others),
-//! applies hysteresis, and keeps a cached report.
+//! Health probes (docs/spec.md §6): a registry that runs each probe on its own worker thread at its
+//! interval ([`runner`]), enforces its timeout (a hung probe is reported `unhealthy`/`timeout` and
+//! never delays the others), applies hysteresis, and keeps a cached report ([`report`]).
 
-mod registry;
+mod options;
+pub mod report;
+mod runner;
 
-pub use registry::{HealthMetrics, HealthRegistry, ProbeOptions};
+pub use options::ProbeOptions;
+pub use report::{HEALTH_SCHEMA, HealthReport, ProbeReport};
+pub use runner::{HealthMetrics, HealthRegistry};
 
 use std::borrow::Cow;
 use std::time::Duration;

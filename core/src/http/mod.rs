@@ -1,5 +1,6 @@
-//! The HTTP surface (SPEC §12; cargo feature `http`): health, metrics and admin endpoints served from
-//! the engine's live state, started explicitly with [`Engine::serve_http`].
+//! The HTTP surface (docs/spec.md §12; cargo feature `http`): health, metrics and admin endpoints
+//! served from an engine's live state, started explicitly with [`serve`] (or `crate::host::Host`,
+//! which also stops its servers before the engine shuts down).
 //!
 //! One named thread (`axonal-http`) runs a single-threaded tokio runtime with hyper's HTTP/1 server;
 //! endpoints that take a lock or do real work (metrics, config) run on at most two blocking helper
@@ -180,6 +181,11 @@ impl HttpServer {
     pub fn stop(&self) {
         self.control.stop();
     }
+
+    /// A weak handle that can stop this server later.
+    pub fn stopper(&self) -> ServerStopper {
+        ServerStopper(Arc::downgrade(&self.control))
+    }
 }
 
 impl Drop for HttpServer {
@@ -188,23 +194,22 @@ impl Drop for HttpServer {
     }
 }
 
-/// What the engine keeps of each server it started, to stop them before it shuts down.
-#[derive(Default)]
-pub(crate) struct ServerList(Mutex<Vec<Weak<Control>>>);
+/// A weak handle that stops a server if it is still running (what a host keeps of the servers it
+/// started, to stop them before its engine shuts down).
+#[derive(Clone)]
+pub struct ServerStopper(Weak<Control>);
 
-impl ServerList {
-    fn add(&self, control: &Arc<Control>) {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|c| c.strong_count() > 0);
-        list.push(Arc::downgrade(control));
-    }
-
-    /// Stop every server still running.
-    pub(crate) fn stop_all(&self) {
-        let list = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        for control in list.iter().filter_map(Weak::upgrade) {
+impl ServerStopper {
+    /// Stop the server and join its thread, unless it is gone already.
+    pub fn stop(&self) {
+        if let Some(control) = self.0.upgrade() {
             control.stop();
         }
+    }
+
+    /// Whether the server handle still exists.
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
     }
 }
 
@@ -218,7 +223,7 @@ struct Control {
 
 impl Control {
     /// Signal the server and wait until it has stopped. The lock is held across the join, so a
-    /// concurrent caller (say `HttpServer::stop` racing `Engine::stop_http_servers`) also returns
+    /// concurrent caller (say `HttpServer::stop` racing a host's close) also returns
     /// only once the thread, its helpers and every request they held the engine for are gone.
     fn stop(&self) {
         self.shutdown.notify_one();
@@ -233,65 +238,57 @@ impl Control {
     }
 }
 
-impl Engine {
-    /// Serve the HTTP surface on `addr` (`host:port`; port 0 picks a free port; see
-    /// [`DEFAULT_ADDR`]). Binds before returning, so a taken port is an error here.
-    pub fn serve_http(self: &Arc<Self>, addr: &str, options: HttpOptions) -> Result<HttpServer> {
-        options.validate()?;
-        let addr = if addr.is_empty() { DEFAULT_ADDR } else { addr };
-        let bad_addr = |message: String| Error::config("http.addr", format!("{addr:?}: {message}"));
-        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| bad_addr(e.to_string()))?;
-        std_listener.set_nonblocking(true).map_err(|e| bad_addr(e.to_string()))?;
-        let local_addr = std_listener.local_addr().map_err(|e| bad_addr(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .max_blocking_threads(2)
-            .thread_name("axonal-http-work")
-            .build()
-            .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?;
-        let control = Arc::new(Control {
-            shutdown: Notify::new(),
-            thread: Mutex::new(None),
-            refused: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
-        });
-        let state = Arc::new(routes::State::new(Arc::downgrade(self), &options));
-        let admin_writes = options.admin_token.is_some();
-        let thread = {
-            let control = Arc::clone(&control);
-            std::thread::Builder::new()
-                .name("axonal-http".into())
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        match TcpListener::from_std(std_listener) {
-                            Ok(listener) => accept_loop(listener, state, &control, &options).await,
-                            Err(e) => tracing::error!(error = %e, "http: listener setup failed"),
-                        }
-                    });
-                    // Dropping the runtime here cancels every open connection.
-                })
-                .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?
-        };
-        *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
-        self.http_servers().add(&control);
-        let token_in_clear = admin_writes && !local_addr.ip().is_loopback();
-        if token_in_clear {
-            tracing::warn!(
-                %local_addr,
-                "http: admin writes are enabled beyond loopback; the bearer token travels in clear \
-                 (put a TLS-terminating proxy in front, or bind 127.0.0.1)"
-            );
-        }
-        tracing::info!(%local_addr, url = %format!("http://{}", connectable(local_addr)), admin_writes, "http: serving");
-        Ok(HttpServer { local_addr, token_in_clear, control })
+/// Serve `engine`'s HTTP surface on `addr` (`host:port`; port 0 picks a free port; see
+/// [`DEFAULT_ADDR`]). Binds before returning, so a taken port is an error here. The server holds the
+/// engine weakly: it never keeps it alive, and answers 503 once it is gone.
+pub fn serve(engine: &Arc<Engine>, addr: &str, options: HttpOptions) -> Result<HttpServer> {
+    options.validate()?;
+    let addr = if addr.is_empty() { DEFAULT_ADDR } else { addr };
+    let bad_addr = |message: String| Error::config("http.addr", format!("{addr:?}: {message}"));
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| bad_addr(e.to_string()))?;
+    std_listener.set_nonblocking(true).map_err(|e| bad_addr(e.to_string()))?;
+    let local_addr = std_listener.local_addr().map_err(|e| bad_addr(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(2)
+        .thread_name("axonal-http-work")
+        .build()
+        .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?;
+    let control = Arc::new(Control {
+        shutdown: Notify::new(),
+        thread: Mutex::new(None),
+        refused: AtomicU64::new(0),
+        evicted: AtomicU64::new(0),
+    });
+    let state = Arc::new(routes::State::new(Arc::downgrade(engine), &options));
+    let admin_writes = options.admin_token.is_some();
+    let thread = {
+        let control = Arc::clone(&control);
+        std::thread::Builder::new()
+            .name("axonal-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(std_listener) {
+                        Ok(listener) => accept_loop(listener, state, &control, &options).await,
+                        Err(e) => tracing::error!(error = %e, "http: listener setup failed"),
+                    }
+                });
+                // Dropping the runtime here cancels every open connection.
+            })
+            .map_err(|e| Error::Unavailable { feature: "http", message: e.to_string() })?
+    };
+    *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+    let token_in_clear = admin_writes && !local_addr.ip().is_loopback();
+    if token_in_clear {
+        tracing::warn!(
+            %local_addr,
+            "http: admin writes are enabled beyond loopback; the bearer token travels in clear \
+             (put a TLS-terminating proxy in front, or bind 127.0.0.1)"
+        );
     }
-
-    /// Stop every HTTP server started on this engine (the C and Python bindings call it before they
-    /// release the engine, so no request outlives the handle).
-    pub fn stop_http_servers(&self) {
-        self.http_servers().stop_all();
-    }
+    tracing::info!(%local_addr, url = %format!("http://{}", connectable(local_addr)), admin_writes, "http: serving");
+    Ok(HttpServer { local_addr, token_in_clear, control })
 }
 
 /// Accept connections until the shutdown signal; each connection is its own task.

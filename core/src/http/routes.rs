@@ -9,18 +9,18 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::HttpOptions;
 use crate::breaker::BreakerOverride;
 use crate::chaos::ChaosConfig;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::health::{HealthStatus, ProbeReport};
 
 /// Schema of `GET /health/spreading`.
 pub const SPREADING_HEALTH_SCHEMA: &str = "axonal.health.spreading.v1";
-/// Schema of `GET /api/v1/system/spreading/config` and of the `PUT` answer's `current`.
-pub const CONFIG_VIEW_SCHEMA: &str = "axonal.config_view.v1";
 
 const HEALTH_SPREADING: &str = "/health/spreading";
 const SYSTEM_HEALTH: &str = "/api/v1/system/health";
@@ -87,7 +87,7 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Reply {
             blocking(engine, |e| json_reply(StatusCode::OK, &e.spreading_section())).await
         }
         (Method::GET, METRICS) => blocking(engine, |e| prometheus_reply(e.prometheus_text())).await,
-        (Method::GET, _) => blocking(engine, |e| json_reply(StatusCode::OK, &config_view(e))).await,
+        (Method::GET, _) => blocking(engine, |e| json_reply(StatusCode::OK, &e.config_view())).await,
         _ => admin_write(&state, engine, request).await,
     }
 }
@@ -95,60 +95,39 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Reply {
 /// The probes `GET /health/spreading` reports: the synthetic spread and the live recalls.
 const SPREADING_PROBES: [&str; 2] = ["spreading", "spreading_live"];
 
+/// `GET /health/spreading`'s body.
+#[derive(Serialize)]
+struct SpreadingHealth<'a> {
+    schema: &'static str,
+    /// The worse of the spreading probes.
+    status: HealthStatus,
+    checked_at: Option<u64>,
+    latency_budget_ms: f64,
+    /// The synthetic probe (schema v1's field).
+    probe: &'a ProbeReport,
+    probes: std::collections::BTreeMap<&'static str, &'a ProbeReport>,
+}
+
 /// `GET /health/spreading`: the spreading probes' cached state; 503 when either is unhealthy.
-/// `probe` is the synthetic probe (as in schema v1); `probes` holds both.
 fn spreading_health(engine: &Engine) -> Reply {
     let report = engine.health_report();
-    let Some(probe) = report["probes"].get("spreading") else {
+    let Some(probe) = report.probes.get("spreading") else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no_probe", "the spreading probe is not registered");
     };
-    let mut probes = Map::new();
-    let mut worst = "healthy";
-    for name in SPREADING_PROBES {
-        if let Some(entry) = report["probes"].get(name) {
-            let status = entry["status"].as_str().unwrap_or("unhealthy");
-            if rank(status) > rank(worst) {
-                worst = if rank(status) == 2 { "unhealthy" } else { "degraded" };
-            }
-            probes.insert(name.to_owned(), entry.clone());
-        }
-    }
-    let code = if worst == "unhealthy" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let body = json!({
-        "schema": SPREADING_HEALTH_SCHEMA,
-        "status": worst,
-        "checked_at": report["checked_at"],
-        "latency_budget_ms": probe["budget_ms"],
-        "probe": probe,
-        "probes": probes,
-    });
+    let probes: std::collections::BTreeMap<_, _> =
+        SPREADING_PROBES.iter().filter_map(|&name| report.probes.get(name).map(|p| (name, p))).collect();
+    let status = probes.values().map(|p| p.status).max().unwrap_or(HealthStatus::Healthy);
+    let code =
+        if status == HealthStatus::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = SpreadingHealth {
+        schema: SPREADING_HEALTH_SCHEMA,
+        status,
+        checked_at: report.checked_at,
+        latency_budget_ms: probe.budget_ms,
+        probe,
+        probes,
+    };
     json_reply(code, &body)
-}
-
-fn rank(status: &str) -> u8 {
-    match status {
-        "healthy" => 0,
-        "degraded" => 1,
-        _ => 2,
-    }
-}
-
-/// Config, guardrails, tuner state and audit log, breaker state and override, chaos.
-fn config_view(engine: &Engine) -> Value {
-    let config = engine.config();
-    json!({
-        "schema": CONFIG_VIEW_SCHEMA,
-        "config": config,
-        "guardrails": config.autotune.guardrails,
-        "pinned": config.pinned_knobs(),
-        "autotune": {
-            "enabled": engine.autotune_enabled(),
-            "state": engine.autotune_state(),
-            "audit": engine.autotune_audit_json(),
-        },
-        "breaker": {"state": engine.breaker_state().as_str(), "override": engine.breaker_override().as_str()},
-        "chaos": engine.chaos(),
-    })
 }
 
 /// A validated admin write: everything is checked before anything applies.
@@ -196,7 +175,7 @@ async fn admin_write(state: &State, engine: Arc<Engine>, request: Request<Incomi
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", &e.to_string()),
     };
     blocking(engine, move |e| match apply_admin_write(e, write) {
-        Ok(applied) => json_reply(StatusCode::OK, &json!({"applied": applied, "current": config_view(e)})),
+        Ok(applied) => json_reply(StatusCode::OK, &WriteAnswer { applied, current: e.config_view() }),
         Err(err) => error(StatusCode::BAD_REQUEST, "invalid", &err.to_string()),
     })
     .await
@@ -276,29 +255,48 @@ fn parse_admin_write(engine: &Engine, body: &[u8]) -> Result<AdminWrite, Error> 
     Ok(write)
 }
 
-fn apply_admin_write(engine: &Engine, write: AdminWrite) -> Result<Value, Error> {
-    let mut applied = Map::new();
+/// What an admin write applied (each key present when the write named it).
+#[derive(Debug, Default, Serialize)]
+struct Applied {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<crate::config::EngineConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    autotune_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    breaker_override: Option<BreakerOverride>,
+    /// `Some(None)`: chaos cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chaos: Option<Option<ChaosConfig>>,
+}
+
+/// The answer to an admin write.
+#[derive(Serialize)]
+struct WriteAnswer {
+    applied: Applied,
+    current: crate::engine::ConfigView,
+}
+
+fn apply_admin_write(engine: &Engine, write: AdminWrite) -> Result<Applied, Error> {
+    let mut applied = Applied::default();
     if let Some(patch) = write.config {
-        let config = engine.update_config(&patch)?;
-        applied.insert("config".into(), serde_json::to_value(config).unwrap_or(Value::Null));
+        applied.config = Some(engine.update_config(&patch)?);
     }
     if let Some(enabled) = write.autotune_enabled {
         engine.set_autotune_enabled(enabled);
-        applied.insert("autotune_enabled".into(), json!(enabled));
+        applied.autotune_enabled = Some(enabled);
     }
     if let Some(mode) = write.breaker_override {
         engine.set_breaker_override(mode);
-        applied.insert("breaker_override".into(), json!(mode.as_str()));
+        applied.breaker_override = Some(mode);
     }
     if let Some(chaos) = write.chaos {
         match &chaos {
             Some(config) => engine.set_chaos(config.clone())?,
             None => engine.clear_chaos(),
         }
-        applied.insert("chaos".into(), json!(chaos));
+        applied.chaos = Some(chaos);
     }
-    let applied = Value::Object(applied);
-    tracing::info!(applied = %applied, "http: admin write");
+    tracing::info!(applied = %serde_json::to_string(&applied).unwrap_or_default(), "http: admin write");
     Ok(applied)
 }
 
@@ -310,7 +308,7 @@ async fn blocking(engine: Arc<Engine>, work: impl FnOnce(&Engine) -> Reply + Sen
     })
 }
 
-fn json_reply(status: StatusCode, body: &Value) -> Reply {
+fn json_reply(status: StatusCode, body: &impl Serialize) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut reply = Response::new(Full::new(Bytes::from(bytes)));
     *reply.status_mut() = status;

@@ -1,5 +1,5 @@
 //! [`MetricsRegistry`]: named counters, gauges and histograms. Lookup by name is for hosts and tests;
-//! the engine's hot path holds pre-registered handles and never looks a name up.
+//! an owner's hot path holds pre-registered handles and never looks a name up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 /// What a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetricKind {
     /// Monotonic count.
     Counter,
@@ -18,8 +19,8 @@ pub enum MetricKind {
     Histogram,
 }
 
-/// Most metrics one registry holds (engine and host together): memory stays bounded whatever names
-/// hosts send.
+/// Most metrics one registry holds (its owner's and its hosts' together): memory stays bounded
+/// whatever names hosts send.
 pub const MAX_METRICS: usize = 1024;
 
 /// Default Prometheus buckets (seconds) for histograms a host registers by name.
@@ -28,13 +29,21 @@ pub const LATENCY_BOUNDS: &[f64] = &[
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// How a metric appears in the Prometheus exposition.
+/// How a metric appears in the Prometheus exposition: as a member of a family, told apart from
+/// the family's other members by one label (`request_seconds{route="search"}`).
 #[derive(Debug, Clone)]
-pub(crate) struct Exposition {
+pub struct Exposition {
     /// Family name without the `axonal_` prefix.
-    pub(crate) family: String,
-    /// One label distinguishing this member of the family.
-    pub(crate) label: Option<(&'static str, &'static str)>,
+    pub family: String,
+    /// The label distinguishing this member of the family.
+    pub label: Option<(&'static str, &'static str)>,
+}
+
+impl Exposition {
+    /// A family of one metric, or of labelled members.
+    pub fn family(family: &str, label: Option<(&'static str, &'static str)>) -> Option<Exposition> {
+        Some(Exposition { family: family.to_owned(), label })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,15 +136,37 @@ impl MetricsRegistry {
         }
     }
 
-    /// Register a metric with an explicit exposition (the engine's catalogue).
-    pub(crate) fn register(
+    /// The counter `name`, exposed as `exposition` (`None`: in snapshots only, not in the
+    /// Prometheus text), registered if new.
+    pub fn counter_exposed(&self, name: &str, help: &str, exposition: Option<Exposition>) -> Result<Counter> {
+        match self.get_or_register(name, help, exposition, || CellRef::Counter(Arc::default()))? {
+            CellRef::Counter(cell) => Ok(Counter(cell)),
+            _ => Err(kind_clash(name, MetricKind::Counter)),
+        }
+    }
+
+    /// The gauge `name`, exposed as `exposition`, registered if new.
+    pub fn gauge_exposed(&self, name: &str, help: &str, exposition: Option<Exposition>) -> Result<Gauge> {
+        match self.get_or_register(name, help, exposition, || CellRef::Gauge(Arc::default()))? {
+            CellRef::Gauge(cell) => Ok(Gauge(cell)),
+            _ => Err(kind_clash(name, MetricKind::Gauge)),
+        }
+    }
+
+    /// The histogram `name` with bucket bounds `bounds`, exposed as `exposition`, registered if new.
+    pub fn histogram_exposed(
         &self,
         name: &str,
         help: &str,
         exposition: Option<Exposition>,
-        cell: CellRef,
-    ) -> CellRef {
-        self.get_or_register(name, help, exposition, || cell).expect("catalogue names are valid and unique")
+        bounds: &'static [f64],
+    ) -> Result<Histogram> {
+        match self.get_or_register(name, help, exposition, || {
+            CellRef::Histogram(Arc::new(HistogramCell::new(bounds)))
+        })? {
+            CellRef::Histogram(cell) => Ok(Histogram(cell)),
+            _ => Err(kind_clash(name, MetricKind::Histogram)),
+        }
     }
 
     /// Every registered metric, in registration order.

@@ -17,7 +17,7 @@ pub const WINDOWS: [u64; 4] = [1, 10, 60, 300];
 const RING: usize = 300;
 
 /// Summary of a histogram over a window or since start.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Summary {
     /// Observations.
     pub count: u64,

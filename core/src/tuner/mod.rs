@@ -1,4 +1,4 @@
-//! [`SpreadingAutoTuner`] (SPEC §8): once per interval it reads the engine's cumulative telemetry,
+//! [`SpreadingAutoTuner`] (docs/spec.md §8): once per interval it reads the engine's cumulative telemetry,
 //! updates EWMAs, and either judges its last change (keeping it, or rolling it back and backing off),
 //! applies the best recommendation whose predicted improvement exceeds the threshold, walks one
 //! guarded step back toward the operator's base config when pressure is gone, or explains why it did
@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::EngineConfig;
+use crate::config::{AutotuneConfig, SpreadingConfig};
 use crate::graph::Tier;
 pub use model::{Candidate, Ewma, IntervalStats, Knobs, Objective, Pins};
 use model::{Context, Sample};
@@ -48,7 +48,7 @@ pub struct TierValues {
     pub cold: f64,
 }
 
-/// One audit log entry (SPEC §8).
+/// One audit log entry (docs/spec.md §8).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     /// When, Unix milliseconds.
@@ -79,16 +79,85 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// `{"action": "applied"|"rolled_back"|"no_change", "reason", "entry"}`.
-    pub fn to_json(&self) -> Value {
+    /// The decision as reported: `{"action": "applied"|"rolled_back"|"no_change", "reason", "entry"}`.
+    pub fn view(&self) -> DecisionView<'_> {
         match self {
-            Decision::Applied(e) => json!({"action": "applied", "reason": e.reason, "entry": e}),
-            Decision::RolledBack(e) => json!({"action": "rolled_back", "reason": e.reason, "entry": e}),
-            Decision::NoChange(reason) => {
-                json!({"action": "no_change", "reason": reason, "entry": Value::Null})
+            Decision::Applied(e) => DecisionView { action: "applied", reason: &e.reason, entry: Some(e) },
+            Decision::RolledBack(e) => {
+                DecisionView { action: "rolled_back", reason: &e.reason, entry: Some(e) }
             }
+            Decision::NoChange(reason) => DecisionView { action: "no_change", reason, entry: None },
         }
     }
+
+    /// [`Decision::view`] as a JSON value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.view()).unwrap_or(Value::Null)
+    }
+}
+
+/// A decision as reported.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DecisionView<'a> {
+    /// `applied`, `rolled_back` or `no_change`.
+    pub action: &'static str,
+    /// Why, with the measured numbers.
+    pub reason: &'a str,
+    /// The audit entry of a change.
+    pub entry: Option<&'a AuditEntry>,
+}
+
+impl Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.view().serialize(serializer)
+    }
+}
+
+/// The audit log (docs/spec.md §8) as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditLog {
+    /// [`AUDIT_SCHEMA`].
+    pub schema: &'static str,
+    /// Entries kept.
+    pub capacity: usize,
+    /// Config paths of the knobs the operator pinned outside their guardrails.
+    pub pinned: Vec<&'static str>,
+    /// The entries, oldest first.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// The tuner's state as reported (the config view's `autotune.state`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TunerState {
+    /// Whether the tuner may change the config.
+    pub enabled: bool,
+    /// The current interval, backoff included.
+    pub interval_ms: u64,
+    /// Doublings of the interval after rollbacks.
+    pub backoff: u32,
+    /// The knobs in force.
+    pub knobs: KnobValues,
+    /// The operator's knobs.
+    pub base: KnobValues,
+    /// Knobs the tuner leaves alone.
+    pub pinned: Vec<&'static str>,
+    /// The smoothed statistics.
+    pub ewma: Ewma,
+    /// A change waiting to be judged.
+    pub pending: Option<PendingView>,
+    /// The last step's decision.
+    pub last_decision: Option<Decision>,
+}
+
+/// A change waiting for the next interval's judgement.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PendingView {
+    /// What the change aims at.
+    pub objective: Objective,
+    /// The objective's value before the change.
+    pub before: f64,
+    /// The predicted relative improvement.
+    pub predicted: f64,
 }
 
 /// A change waiting for the next interval to judge it.
@@ -103,10 +172,18 @@ struct Pending {
     sequence: u64,
 }
 
+/// The operator's part of the config the tuner works from: its knobs' base values and the tuner's
+/// own section.
+#[derive(Debug, Clone, PartialEq)]
+struct Base {
+    spreading: SpreadingConfig,
+    autotune: AutotuneConfig,
+}
+
 /// The tuner's state (behind the engine's tuner mutex).
 #[derive(Debug, Clone)]
 pub struct SpreadingAutoTuner {
-    base: EngineConfig,
+    base: Base,
     knobs: Knobs,
     ewma: Ewma,
     last: Option<Sample>,
@@ -116,7 +193,7 @@ pub struct SpreadingAutoTuner {
     walk_back_below: Option<f64>,
     audit: VecDeque<(u64, AuditEntry)>,
     sequence: u64,
-    last_decision: Option<Value>,
+    last_decision: Option<Decision>,
     /// Knob sets rolled back recently, with the step they were rejected at: not retried for
     /// `REJECT_STEPS` steps, so a rejected change cannot come straight back.
     rejected: VecDeque<(Knobs, u64)>,
@@ -129,8 +206,10 @@ const REJECT_STEPS: u64 = 8;
 /// What a step knows besides the statistics.
 #[derive(Debug, Clone)]
 pub struct StepEnv<'a> {
-    /// The live config (budget, guardrails, threshold).
-    pub live: &'a EngineConfig,
+    /// The live `spreading` section (the latency budget).
+    pub spreading: &'a SpreadingConfig,
+    /// The live `autotune` section (guardrails, threshold).
+    pub autotune: &'a AutotuneConfig,
     /// Now, Unix milliseconds (audit timestamps).
     pub now_unix_ms: u64,
     /// Spreading pool threads.
@@ -144,11 +223,11 @@ pub struct StepEnv<'a> {
 }
 
 impl SpreadingAutoTuner {
-    /// A tuner whose base is the operator's `config`.
-    pub fn new(config: &EngineConfig) -> Self {
+    /// A tuner whose base is the operator's `spreading` and `autotune` sections.
+    pub fn new(spreading: &SpreadingConfig, autotune: &AutotuneConfig) -> Self {
         SpreadingAutoTuner {
-            base: config.clone(),
-            knobs: base_knobs(config),
+            base: Base { spreading: spreading.clone(), autotune: autotune.clone() },
+            knobs: base_knobs(spreading),
             ewma: Ewma::default(),
             last: None,
             pending: None,
@@ -160,11 +239,6 @@ impl SpreadingAutoTuner {
             rejected: VecDeque::new(),
             steps: 0,
         }
-    }
-
-    /// The operator's config the tuner adjusts (its knobs aside, what the operator last wrote).
-    pub fn base(&self) -> &EngineConfig {
-        &self.base
     }
 
     /// Record the operator's enable switch in the base; enabling starts the statistics afresh, so
@@ -179,10 +253,10 @@ impl SpreadingAutoTuner {
 
     /// The operator changed the config: it is the new base; the tuner's adjustments, pending
     /// judgement, backoff and statistics start over.
-    pub fn operator_changed(&mut self, config: &EngineConfig) {
+    pub fn operator_changed(&mut self, spreading: &SpreadingConfig, autotune: &AutotuneConfig) {
         let audit = std::mem::take(&mut self.audit);
         let sequence = self.sequence;
-        *self = SpreadingAutoTuner::new(config);
+        *self = SpreadingAutoTuner::new(spreading, autotune);
         self.audit = audit;
         self.sequence = sequence;
         self.trim_audit();
@@ -204,23 +278,42 @@ impl SpreadingAutoTuner {
     }
 
     /// The tuner's state for the config endpoint and the snapshot.
-    pub fn state_json(&self, configured: Duration, enabled: bool) -> Value {
-        json!({
-            "enabled": enabled,
-            "interval_ms": self.interval(configured).as_millis() as u64,
-            "backoff": self.backoff,
-            "knobs": self.values(self.knobs),
-            "base": self.values(base_knobs(&self.base)),
-            "pinned": self.pinned(),
-            "ewma": self.ewma,
-            "pending": self.pending.as_ref().map(|p| json!({"objective": p.objective, "before": p.before, "predicted": p.predicted})),
-            "last_decision": self.last_decision,
-        })
+    pub fn state(&self, configured: Duration, enabled: bool) -> TunerState {
+        TunerState {
+            enabled,
+            interval_ms: self.interval(configured).as_millis() as u64,
+            backoff: self.backoff,
+            knobs: self.values(self.knobs),
+            base: self.values(base_knobs(&self.base.spreading)),
+            pinned: self.pinned(),
+            ewma: self.ewma,
+            pending: self.pending.as_ref().map(|p| PendingView {
+                objective: p.objective,
+                before: p.before,
+                predicted: p.predicted,
+            }),
+            last_decision: self.last_decision.clone(),
+        }
+    }
+
+    /// The audit log with its capacity and the pinned knobs.
+    pub fn audit_log(&self, capacity: usize) -> AuditLog {
+        AuditLog { schema: AUDIT_SCHEMA, capacity, pinned: self.pinned(), entries: self.audit() }
     }
 
     /// Config paths of the knobs the operator pinned outside their guardrails.
     pub fn pinned(&self) -> Vec<&'static str> {
-        self.base.pinned_knobs().into_iter().map(crate::config::TunedKnob::as_str).collect()
+        self.base
+            .autotune
+            .guardrails
+            .pinned(&self.base.spreading)
+            .into_iter()
+            .map(crate::config::TunedKnob::as_str)
+            .collect()
+    }
+
+    fn pins(&self) -> Pins {
+        Pins::of(&self.base.spreading, &self.base.autotune.guardrails)
     }
 
     /// The last applied change, if any.
@@ -228,27 +321,27 @@ impl SpreadingAutoTuner {
         self.audit.back().map(|(_, e)| e.clone())
     }
 
-    /// The config to run with the current knobs: the base with tuned depth, batch and timeouts.
-    pub fn config_for(&self, knobs: Knobs) -> EngineConfig {
-        let mut config = self.base.clone();
-        let s = &mut config.spreading;
+    /// The `spreading` section to run with `knobs`: the operator's, with tuned depth, batch and
+    /// timeouts (the engine puts it into the live config).
+    pub fn config_for(&self, knobs: Knobs) -> SpreadingConfig {
+        let mut s = self.base.spreading.clone();
         s.max_depth = knobs.max_depth;
         s.batch_size = knobs.batch_size;
         let base = &self.base.spreading.tier_timeouts_ms;
         s.tier_timeouts_ms.hot = base.hot * knobs.timeout_multiplier[0];
         s.tier_timeouts_ms.warm = base.warm * knobs.timeout_multiplier[1];
         s.tier_timeouts_ms.cold = base.cold * knobs.timeout_multiplier[2];
-        config
+        s
     }
 
     /// One step on the cumulative `sample`. Returns the decision and, when the knobs changed, the
     /// config to apply.
-    pub(crate) fn step(&mut self, sample: Sample, env: &StepEnv<'_>) -> (Decision, Option<EngineConfig>) {
+    pub(crate) fn step(&mut self, sample: Sample, env: &StepEnv<'_>) -> (Decision, Option<SpreadingConfig>) {
         let (decision, config) = match self.last.replace(sample.clone()) {
             None => (Decision::NoChange("collecting a baseline interval".into()), None),
             Some(last) => self.step_on_stats(&IntervalStats::between(&last, &sample), env),
         };
-        self.last_decision = Some(decision.to_json());
+        self.last_decision = Some(decision.clone());
         (decision, config)
     }
 
@@ -259,7 +352,7 @@ impl SpreadingAutoTuner {
         &mut self,
         stats: &IntervalStats,
         env: &StepEnv<'_>,
-    ) -> (Decision, Option<EngineConfig>) {
+    ) -> (Decision, Option<SpreadingConfig>) {
         self.steps += 1;
         let steps = self.steps;
         self.rejected.retain(|(_, at)| steps - at < REJECT_STEPS);
@@ -273,9 +366,8 @@ impl SpreadingAutoTuner {
             );
         }
         self.ewma.update(stats, self.knobs.max_depth);
-        let live = env.live;
-        let budget = live.latency_budget().as_secs_f64();
-        let guardrails = &live.autotune.guardrails;
+        let budget = env.spreading.latency_budget().as_secs_f64();
+        let guardrails = &env.autotune.guardrails;
 
         if let Some(pending) = self.pending.take() {
             return self.judge(pending, stats, budget, guardrails, env.now_unix_ms);
@@ -285,7 +377,7 @@ impl SpreadingAutoTuner {
             knobs: self.knobs,
             base_timeouts: Tier::ALL.map(|t| self.base.spreading.tier_timeouts_ms.get(t) / 1000.0),
             guardrails,
-            pins: Pins::of(&self.base),
+            pins: self.pins(),
             budget,
             threads: env.threads,
             nodes: env.nodes,
@@ -296,7 +388,7 @@ impl SpreadingAutoTuner {
             let mut candidates = model::recommend(&self.ewma, stats, &context);
             candidates.retain(|c| !self.rejected.iter().any(|(knobs, _)| *knobs == c.knobs));
             candidates.sort_by(|a, b| b.predicted.total_cmp(&a.predicted));
-            let threshold = live.autotune.min_improvement;
+            let threshold = env.autotune.min_improvement;
             return match candidates.into_iter().next() {
                 Some(best) if best.predicted > threshold => {
                     let before = objective_value(best.objective, stats);
@@ -331,7 +423,7 @@ impl SpreadingAutoTuner {
                 ),
             };
         }
-        let target = model::guard(base_knobs(&self.base), guardrails, Pins::of(&self.base));
+        let target = model::guard(base_knobs(&self.base.spreading), guardrails, self.pins());
         let headroom =
             self.ewma.p95 < 0.5 * budget && self.walk_back_below.is_none_or(|limit| self.ewma.p95 < limit);
         match model::step_toward(self.knobs, target) {
@@ -368,7 +460,7 @@ impl SpreadingAutoTuner {
         budget: f64,
         guardrails: &crate::config::Guardrails,
         now: u64,
-    ) -> (Decision, Option<EngineConfig>) {
+    ) -> (Decision, Option<SpreadingConfig>) {
         let after = objective_value(pending.objective, stats);
         let observed = if pending.before > 0.0 { (pending.before - after) / pending.before } else { 0.0 };
         let pressure_returned = stats.p95 > budget
@@ -406,7 +498,7 @@ impl SpreadingAutoTuner {
         );
         let old = self.knobs;
         self.rejected.push_back((old, self.steps));
-        self.knobs = model::guard(pending.old, guardrails, Pins::of(&self.base));
+        self.knobs = model::guard(pending.old, guardrails, self.pins());
         let entry = self.record("rollback", old, self.knobs, reason, pending.predicted, Some(observed), now);
         (Decision::RolledBack(entry), Some(self.config_for(self.knobs)))
     }
@@ -423,9 +515,9 @@ impl SpreadingAutoTuner {
         objective: Objective,
         before: f64,
         now: u64,
-    ) -> (Decision, Option<EngineConfig>) {
+    ) -> (Decision, Option<SpreadingConfig>) {
         let old = self.knobs;
-        self.knobs = model::guard(knobs, guardrails, Pins::of(&self.base));
+        self.knobs = model::guard(knobs, guardrails, self.pins());
         let entry = self.record(action, old, self.knobs, reason, predicted, None, now);
         self.pending = Some(Pending { old, objective, before, predicted, sequence: self.sequence });
         (Decision::Applied(entry), Some(self.config_for(self.knobs)))
@@ -466,7 +558,7 @@ impl SpreadingAutoTuner {
     }
 
     fn values(&self, knobs: Knobs) -> KnobValues {
-        let t = &self.config_for(knobs).spreading.tier_timeouts_ms;
+        let t = &self.config_for(knobs).tier_timeouts_ms;
         KnobValues {
             max_depth: knobs.max_depth,
             batch_size: knobs.batch_size,
@@ -476,12 +568,8 @@ impl SpreadingAutoTuner {
 }
 
 /// The operator's knobs: the config's depth and batch, multipliers 1.
-fn base_knobs(config: &EngineConfig) -> Knobs {
-    Knobs {
-        max_depth: config.spreading.max_depth,
-        batch_size: config.spreading.batch_size,
-        timeout_multiplier: [1.0; 3],
-    }
+fn base_knobs(spreading: &SpreadingConfig) -> Knobs {
+    Knobs { max_depth: spreading.max_depth, batch_size: spreading.batch_size, timeout_multiplier: [1.0; 3] }
 }
 
 /// The value of an objective in an interval (lower is better).
@@ -498,7 +586,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_the_interval_up_to_an_hour() {
-        let mut tuner = SpreadingAutoTuner::new(&EngineConfig::default());
+        let config = crate::config::EngineConfig::default();
+        let mut tuner = SpreadingAutoTuner::new(&config.spreading, &config.autotune);
         let five_minutes = Duration::from_secs(300);
         let expected = [300, 600, 1200, 2400, 3600, 3600];
         for (backoff, seconds) in expected.into_iter().enumerate() {

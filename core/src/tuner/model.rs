@@ -274,13 +274,13 @@ pub struct Pins {
 }
 
 impl Pins {
-    /// The pins of an operator's config.
-    pub fn of(config: &crate::config::EngineConfig) -> Pins {
-        let pinned = config.pinned_knobs();
+    /// The pins of an operator's `spreading` section under `guardrails`.
+    pub fn of(spreading: &crate::config::SpreadingConfig, guardrails: &Guardrails) -> Pins {
+        let pinned = guardrails.pinned(spreading);
         let has = |knob| pinned.contains(&knob);
         Pins {
-            max_depth: has(crate::config::TunedKnob::MaxDepth).then_some(config.spreading.max_depth),
-            batch_size: has(crate::config::TunedKnob::BatchSize).then_some(config.spreading.batch_size),
+            max_depth: has(crate::config::TunedKnob::MaxDepth).then_some(spreading.max_depth),
+            batch_size: has(crate::config::TunedKnob::BatchSize).then_some(spreading.batch_size),
         }
     }
 }

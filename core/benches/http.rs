@@ -25,7 +25,7 @@ fn main() {
 
     let graph = generate::barabasi_albert(10_000, 4, 0.9, 11).build().expect("valid graph");
     let engine = Arc::new(Engine::new(graph, EngineConfig::default()).expect("default config"));
-    let server = engine.serve_http("127.0.0.1:0", HttpOptions::default()).expect("loopback");
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", HttpOptions::default()).expect("loopback");
     let addr = server.local_addr();
     engine.check_probe("spreading").expect("probe");
     println!(

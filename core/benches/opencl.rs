@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axonal_core::opencl::OpenClBackend;
-use axonal_core::spread::time_full_frontier_step_on;
+use axonal_core::spread::time_full_frontier_step_with_accelerator;
 use axonal_core::telemetry::Counter;
 use axonal_core::{Cue, Engine, EngineConfig, Graph, PullAccelerator, Recall, SpreadParams, generate};
 use serde_json::json;
@@ -56,12 +56,24 @@ fn step_crossover(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool)
         let m = n as usize * 10;
         let graph = generate::uniform(n, m, 0.1, 7).build().unwrap();
         // First run uploads the graph; not timed.
-        time_full_frontier_step_on(&graph, &params, Some(pool), Some(backend as &dyn PullAccelerator), 1);
+        time_full_frontier_step_with_accelerator(
+            &graph,
+            &params,
+            Some(pool),
+            Some(backend as &dyn PullAccelerator),
+            1,
+        );
         let mut cpu = Vec::new();
         let mut device = Vec::new();
         for _ in 0..reps {
-            cpu.extend(time_full_frontier_step_on(&graph, &params, Some(pool), None, 1));
-            device.extend(time_full_frontier_step_on(&graph, &params, Some(pool), Some(backend), 1));
+            cpu.extend(time_full_frontier_step_with_accelerator(&graph, &params, Some(pool), None, 1));
+            device.extend(time_full_frontier_step_with_accelerator(
+                &graph,
+                &params,
+                Some(pool),
+                Some(backend),
+                1,
+            ));
         }
         let (cpu, device) = (median(cpu), median(device));
         let ratio = device.as_secs_f64() / cpu.as_secs_f64();

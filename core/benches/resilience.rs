@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::breaker::callbacks::Dispatcher;
 use axonal_core::breaker::{BreakerMetrics, BreakerSettings, CallOutcome, CircuitBreaker};
 use axonal_core::clock::SystemClock;
@@ -23,12 +24,12 @@ fn main() {
 
 fn breaker(scale: usize) {
     let telemetry = Telemetry::new(SystemClock::shared());
-    let m = telemetry.spreading().clone();
+    let m = axonal_core::engine::EngineMetrics::register(telemetry.registry()).unwrap();
     let dispatcher =
         Dispatcher::start(telemetry.registry().counter("bench_callback_failures_total", "b").unwrap())
             .unwrap();
     let breaker = CircuitBreaker::new(
-        BreakerSettings::from(&EngineConfig::default()),
+        BreakerSettings::new(&EngineConfig::default().breaker, EngineConfig::default().latency_budget()),
         SystemClock::shared(),
         dispatcher.sender(),
         BreakerMetrics { transitions: m.breaker_transitions_total.clone(), state: m.breaker_state.clone() },
@@ -71,7 +72,7 @@ fn probe(scale: usize) {
     let mut round_trips: Vec<Duration> = (0..checks)
         .map(|_| {
             let start = Instant::now();
-            engine.check_probe("spreading").unwrap();
+            engine.check_probe("spreading").unwrap().to_json();
             start.elapsed()
         })
         .collect();
@@ -115,7 +116,8 @@ fn idle_cpu(duration: Duration) {
     let before = thread_cpu();
     std::thread::sleep(duration);
     let after = thread_cpu();
-    let checks = engine.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap_or(0);
+    let checks =
+        engine.health_report().to_json()["probes"]["spreading"]["checks_total"].as_u64().unwrap_or(0);
     println!(
         "## Idle engine, default config, {:.0} s (CPU per background thread, % of one core)",
         duration.as_secs_f64()

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::generate;
 use axonal_core::telemetry::{LATENCY_BOUNDS, Telemetry};
 use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall};
@@ -137,7 +138,7 @@ fn export_cost(scale: usize) {
         samples.sort_unstable();
         (samples[25], samples[49])
     };
-    let (json_p50, json_max) = time(&|| engine.streaming_snapshot().to_string().len());
+    let (json_p50, json_max) = time(&|| engine.streaming_snapshot().to_json().to_string().len());
     let (prom_p50, prom_max) = time(&|| engine.prometheus_text().len());
     println!("## Export of a busy engine (after {} recalls, 36 engine + 20 host metrics)", 20_000 / scale);
     println!("| export | median | max of 50 | bytes |");
@@ -147,7 +148,7 @@ fn export_cost(scale: usize) {
         "| snapshot JSON | {:.0} µs | {:.0} µs | {} |",
         us(json_p50),
         us(json_max),
-        engine.streaming_snapshot().to_string().len()
+        engine.streaming_snapshot().to_json().to_string().len()
     );
     println!(
         "| Prometheus text | {:.0} µs | {:.0} µs | {} |",

@@ -2,6 +2,7 @@
 //! served recalls, fallbacks (breaker open, slow) and budget violations. `scripts/test` pipes the
 //! text through `promtool check metrics`; docs/telemetry.md shows the JSON.
 
+use axonal_core::ToJson;
 use axonal_core::generate;
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, Tier};
 use serde_json::json;
@@ -31,7 +32,7 @@ fn main() {
     if std::env::args().any(|a| a == "--json") {
         // Windows hold completed seconds: let the current one end so they show the work above.
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        println!("{}", serde_json::to_string_pretty(&engine.streaming_snapshot()).expect("json"));
+        println!("{}", serde_json::to_string_pretty(&engine.streaming_snapshot().to_json()).expect("json"));
     } else {
         print!("{}", engine.prometheus_text());
     }

@@ -1,4 +1,4 @@
-//! The circuit breaker's state machine (SPEC §7), on an injected clock.
+//! The circuit breaker's state machine (docs/spec.md §7), on an injected clock.
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -38,7 +38,7 @@ fn settings() -> BreakerSettings {
 fn harness() -> Harness {
     let clock = ManualClock::new(1_700_000_000_000);
     let telemetry = Telemetry::new(clock.clone());
-    let m = telemetry.spreading().clone();
+    let m = axonal_core::engine::EngineMetrics::register(telemetry.registry()).unwrap();
     let dispatcher =
         Dispatcher::start(telemetry.registry().counter("callback_failures_total", "t").unwrap()).unwrap();
     let breaker = CircuitBreaker::new(

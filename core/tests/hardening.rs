@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, FallbackReason, Graph, HealthStatus, Source};
 use serde_json::json;
 
@@ -24,7 +25,7 @@ fn engine_with(graph: Graph, patch: serde_json::Value) -> Engine {
 /// that every later check is one the test asked for.
 fn after_startup_checks(engine: &Engine) {
     let done = || {
-        let report = engine.health_report();
+        let report = engine.health_report().to_json();
         ["spreading", "spreading_live"]
             .iter()
             .all(|p| report["probes"][p]["checks_total"].as_u64() >= Some(1))
@@ -60,7 +61,7 @@ fn delivered_mass_is_the_low_mass_rule() {
 fn the_live_probe_sees_an_edgeless_graph_swapped_in() {
     let engine = engine_with(cycle(5), json!({"health": {"interval_ms": 3_600_000}}));
     after_startup_checks(&engine);
-    let live = || engine.check_probe("spreading_live").unwrap();
+    let live = || engine.check_probe("spreading_live").unwrap().to_json();
     let first = live();
     assert_eq!(first["status"], "healthy");
     assert!(first["reason"].as_str().unwrap().starts_with("idle"), "{first}");
@@ -86,9 +87,9 @@ fn the_live_probe_sees_an_edgeless_graph_swapped_in() {
         reason.contains("40 of 40 live recalls") && reason.contains("delivered no activation"),
         "{reason}"
     );
-    assert_eq!(engine.check_probe("spreading").unwrap()["status"], "healthy");
+    assert_eq!(engine.check_probe("spreading").unwrap().to_json()["status"], "healthy");
     assert_eq!(engine.health_status(), HealthStatus::Unhealthy, "a critical probe");
-    let report = engine.health_report();
+    let report = engine.health_report().to_json();
     assert_eq!(report["probes"]["spreading_live"]["details"]["no_activation"], 40);
 }
 
@@ -105,7 +106,7 @@ fn the_live_probe_sees_failing_recalls() {
     for _ in 0..25 {
         assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().reason, Some(FallbackReason::Error));
     }
-    let verdict = engine.check_probe("spreading_live").unwrap();
+    let verdict = engine.check_probe("spreading_live").unwrap().to_json();
     assert_eq!(verdict["status"], "degraded", "{verdict}");
     assert!(verdict["reason"].as_str().unwrap().contains("25 failed"), "{verdict}");
 }
@@ -133,7 +134,7 @@ fn a_callback_that_never_returns_is_abandoned_and_shutdown_stays_bounded() {
     engine.set_breaker_override(BreakerOverride::Auto);
     assert_eq!(seen_rx.recv_timeout(Duration::from_secs(5)), Ok("closed"), "later events keep flowing");
     assert_eq!(engine.transition_callback_timeouts(), 1);
-    let snapshot = engine.streaming_snapshot();
+    let snapshot = engine.streaming_snapshot().to_json();
     assert_eq!(snapshot["totals"]["counters"]["spreading_callback_timeouts_total"], 1);
     // A transition while the first callback is still stuck: shutdown waits at most the timeout.
     engine.set_breaker_override(BreakerOverride::ForcedOpen);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::clock::ManualClock;
 use axonal_core::health::{FnProbe, HealthMetrics, HealthRegistry, ProbeOptions};
 use axonal_core::telemetry::Telemetry;
@@ -12,7 +13,7 @@ use axonal_core::{ChaosConfig, Engine, EngineConfig, Graph, HealthCheckResult, H
 
 fn registry(clock: Arc<ManualClock>) -> (HealthRegistry, Telemetry) {
     let telemetry = Telemetry::new(clock.clone());
-    let m = telemetry.spreading().clone();
+    let m = axonal_core::engine::EngineMetrics::register(telemetry.registry()).unwrap();
     let metrics = HealthMetrics {
         checks: m.health_checks_total.clone(),
         failures: m.health_failures_total.clone(),
@@ -50,7 +51,7 @@ fn hysteresis_both_ways() {
     let (registry, telemetry) = registry(ManualClock::new(0));
     let (probe, verdict) = switch_probe("db");
     registry.register(probe, Some(options(10, 1000, true))).unwrap();
-    let check = || registry.check_named("db").unwrap();
+    let check = || registry.check_named("db").unwrap().to_json();
     assert_eq!(status(&check()), "healthy");
     verdict.store(2, Ordering::SeqCst);
     let r = check();
@@ -92,11 +93,15 @@ fn a_panicking_probe_is_unhealthy_not_fatal() {
     let (probe, verdict) = switch_probe("panicky");
     registry.register(probe, Some(options(10, 1000, true))).unwrap();
     verdict.store(3, Ordering::SeqCst);
-    let r = registry.check_named("panicky").unwrap();
+    let r = registry.check_named("panicky").unwrap().to_json();
     assert_eq!((status(&r), r["reason"].as_str()), ("degraded", Some("probe panicked")));
     verdict.store(0, Ordering::SeqCst);
-    registry.check_named("panicky").unwrap();
-    assert_eq!(status(&registry.check_named("panicky").unwrap()), "healthy", "the worker survived the panic");
+    registry.check_named("panicky").unwrap().to_json();
+    assert_eq!(
+        status(&registry.check_named("panicky").unwrap().to_json()),
+        "healthy",
+        "the worker survived the panic"
+    );
 }
 
 #[test]
@@ -115,11 +120,11 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
 
     registry.run_pending(); // t = 0: both due
     let start = Instant::now();
-    let r = registry.check_named("steady").unwrap();
+    let r = registry.check_named("steady").unwrap().to_json();
     assert!(start.elapsed() < Duration::from_millis(90), "steady answered while hung hangs");
     assert_eq!(status(&r), "healthy");
     registry.settle();
-    let report = registry.latest_report();
+    let report = registry.latest_report().to_json();
     assert_eq!(report["probes"]["hung"]["reason"], "timeout");
     assert_eq!(report["probes"]["hung"]["status"], "unhealthy", "a hang skips the degraded step");
     assert_eq!(report["probes"]["hung"]["consecutive_failures"], 1);
@@ -128,7 +133,7 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
     clock.advance(Duration::from_secs(10)); // t = 10 s: both due again; hung is still stuck
     registry.run_pending();
     registry.settle();
-    let report = registry.latest_report();
+    let report = registry.latest_report().to_json();
     assert_eq!(report["probes"]["hung"]["status"], "unhealthy");
     assert!(report["probes"]["hung"]["reason"].as_str().unwrap().starts_with("timeout"));
     assert_eq!(report["probes"]["steady"]["checks_total"], 2, "steady kept its schedule");
@@ -143,9 +148,9 @@ fn non_critical_probes_do_not_change_the_overall_status() {
     let (probe, verdict) = switch_probe("cache");
     registry.register(probe, Some(options(10, 1000, false))).unwrap();
     verdict.store(2, Ordering::SeqCst);
-    registry.check_named("cache").unwrap();
-    registry.check_named("cache").unwrap();
-    let report = registry.latest_report();
+    registry.check_named("cache").unwrap().to_json();
+    registry.check_named("cache").unwrap().to_json();
+    let report = registry.latest_report().to_json();
     assert_eq!(report["probes"]["cache"]["status"], "unhealthy");
     assert_eq!(report["probes"]["cache"]["critical"], false);
     assert_eq!(report["status"], "healthy");
@@ -165,8 +170,8 @@ fn report_shape_registration_errors_and_unregister() {
             .to_string()
             .contains("\"db\" is already registered")
     );
-    registry.check_named("db").unwrap();
-    let report = registry.latest_report();
+    registry.check_named("db").unwrap().to_json();
+    let report = registry.latest_report().to_json();
     assert_eq!(report["schema"], "axonal.health.v1");
     assert_eq!(report["checked_at"], 1_700_000_000_000u64);
     let db = &report["probes"]["db"];
@@ -189,7 +194,7 @@ fn report_shape_registration_errors_and_unregister() {
     assert!(e.contains("no probe named \"nope\"") && e.contains("db"), "{e}");
     assert!(registry.unregister(id));
     assert!(!registry.unregister(id));
-    assert!(registry.latest_report()["probes"].as_object().unwrap().is_empty());
+    assert!(registry.latest_report().to_json()["probes"].as_object().unwrap().is_empty());
 }
 
 #[test]
@@ -252,11 +257,11 @@ fn probe_catches_latency(latency: axonal_core::chaos::TierLatency) {
     let engine = engine(clock.clone());
     engine.health().settle();
     assert_eq!(spreading_status(&engine), HealthStatus::Healthy);
-    assert_eq!(engine.health_report()["probes"]["spreading"]["budget_ms"], 50.0);
+    assert_eq!(engine.health_report().to_json()["probes"]["spreading"]["budget_ms"], 50.0);
     engine.set_chaos(ChaosConfig { latency_ms: latency, ..Default::default() }).unwrap();
     let took = seconds_until(&clock, &engine, |e| spreading_status(e) == HealthStatus::Unhealthy);
     assert!(took.is_some_and(|s| s <= 30), "{latency:?}: unhealthy after {took:?} s");
-    let report = engine.health_report();
+    let report = engine.health_report().to_json();
     assert_eq!(report["status"], "unhealthy");
     assert_eq!(report["probes"]["spreading"]["reason"], "latency over budget");
     assert!(report["probes"]["spreading"]["latency_ms"].as_f64().unwrap() >= 60.0);
@@ -275,7 +280,7 @@ fn spreading_probe_turns_unhealthy_within_30_s_of_zero_mass() {
     engine.set_chaos(ChaosConfig { zero_mass_rate: 1.0, ..Default::default() }).unwrap();
     let took = seconds_until(&clock, &engine, |e| spreading_status(e) == HealthStatus::Unhealthy);
     assert!(took.is_some_and(|s| s <= 30), "unhealthy after {took:?} s");
-    assert_eq!(engine.health_report()["probes"]["spreading"]["reason"], "zero activation mass");
+    assert_eq!(engine.health_report().to_json()["probes"]["spreading"]["reason"], "zero activation mass");
     assert_eq!(engine.telemetry().totals_json()["gauges"]["spreading_health_status"], 2.0);
 }
 
@@ -291,7 +296,7 @@ fn config_interval_and_timeout_apply_to_probes_without_own_options() {
     config.interval_ms = 2_000;
     config.timeout_ms = 500;
     registry.apply_config(&config);
-    let report = registry.latest_report();
+    let report = registry.latest_report().to_json();
     assert_eq!(
         (
             report["probes"]["follows"]["interval_ms"].as_u64(),
@@ -305,7 +310,7 @@ fn config_interval_and_timeout_apply_to_probes_without_own_options() {
         registry.settle();
         clock.advance(Duration::from_secs(2));
     }
-    let report = registry.latest_report();
+    let report = registry.latest_report().to_json();
     assert_eq!(report["probes"]["follows"]["checks_total"], 3, "every 2 s");
     assert_eq!(report["probes"]["own"]["checks_total"], 1, "every 10 s");
 }

@@ -1,4 +1,4 @@
-//! The HTTP surface over real sockets (SPEC §12): every endpoint, every error class, admin writes and
+//! The HTTP surface over real sockets (docs/spec.md §12): every endpoint, every error class, admin writes and
 //! their token, size and time limits, hostile clients, and the server's independence from the engine.
 #![cfg(feature = "http")]
 
@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::http::HttpOptions;
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, ErrorKind, GraphBuilder};
 use serde_json::{Value, json};
@@ -68,7 +69,7 @@ fn try_send_raw(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Reply> {
 
 /// The spreading probe's `checks_total` once the registry's start-up check has run.
 fn checks_after_startup(engine: &Engine) -> u64 {
-    let checks = || engine.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap();
+    let checks = || engine.health_report().to_json()["probes"]["spreading"]["checks_total"].as_u64().unwrap();
     assert!(eventually(Duration::from_secs(10), || checks() >= 1), "the start-up check never ran");
     checks()
 }
@@ -113,7 +114,7 @@ fn put_authorized(addr: SocketAddr, authorization: Option<&str>, body: &str) -> 
 #[test]
 fn every_read_endpoint_answers_from_the_live_engine() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "port 0 resolves to the real port");
     assert_eq!(server.url(), format!("http://{addr}"));
@@ -158,37 +159,38 @@ fn every_read_endpoint_answers_from_the_live_engine() {
 #[test]
 fn health_endpoint_serves_the_cached_report_and_turns_503_when_unhealthy() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
     let checks = checks_after_startup(&engine);
     for _ in 0..20 {
         assert_eq!(get(addr, "/health/spreading").status, 200);
     }
     // The handler ran no probe.
-    assert_eq!(engine.health_report()["probes"]["spreading"]["checks_total"], checks);
+    assert_eq!(engine.health_report().to_json()["probes"]["spreading"]["checks_total"], checks);
 
     engine.set_chaos_json(r#"{"failure_rate": 1.0, "seed": 3}"#).unwrap();
-    engine.check_probe("spreading").unwrap();
+    engine.check_probe("spreading").unwrap().to_json();
     let degraded = get(addr, "/health/spreading");
     assert_eq!((degraded.status, degraded.json()["status"].as_str()), (200, Some("degraded")));
-    engine.check_probe("spreading").unwrap();
+    engine.check_probe("spreading").unwrap().to_json();
     let unhealthy = get(addr, "/health/spreading");
     assert_eq!(unhealthy.status, 503);
     assert_eq!(unhealthy.json()["status"], "unhealthy");
     assert_eq!(unhealthy.json()["probe"]["consecutive_failures"], 2);
 
     engine.clear_chaos();
-    engine.check_probe("spreading").unwrap();
-    engine.check_probe("spreading").unwrap();
+    engine.check_probe("spreading").unwrap().to_json();
+    engine.check_probe("spreading").unwrap().to_json();
     assert_eq!(get(addr, "/health/spreading").status, 200);
 }
 
 #[test]
 fn health_endpoint_turns_503_when_live_recalls_deliver_nothing() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
-    let live_checks = || engine.health_report()["probes"]["spreading_live"]["checks_total"].as_u64().unwrap();
+    let live_checks =
+        || engine.health_report().to_json()["probes"]["spreading_live"]["checks_total"].as_u64().unwrap();
     assert!(eventually(Duration::from_secs(10), || live_checks() >= 1), "the start-up check never ran");
     engine.health().settle();
     // An edgeless graph swapped in while cues keep coming: the synthetic probe cannot see it.
@@ -197,7 +199,7 @@ fn health_endpoint_turns_503_when_live_recalls_deliver_nothing() {
         for _ in 0..25 {
             engine.recall(&Cue::nodes([0])).unwrap();
         }
-        engine.check_probe("spreading_live").unwrap();
+        engine.check_probe("spreading_live").unwrap().to_json();
     }
     let reply = get(addr, "/health/spreading");
     assert_eq!(reply.status, 503, "{}", reply.body);
@@ -212,7 +214,7 @@ fn health_endpoint_turns_503_when_live_recalls_deliver_nothing() {
 #[test]
 fn unknown_paths_and_methods_get_json_errors() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
 
     let missing = get(addr, "/nope");
@@ -242,12 +244,12 @@ fn unknown_paths_and_methods_get_json_errors() {
 #[test]
 fn admin_writes_need_the_configured_token() {
     let engine = engine();
-    let read_only = engine.serve_http("127.0.0.1:0", HttpOptions::default()).unwrap();
+    let read_only = axonal_core::http::serve(&engine, "127.0.0.1:0", HttpOptions::default()).unwrap();
     let refused = put_config(read_only.local_addr(), Some(TOKEN), r#"{"breaker_override": "forced_open"}"#);
     assert_eq!(refused.status, 403);
     assert!(refused.json()["message"].as_str().unwrap().contains("without an admin token"));
 
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
     for token in [None, Some("wrong"), Some("s3cret-tokeN"), Some("s3cret-token-and-more"), Some("")] {
         let reply = put_config(addr, token, r#"{"breaker_override": "forced_open"}"#);
@@ -268,7 +270,7 @@ fn admin_writes_need_the_configured_token() {
 #[test]
 fn admin_writes_apply_config_override_tuner_and_chaos() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
 
     let body = json!({
@@ -306,7 +308,7 @@ fn admin_writes_apply_config_override_tuner_and_chaos() {
 #[test]
 fn malformed_or_invalid_writes_get_400_naming_the_problem_and_apply_nothing() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
     let before = engine.config();
     let cases = [
@@ -350,7 +352,7 @@ fn malformed_or_invalid_writes_get_400_naming_the_problem_and_apply_nothing() {
 fn oversized_bodies_get_413() {
     let engine = engine();
     let options = HttpOptions { max_body_bytes: 1024, ..options() };
-    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options).unwrap();
     let big = format!(r#"{{"config": {{}}, "pad": "{}"}}"#, "x".repeat(4096));
     let reply = put_config(server.local_addr(), Some(TOKEN), &big);
     assert_eq!(reply.status, 413);
@@ -361,7 +363,7 @@ fn oversized_bodies_get_413() {
 fn slow_clients_are_cut_off_and_never_block_others_or_recalls() {
     let engine = engine();
     let options = HttpOptions { header_timeout_ms: 2_000, request_timeout_ms: 2_000, ..options() };
-    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
 
     // Slowloris: half a request line, then silence.
@@ -405,7 +407,7 @@ fn slow_clients_are_cut_off_and_never_block_others_or_recalls() {
 fn at_the_connection_cap_idle_connections_give_way_and_busy_ones_do_not() {
     let engine = engine();
     let options = HttpOptions { max_connections: 2, ..options() };
-    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
     let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     // Two idle connections hold both slots: a third takes the place of the longest idle.
@@ -444,7 +446,7 @@ fn at_the_connection_cap_idle_connections_give_way_and_busy_ones_do_not() {
 #[test]
 fn the_server_never_keeps_the_engine_alive_and_stops_cleanly() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
     drop(engine); // the server holds the engine weakly: this drops it
     let reply = get(addr, "/health/spreading");
@@ -454,23 +456,23 @@ fn the_server_never_keeps_the_engine_alive_and_stops_cleanly() {
     server.stop(); // idempotent
     assert!(TcpStream::connect(addr).is_err(), "listener closed after stop");
 
-    let engine = self::engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let host = axonal_core::Host::from_arc(self::engine());
+    let server = host.serve_http("127.0.0.1:0", options()).unwrap();
     let addr = server.local_addr();
-    engine.stop_http_servers();
-    assert!(TcpStream::connect(addr).is_err(), "stop_http_servers stops every server of the engine");
+    host.stop_servers();
+    assert!(TcpStream::connect(addr).is_err(), "stop_servers stops every server of the host");
     drop(server);
 }
 
 #[test]
 fn bad_addresses_and_options_are_config_errors() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", options()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options()).unwrap();
     let taken = server.local_addr().to_string();
-    let err = engine.serve_http(&taken, options()).err().unwrap();
+    let err = axonal_core::http::serve(&engine, &taken, options()).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("http.addr"), "{err}");
-    let err = engine.serve_http("not an address", options()).err().unwrap();
+    let err = axonal_core::http::serve(&engine, "not an address", options()).err().unwrap();
     assert!(err.to_string().contains("not an address"), "{err}");
 
     let err = HttpOptions::from_json(Some(r#"{"admin_tokn": "x"}"#)).unwrap_err();
@@ -489,7 +491,7 @@ fn bad_addresses_and_options_are_config_errors() {
 fn a_client_that_never_reads_its_answers_loses_its_connection_and_slot() {
     let engine = engine();
     let options = HttpOptions { max_connections: 1, request_timeout_ms: 300, ..options() };
-    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
     // Pipeline far more `/metrics` answers than the socket buffers hold, and never read them.
     let hog = TcpStream::connect(addr).unwrap();

@@ -41,7 +41,7 @@ fn one_peer_holding_idle_sockets_cannot_starve_health_checks() {
     let engine = engine();
     // The defaults' connection cap (256), with a short header timeout so the flood cycles quickly.
     let options = HttpOptions { header_timeout_ms: 1_500, ..HttpOptions::default() };
-    let server = engine.serve_http("127.0.0.1:0", options).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", options).unwrap();
     let addr = server.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     // The attacker: 260 sockets that never send a byte, each reopened just before the server's
@@ -91,7 +91,7 @@ fn one_peer_holding_idle_sockets_cannot_starve_health_checks() {
 #[test]
 fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     let engine = engine();
-    let server = engine.serve_http("127.0.0.1:0", HttpOptions::default()).unwrap();
+    let server = axonal_core::http::serve(&engine, "127.0.0.1:0", HttpOptions::default()).unwrap();
     let addr = server.local_addr();
     for path in [
         "/health/spreading",
@@ -122,15 +122,19 @@ fn a_client_that_half_closes_after_its_request_gets_the_answer() {
 fn a_server_bound_to_every_interface_reports_a_connectable_url() {
     let engine = engine();
     let token = HttpOptions::default().with_admin_token(Some("t0ken".into()));
-    let server = engine.serve_http("0.0.0.0:0", token).unwrap();
+    let server = axonal_core::http::serve(&engine, "0.0.0.0:0", token).unwrap();
     let url = server.url();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(server.token_in_clear(), "a token beyond loopback travels in clear");
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     assert_eq!(check(addr, "/health/spreading"), Some(200));
-    let loopback =
-        engine.serve_http("127.0.0.1:0", HttpOptions::default().with_admin_token(Some("t".into()))).unwrap();
+    let loopback = axonal_core::http::serve(
+        &engine,
+        "127.0.0.1:0",
+        HttpOptions::default().with_admin_token(Some("t".into())),
+    )
+    .unwrap();
     assert!(!loopback.token_in_clear());
-    let open = engine.serve_http("0.0.0.0:0", HttpOptions::default()).unwrap();
+    let open = axonal_core::http::serve(&engine, "0.0.0.0:0", HttpOptions::default()).unwrap();
     assert!(!open.token_in_clear(), "no token, nothing to leak");
 }

@@ -1,4 +1,4 @@
-//! Once warm, a recall allocates nothing (SPEC §4): counted by a global allocator on this thread.
+//! Once warm, a recall allocates nothing (docs/spec.md §4): counted by a global allocator on this thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

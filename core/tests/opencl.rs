@@ -6,11 +6,12 @@
 
 use std::sync::OnceLock;
 
+use axonal_core::ToJson;
 use axonal_core::opencl::OpenClBackend;
 use axonal_core::telemetry::Counter;
 use axonal_core::{
     Activation, Backend, ChaosConfig, Cue, CyclePolicy, Engine, EngineConfig, Execution, Graph, GraphBuilder,
-    SpreadParams, Tier, spread_standalone, spread_standalone_on,
+    SpreadParams, Tier, spread_standalone, spread_standalone_with_accelerator,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -74,7 +75,7 @@ fn worked_examples_on_the_device() {
         let p = params(depth, decay, policy);
         let (cpu, _) = spread_standalone(&graph, &p, &[(0, 1.0)], None, None).unwrap();
         let (gpu, stats) =
-            spread_standalone_on(&graph, &p, &[(0, 1.0)], None, None, Some(backend())).unwrap();
+            spread_standalone_with_accelerator(&graph, &p, &[(0, 1.0)], None, None, Some(backend())).unwrap();
         close(&cpu, &gpu).unwrap();
         assert_eq!(stats.backend, Backend::OpenCl);
         assert!(stats.accelerated_depths >= 1);
@@ -113,7 +114,7 @@ proptest! {
         let graph = builder.build().unwrap();
         let p = params(depth, 0.8, policy);
         let (cpu, cpu_stats) = spread_standalone(&graph, &p, &seeds, None, None).unwrap();
-        let (gpu, gpu_stats) = spread_standalone_on(&graph, &p, &seeds, None, None, Some(backend())).unwrap();
+        let (gpu, gpu_stats) = spread_standalone_with_accelerator(&graph, &p, &seeds, None, None, Some(backend())).unwrap();
         prop_assert!(close(&cpu, &gpu).is_ok(), "{:?}", close(&cpu, &gpu));
         prop_assert!((cpu_stats.mass - gpu_stats.mass).abs() <= 1e-7 + 1e-5 * cpu_stats.mass);
         prop_assert_eq!(cpu_stats.depth_reached, gpu_stats.depth_reached);
@@ -139,11 +140,11 @@ fn always_mode_runs_every_depth_on_the_device_and_counts_launches() {
     let on_cpu = cpu.recall(&cue).unwrap();
     close(&on_cpu.results, &on_device.results).unwrap();
     assert_eq!(on_device.stats.backend, Backend::OpenCl);
-    let section = device.spreading_section();
+    let section = device.spreading_section().to_json();
     assert!(section["gpu"]["device"].is_string(), "{section}");
     assert!(section["gpu"]["launches"].as_u64().unwrap() >= on_device.stats.depth_reached as u64);
     assert_eq!(section["gpu"]["fallbacks"], 0);
-    assert!(cpu.spreading_section()["gpu"]["device"].is_null(), "off: no device");
+    assert!(cpu.spreading_section().to_json()["gpu"]["device"].is_null(), "off: no device");
 }
 
 #[test]
@@ -151,7 +152,8 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
     let device = engine("always");
     // The spreading probe's first check (due at creation, on its own thread) launches too: let it
     // finish so that every launch counted below is a recall's. The next is 10 s away.
-    let probed = || device.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap_or(0);
+    let probed =
+        || device.health_report().to_json()["probes"]["spreading"]["checks_total"].as_u64().unwrap_or(0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while probed() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -159,7 +161,7 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
     assert_eq!(probed(), 1);
     let cue = Cue::nodes([3]).with_k(300);
     let reference = device.recall(&cue).unwrap();
-    let launches = device.spreading_section()["gpu"]["launches"].as_u64().unwrap();
+    let launches = device.spreading_section().to_json()["gpu"]["launches"].as_u64().unwrap();
     device.set_chaos(ChaosConfig { gpu_failure_rate: 1.0, seed: Some(1), ..Default::default() }).unwrap();
     for _ in 0..3 {
         let recall = device.recall(&cue).unwrap();
@@ -168,7 +170,7 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
         assert!(recall.stats.accelerator_failed);
         close(&reference.results, &recall.results).unwrap();
     }
-    let section = device.spreading_section();
+    let section = device.spreading_section().to_json();
     assert_eq!(section["gpu"]["fallbacks"], 3);
     assert_eq!(section["gpu"]["launches"], launches, "no launch after the injected failures");
     device.clear_chaos();
@@ -182,7 +184,7 @@ fn a_forced_device_failure_falls_back_to_the_cpu_with_the_same_result() {
 #[test]
 fn required_mode_creates_an_engine_when_a_device_exists() {
     let e = engine("required");
-    assert!(e.spreading_section()["gpu"]["device"].is_string());
+    assert!(e.spreading_section().to_json()["gpu"]["device"].is_string());
 }
 
 #[test]
@@ -200,7 +202,7 @@ fn auto_uses_the_device_only_from_the_threshold_in_force() {
     assert!(e.recall(&cue).unwrap().stats.pulled, "a depth pulls");
     // Default threshold: never on a CPU device (PoCL), 100 000 edges on a GPU.
     assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::Cpu);
-    assert_eq!(e.spreading_section()["gpu"]["launches"], 0);
+    assert_eq!(e.spreading_section().to_json()["gpu"]["launches"], 0);
     e.update_config(&json!({"opencl_min_edges": 0})).unwrap();
     assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::OpenCl, "threshold lowered at run time");
     e.update_config(&json!({"opencl_min_edges": null})).unwrap();

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::{Cue, Engine, EngineConfig, ErrorKind, Graph};
 use serde_json::json;
 
@@ -22,13 +23,13 @@ fn no_platform_means_cpu_for_auto_and_a_clear_error_for_required() {
     assert!(start.elapsed() < Duration::from_secs(2), "auto without a platform took {:?}", start.elapsed());
     let recall = engine.recall(&Cue::nodes([0])).unwrap();
     assert_eq!(recall.results.len(), 3);
-    assert!(engine.spreading_section()["gpu"]["device"].is_null());
+    assert!(engine.spreading_section().to_json()["gpu"]["device"].is_null());
 
     for mode in ["required", "always"] {
         let start = Instant::now();
         let error = Engine::new(std::sync::Arc::clone(&graph), config(mode)).err().expect("no device");
         assert!(start.elapsed() < Duration::from_secs(2));
-        assert_eq!(error.kind(), ErrorKind::Config);
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
         let message = error.to_string();
         assert!(
             message.contains(&format!("opencl \"{mode}\" needs a device")) && message.contains("no OpenCL"),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axonal_core::ToJson;
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, FallbackReason, Graph, GraphBuilder, Source};
 use serde_json::json;
 
@@ -172,19 +173,22 @@ fn operator_writes_outside_the_guardrails_apply_as_given_and_are_pinned() {
         "guardrails [2, 6] and [8, 128] bound the tuner, not the operator"
     );
     assert_eq!(engine.config().spreading.max_depth, 12);
-    assert_eq!(engine.autotune_state()["pinned"], json!(["spreading.max_depth", "spreading.batch_size"]));
     assert_eq!(
-        engine.autotune_audit_json()["pinned"],
+        engine.autotune_state().to_json()["pinned"],
+        json!(["spreading.max_depth", "spreading.batch_size"])
+    );
+    assert_eq!(
+        engine.autotune_audit_log().to_json()["pinned"],
         json!(["spreading.max_depth", "spreading.batch_size"])
     );
     // max_depth 1 means one depth (it was silently clamped to 2 before revision 2 of the spec).
     let applied = engine.update_config(&json!({"spreading": {"max_depth": 1, "batch_size": 64}})).unwrap();
     assert_eq!((applied.spreading.max_depth, applied.spreading.batch_size), (1, 64));
     assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().stats.depth_reached, 1);
-    assert_eq!(engine.autotune_state()["pinned"], json!(["spreading.max_depth"]));
+    assert_eq!(engine.autotune_state().to_json()["pinned"], json!(["spreading.max_depth"]));
     // Back inside: nothing is pinned.
     engine.update_config(&json!({"spreading": {"max_depth": 3}})).unwrap();
-    assert_eq!(engine.autotune_state()["pinned"], json!([]));
+    assert_eq!(engine.autotune_state().to_json()["pinned"], json!([]));
 }
 
 #[test]

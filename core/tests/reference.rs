@@ -1,4 +1,4 @@
-//! Property tests: on random graphs the engine equals a plain reference implementation of SPEC §3, and
+//! Property tests: on random graphs the engine equals a plain reference implementation of docs/spec.md §3, and
 //! results are bit-identical across push/pull, thread counts and batch sizes.
 
 use std::sync::OnceLock;
@@ -78,7 +78,7 @@ fn params(case: &Case, batch_size: u32, execution: Execution) -> SpreadParams {
     }
 }
 
-/// SPEC §3's pseudo-code, written out plainly in f64.
+/// docs/spec.md §3's pseudo-code, written out plainly in f64.
 fn reference(case: &Case) -> (Vec<(u32, f64, u32)>, f64) {
     let n = case.n as usize;
     let mut x = vec![0f64; n];

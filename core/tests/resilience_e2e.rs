@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axonal_core::ToJson;
 use axonal_core::chaos::TierLatency;
 use axonal_core::generate;
 use axonal_core::{
@@ -39,7 +40,7 @@ fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {
         // delivered asynchronously, so the state read here may already be a later one.)
         if let Some(engine) = weak.upgrade() {
             let _ = engine.breaker_state();
-            let _ = engine.spreading_section();
+            let _ = engine.spreading_section().to_json();
             reentrant.fetch_add(1, Ordering::Relaxed);
         }
     });
@@ -75,7 +76,7 @@ fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {
         assert!(
             eventually(Duration::from_secs(10), || engine.health_status() != HealthStatus::Healthy),
             "health degraded: {}",
-            engine.health_report()
+            engine.health_report().to_json()
         );
 
         // Phase 2: faults stop; the breaker half-opens after its cooldown, probes succeed, it closes.
@@ -85,7 +86,7 @@ fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {
                 && engine.health_status() == HealthStatus::Healthy),
             "recovered: breaker {:?}, health {}",
             engine.breaker_state(),
-            engine.health_report()
+            engine.health_report().to_json()
         );
         stop.store(true, Ordering::Relaxed);
     });
@@ -107,7 +108,7 @@ fn chaos_opens_the_breaker_and_degrades_health_then_both_recover() {
     }
     assert_eq!(reentrant_calls.load(Ordering::Relaxed), events.len() as u64);
 
-    let snapshot = engine.streaming_snapshot();
+    let snapshot = engine.streaming_snapshot().to_json();
     let counters = &snapshot["totals"]["counters"];
     assert_eq!(counters["spreading_breaker_transitions_total"], events.len() as u64);
     assert_eq!(counters["spreading_breaker_open_total"], breaker_open_answers.load(Ordering::Relaxed));

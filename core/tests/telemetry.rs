@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axonal_core::ToJson;
 use axonal_core::clock::ManualClock;
 use axonal_core::telemetry::{Summary, Telemetry, WINDOWS};
 use axonal_core::{BreakerOverride, Cue, Engine, EngineConfig, GraphBuilder, Tier};
 use serde_json::{Value, json};
+
+mod common;
 
 fn counter_window(snapshot: &Value, window: &str, name: &str) -> u64 {
     snapshot["windows"][window]["counters"][name]
@@ -21,7 +24,8 @@ fn windows_roll_over_on_the_injected_clock() {
     let telemetry = Telemetry::new(clock.clone());
     let counter = telemetry.registry().counter("jobs_total", "test").unwrap();
     let name = "jobs_total";
-    let window = |t: &Telemetry, w: &str| counter_window(&json!({"windows": t.snapshot_parts().0}), w, name);
+    let window =
+        |t: &Telemetry, w: &str| counter_window(&json!({"windows": t.snapshot().windows.to_json()}), w, name);
 
     clock.advance(Duration::from_millis(500));
     counter.add(5);
@@ -34,7 +38,11 @@ fn windows_roll_over_on_the_injected_clock() {
 
     clock.advance(Duration::from_secs(10)); // t = 12 s: both seconds older than 10 s
     assert_eq!((window(&telemetry, "1s"), window(&telemetry, "10s"), window(&telemetry, "60s")), (0, 0, 8));
-    assert_eq!(telemetry.snapshot_parts().2["skipped_seconds"], 9, "nine seconds passed without a fold");
+    assert_eq!(
+        telemetry.snapshot().export.to_json()["skipped_seconds"],
+        9,
+        "nine seconds passed without a fold"
+    );
 
     clock.advance(Duration::from_secs(50)); // t = 62 s
     assert_eq!((window(&telemetry, "60s"), window(&telemetry, "300s")), (0, 8));
@@ -136,7 +144,9 @@ fn counters_are_exact_under_four_threads() {
     });
     assert_eq!(handle.total(), 1_000_000);
     clock.advance(Duration::from_secs(1));
-    let (windows, totals, export) = telemetry.snapshot_parts();
+    let snapshot = telemetry.snapshot();
+    let (windows, totals, export) =
+        (snapshot.windows.to_json(), snapshot.totals.to_json(), snapshot.export.to_json());
     assert_eq!(windows["1s"]["counters"]["events_total"], 1_000_000);
     assert_eq!(totals["counters"]["events_total"], 1_000_000);
     assert_eq!((export["sampled"].as_u64(), export["dropped"].as_u64()), (Some(0), Some(0)));
@@ -146,6 +156,8 @@ fn counters_are_exact_under_four_threads() {
 fn registry_rejects_bad_names_and_kind_clashes() {
     let telemetry = Telemetry::new(ManualClock::new(0));
     let registry = telemetry.registry();
+    // The engine's catalogue, as an engine registers it.
+    axonal_core::engine::EngineMetrics::register(registry).unwrap();
     let e = registry.increment_counter("bad name", 1).unwrap_err();
     assert!(e.to_string().contains("\"bad name\""), "{e}");
     registry.record_gauge("queue_depth", 3.0).unwrap();
@@ -156,13 +168,22 @@ fn registry_rejects_bad_names_and_kind_clashes() {
 }
 
 /// 0 (hot) → 1 (warm) → 2 (cold) → 3 (hot); depth 2 reaches the cold node but it never fires.
+/// Returned once the probes' start-up checks (due at creation, on the background runner) are done,
+/// so the test's counts cannot race them (the next checks are 10 s away on the manual clock).
 fn three_tier_engine(clock: Arc<ManualClock>) -> Engine {
     let mut b = GraphBuilder::new(4);
     b.add_edges(&[0, 1, 2], &[1, 2, 3], &[1.0, 1.0, 1.0]).unwrap();
     b.set_tier(1, Tier::Warm).unwrap();
     b.set_tier(2, Tier::Cold).unwrap();
     let config = EngineConfig::default().patched(&json!({"spreading": {"max_depth": 2}})).unwrap();
-    Engine::with_clock(b.build().unwrap(), config, clock).unwrap()
+    let engine = Engine::with_clock(b.build().unwrap(), config, clock).unwrap();
+    let started = || {
+        let report = engine.health_report();
+        report.probes.values().all(|p| p.checks_total >= 1) && report.probes.len() == 2
+    };
+    assert!(common::eventually(Duration::from_secs(10), started), "the start-up checks never ran");
+    engine.health().settle();
+    engine
 }
 
 #[test]
@@ -174,7 +195,7 @@ fn snapshot_counts_live_recalls_and_only_tiers_with_work() {
         engine.recall(&Cue::nodes([0])).unwrap();
     }
     clock.advance(Duration::from_secs(1));
-    let snapshot = engine.streaming_snapshot();
+    let snapshot = engine.streaming_snapshot().to_json();
     assert_eq!(snapshot["schema"], "axonal.snapshot.v1");
     let totals = &snapshot["totals"];
     assert_eq!(totals["counters"]["spreading_recalls_total"], n);
@@ -220,7 +241,7 @@ fn fallbacks_failures_and_budget_violations_are_counted_by_reason() {
     for _ in 0..2 {
         engine.recall(&Cue::nodes([0])).unwrap();
     }
-    let section = engine.spreading_section();
+    let section = engine.spreading_section().to_json();
     assert_eq!(section["recalls_total"], 5);
     assert_eq!(section["fallback"]["total"], 5);
     assert_eq!(section["fallback"]["by_reason"]["breaker_open"], 3);
@@ -229,7 +250,8 @@ fn fallbacks_failures_and_budget_violations_are_counted_by_reason() {
     assert!(section["budget_violations_total"].as_u64().unwrap() >= 2);
     let totals = engine.telemetry().totals_json();
     assert_eq!(totals["counters"]["spreading_breaker_open_total"], 3);
-    let probe_runs = engine.health_report()["probes"]["spreading"]["checks_total"].as_u64().unwrap();
+    let probe_runs =
+        engine.health_report().to_json()["probes"]["spreading"]["checks_total"].as_u64().unwrap();
     assert_eq!(totals["counters"]["spreading_spreads_total"], 2 + probe_runs);
     let text = engine.prometheus_text();
     assert!(text.contains("axonal_spreading_fallback_total{reason=\"breaker_open\"} 3"), "{text}");
@@ -251,7 +273,7 @@ fn absurd_host_values_neither_panic_nor_corrupt_the_export() {
         registry.observe_histogram("wild_seconds", v).unwrap();
     }
     clock.advance(Duration::from_secs(1));
-    let (_, totals, _) = telemetry.snapshot_parts();
+    let totals = telemetry.snapshot().totals.to_json();
     let wild = &totals["histograms"]["wild_seconds"];
     assert_eq!(wild["count"], 5);
     assert!(wild["max"].as_f64().unwrap() <= 4_294_967_296.0, "clamped: {wild}");
@@ -262,6 +284,8 @@ fn absurd_host_values_neither_panic_nor_corrupt_the_export() {
 fn the_registry_is_bounded_and_exposition_names_stay_unique() {
     let telemetry = Telemetry::new(ManualClock::new(0));
     let registry = telemetry.registry();
+    // The engine's catalogue, as an engine registers it.
+    axonal_core::engine::EngineMetrics::register(registry).unwrap();
     registry.increment_counter("jobs", 1).unwrap();
     let clash = registry.increment_counter("jobs_total", 1).unwrap_err().to_string();
     assert!(clash.contains("axonal_jobs_total is already taken"), "{clash}");
@@ -305,7 +329,7 @@ fn with_telemetry_off_only_the_every_call_counters_count() {
         engine.recall(&Cue::nodes([0])).unwrap();
     }
     let totals = engine.telemetry().totals_json();
-    assert_eq!(totals["counters"]["spreading_recalls_total"], 8, "SPEC §5: every recall");
+    assert_eq!(totals["counters"]["spreading_recalls_total"], 8, "docs/spec.md §5: every recall");
     assert_eq!(totals["counters"]["spreading_breaker_open_total"], 3, "every refused call");
     assert_eq!(totals["histograms"]["spreading_recall_latency_seconds"]["count"], 0, "the rest is off");
     assert_eq!(totals["counters"]["spreading_edges_traversed_total"], 0);

@@ -79,7 +79,7 @@ fn config() -> impl Strategy<Value = EngineConfig> {
 
 /// Every knob inside its guardrail — or, when the operator pinned it outside, at the operator's value.
 fn inside(k: &Knobs, c: &EngineConfig) -> bool {
-    let pins = Pins::of(c);
+    let pins = Pins::of(&c.spreading, &c.autotune.guardrails);
     let unpinned = Knobs {
         max_depth: pins.max_depth.map_or(k.max_depth, |_| c.autotune.guardrails.max_depth[0]),
         batch_size: pins.batch_size.map_or(k.batch_size, |_| c.autotune.guardrails.batch_size[0]),
@@ -141,8 +141,8 @@ proptest! {
         intervals in prop::collection::vec(stats(), 1..25),
         config in config(),
     ) {
-        let mut tuner = SpreadingAutoTuner::new(&config);
-        let env = StepEnv { live: &config, now_unix_ms: 1, threads: 2, nodes: 50_000, task_overhead: 2e-6, nodes_per_batch_unit: 256 };
+        let mut tuner = SpreadingAutoTuner::new(&config.spreading, &config.autotune);
+        let env = StepEnv { spreading: &config.spreading, autotune: &config.autotune, now_unix_ms: 1, threads: 2, nodes: 50_000, task_overhead: 2e-6, nodes_per_batch_unit: 256 };
         for s in &intervals {
             let (decision, applied) = tuner.step_on_stats(s, &env);
             match &decision {
@@ -160,8 +160,10 @@ proptest! {
                 Decision::NoChange(_) => prop_assert!(applied.is_none()),
             }
             if let Some(applied) = applied {
-                applied.validate().unwrap();
-                let s = &applied.spreading;
+                let mut whole = config.clone();
+                whole.spreading = applied;
+                whole.validate().unwrap();
+                let s = &whole.spreading;
                 let written = Knobs { max_depth: s.max_depth, batch_size: s.batch_size, timeout_multiplier: [1.0; 3] };
                 prop_assert!(inside(&written, &config), "{:?}", s);
             }
@@ -170,7 +172,7 @@ proptest! {
         // An operator lowering the capacity trims the log at once, keeping the newest entries.
         let newest = tuner.audit().last().cloned();
         let lowered = config.patched(&json!({"autotune": {"audit_capacity": 1}})).unwrap();
-        tuner.operator_changed(&lowered);
+        tuner.operator_changed(&lowered.spreading, &lowered.autotune);
         prop_assert!(tuner.audit().len() <= 1);
         prop_assert_eq!(tuner.audit().last().cloned(), newest);
     }
@@ -179,9 +181,10 @@ proptest! {
 #[test]
 fn nothing_applies_when_the_best_prediction_is_at_the_threshold() {
     let config = EngineConfig::default().patched(&json!({"autotune": {"min_improvement": 0.5}})).unwrap();
-    let mut tuner = SpreadingAutoTuner::new(&config);
+    let mut tuner = SpreadingAutoTuner::new(&config.spreading, &config.autotune);
     let env = StepEnv {
-        live: &config,
+        spreading: &config.spreading,
+        autotune: &config.autotune,
         now_unix_ms: 1,
         threads: 1,
         nodes: 10,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use axonal_core::ToJson;
 use axonal_core::chaos::TierLatency;
 use axonal_core::clock::ManualClock;
 use axonal_core::generate::{self, SplitMix64};
@@ -99,7 +100,7 @@ fn acts_on_cold_latency_explains_itself_and_walks_back_to_base() {
     let walk_backs = engine.autotune_audit().iter().filter(|e| e.action == "walk_back").count();
     assert!(walk_backs >= 1);
     assert!(matches!(interval(&engine, &mut rng), Decision::NoChange(_)));
-    let section = engine.spreading_section();
+    let section = engine.spreading_section().to_json();
     assert_eq!(section["autotune"]["enabled"], true);
     assert_eq!(section["autotune"]["last"]["action"], "walk_back");
 }
@@ -127,7 +128,7 @@ fn a_change_that_made_things_worse_is_rolled_back_with_backoff() {
         }
         other => panic!("expected a rollback: {other:?}"),
     }
-    let state = engine.autotune_state();
+    let state = engine.autotune_state().to_json();
     assert_eq!(state["backoff"], 1);
     assert_eq!(state["interval_ms"], 1_200_000, "the 10 min interval doubled: {state}");
     engine.clear_chaos();
@@ -246,7 +247,7 @@ fn an_operator_write_replaces_the_tuners_adjustments() {
     engine.update_config(&json!({"recall": {"k": 5}})).unwrap();
     assert_eq!(knobs(&engine), base);
     assert_eq!(engine.config().recall.k, 5);
-    assert_eq!(engine.autotune_state()["pending"], serde_json::Value::Null);
+    assert_eq!(engine.autotune_state().to_json()["pending"], serde_json::Value::Null);
 }
 
 #[test]
@@ -270,7 +271,7 @@ fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
         }
     };
     let changes = |engine: &Engine| engine.autotune_audit().len();
-    let last_decision = |engine: &Engine| engine.autotune_state()["last_decision"].to_string();
+    let last_decision = |engine: &Engine| engine.autotune_state().to_json()["last_decision"].to_string();
     // The thread's first step takes the baseline; no change can come from it.
     workload(&engine);
     assert_eq!(last_decision(&engine), "null", "no step before the first interval elapsed");
@@ -298,6 +299,6 @@ fn the_background_thread_steps_once_per_interval_of_the_injected_clock() {
     std::thread::sleep(Duration::from_millis(1_300));
     assert_eq!(changes(&engine), 1, "at most one change per interval");
     assert_eq!(engine.config(), after_first);
-    assert_eq!(engine.spreading_section()["autotune"]["changes_total"], 1);
+    assert_eq!(engine.spreading_section().to_json()["autotune"]["changes_total"], 1);
     drop(engine); // joins the thread (a hang here fails the test by timeout)
 }

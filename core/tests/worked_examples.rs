@@ -1,4 +1,4 @@
-//! The three worked examples of SPEC §3, through the engine's recall path.
+//! The three worked examples of docs/spec.md §3, through the engine's recall path.
 
 use axonal_core::{Cue, CyclePolicy, Engine, EngineConfig, Graph, Source};
 

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axonal_core::ToJson;
 use axonal_core::generate::SplitMix64;
 use axonal_core::http::{HttpOptions, HttpServer};
-use axonal_core::{BreakerState, ChaosConfig, Cue, Engine, EngineConfig, HealthStatus};
+use axonal_core::{BreakerState, ChaosConfig, Cue, Engine, EngineConfig, HealthStatus, Host};
 use serde_json::json;
 
 use corpus::Corpus;
@@ -95,8 +96,10 @@ fn main() {
         start.elapsed().as_secs_f64(),
         graph.memory_bytes() as f64 / 1048576.0
     );
-    let engine =
-        Arc::new(Engine::new(Arc::clone(&graph), config(options.chaos)).expect("the demo config is valid"));
+    // The host owns the engine and the servers started on it, and shuts them down in that order.
+    let host =
+        Host::new(Engine::new(Arc::clone(&graph), config(options.chaos)).expect("the demo config is valid"));
+    let engine: &Engine = host.engine();
     let s = engine.config().spreading;
     println!(
         "engine: {} spreading threads; depth {}, decay {}, threshold {}, latency budget {} ms\n",
@@ -126,12 +129,12 @@ fn main() {
     }
 
     let token = admin_token();
-    let server = serve(&engine, options.port, &token);
+    let server = serve(&host, options.port, &token);
     print_urls(&server, &token);
 
     let recalls = Arc::new(AtomicU64::new(0));
     let mut view = View::new(format!("axonal demo · {name}"), options.threads);
-    view.follow(&engine);
+    view.follow(engine);
     let workload_start = Instant::now();
     let deadline = options.seconds.map(|s| workload_start + Duration::from_secs_f64(s));
     let succeeded = std::thread::scope(|scope| {
@@ -142,8 +145,8 @@ fn main() {
         }
         let mut game_day = options.chaos.then(GameDay::new);
         loop {
-            let phase = game_day.as_mut().map(|day| day.step(&engine));
-            view.refresh(&engine, phase.as_deref());
+            let phase = game_day.as_mut().map(|day| day.step(engine));
+            view.refresh(engine, phase.as_deref());
             let finished = game_day.as_ref().is_some_and(|day| day.finished());
             if stop.load(Ordering::SeqCst) || finished || deadline.is_some_and(|d| Instant::now() >= d) {
                 stop.store(true, Ordering::SeqCst);
@@ -155,7 +158,7 @@ fn main() {
     });
 
     let elapsed = workload_start.elapsed().as_secs_f64();
-    let section = engine.spreading_section();
+    let section = engine.spreading_section().to_json();
     let done = recalls.load(Ordering::Relaxed);
     println!(
         "\n{done} recalls, {:.0} recalls/s over the workload; latency p50 {} p99 {} (60 s window); {} answered by the \
@@ -166,8 +169,8 @@ fn main() {
         section["fallback"]["total"],
         engine.pool_capacity()
     );
-    server.stop();
-    drop(engine);
+    drop(server);
+    drop(host.close());
     println!("stopped cleanly");
     if !succeeded {
         std::process::exit(1);
@@ -201,11 +204,11 @@ fn admin_token() -> String {
 }
 
 /// Serve on loopback at `port`, or on a free port when that one is taken.
-fn serve(engine: &Arc<Engine>, port: u16, token: &str) -> HttpServer {
+fn serve(host: &Host, port: u16, token: &str) -> HttpServer {
     let options = HttpOptions::default().with_admin_token(Some(token.into()));
-    engine.serve_http(&format!("127.0.0.1:{port}"), options.clone()).unwrap_or_else(|e| {
+    host.serve_http(&format!("127.0.0.1:{port}"), options.clone()).unwrap_or_else(|e| {
         println!("port {port} unavailable ({e}); using a free port");
-        engine.serve_http("127.0.0.1:0", options).expect("loopback is available")
+        host.serve_http("127.0.0.1:0", options).expect("loopback is available")
     })
 }
 

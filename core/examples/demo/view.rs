@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axonal_core::Engine;
+use axonal_core::ToJson;
 use serde_json::Value;
 
 /// Recent breaker transitions, as the engine's dispatcher delivered them.
@@ -62,8 +63,8 @@ impl View {
 
     /// Draw the current state; `phase` is the game day's step, if one runs.
     pub fn refresh(&mut self, engine: &Engine, phase: Option<&str>) {
-        let section = engine.spreading_section();
-        let health = engine.health_report();
+        let section = engine.spreading_section().to_json();
+        let health = engine.health_report().to_json();
         let total = section["recalls_total"].as_u64().unwrap_or(0);
         let now = Instant::now();
         let rate =

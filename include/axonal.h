@@ -7,6 +7,11 @@
  * axonal_last_error_message() on the calling thread. Strings returned by the library are freed with
  * axonal_string_free(). Thread-safety and lifetime are stated on each type. docs/c-api.md has the
  * whole contract and a complete example.
+ *
+ * Features: what a cargo feature of the library adds is declared inside
+ * `#if defined(AXONAL_FEATURE_<NAME>)`. pkg-config's `axonal.pc` defines them for the features the
+ * installed library was built with (scripts/install); axonal_features() says at run time what the
+ * loaded library has.
  */
 
 #ifndef AXONAL_H
@@ -39,14 +44,15 @@
 #define AXONAL_VERSION_PATCH 0
 
 /*
- Defined (1): this library has the OpenCL backend (used when `"opencl"` finds a device).
+ Bit of `axonal_features()`: the library has the OpenCL backend (used when `"opencl"` finds a
+ device).
  */
-#define AXONAL_FEATURE_OPENCL 1
+#define AXONAL_FEATURE_BIT_OPENCL 1
 
 /*
- Defined (1): this library has the HTTP surface (`axonal_engine_serve_http`).
+ Bit of `axonal_features()`: the library has the HTTP surface (`axonal_engine_serve_http`).
  */
-#define AXONAL_FEATURE_HTTP 1
+#define AXONAL_FEATURE_BIT_HTTP 2
 
 /*
  Flag bit of `axonal_engine_recall_seeds`: the fallback answered.
@@ -78,12 +84,14 @@ typedef struct axonal_graph axonal_graph;
  */
 typedef struct axonal_graph_builder axonal_graph_builder;
 
+#if defined(AXONAL_FEATURE_HTTP)
 /*
  A running HTTP server. Thread-safe. It holds its engine weakly, and `axonal_engine_free` stops
  every server of that engine (its port then refuses connections); the handle itself stays valid
  until `axonal_http_server_stop`, which must be its last call.
  */
 typedef struct axonal_http_server axonal_http_server;
+#endif
 
 /*
  A status code. `AXONAL_STATUS_OK` is 0; codes are never renumbered and retired codes stay
@@ -104,7 +112,7 @@ typedef uint32_t (*axonal_probe_fn)(void *userdata, char *reason_buf, size_t rea
 typedef void (*axonal_userdata_free_fn)(void *userdata);
 
 /*
- A breaker transition callback: receives the event JSON (SPEC §15; NUL-terminated, `len` bytes
+ A breaker transition callback: receives the event JSON (docs/spec.md §15; NUL-terminated, `len` bytes
  without the NUL, valid only during the call). Runs on the engine's dispatcher thread, in
  transition order, one at a time, and may call back into the engine.
  */
@@ -180,6 +188,12 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ The cargo features this library was built with, as `AXONAL_FEATURE_BIT_*` bits. Thread-safe;
+ never fails.
+ */
+uint32_t axonal_features(void);
+
+/*
  The ABI version of this library (equals `AXONAL_ABI_VERSION` of the header it was built with).
  Thread-safe; never fails.
  */
@@ -223,7 +237,7 @@ axonal_status axonal_engine_remove_transition_callback(const struct axonal_engin
 axonal_status axonal_engine_flush_transition_events(const struct axonal_engine *e);
 
 /*
- Create an engine over `g` (the engine keeps its own reference) with a JSON config (SPEC §14;
+ Create an engine over `g` (the engine keeps its own reference) with a JSON config (docs/spec.md §14;
  NULL: defaults).
  */
 axonal_status axonal_engine_new(const struct axonal_graph *g, const char *config_json, struct axonal_engine **out);
@@ -255,7 +269,7 @@ axonal_status axonal_engine_recall(const struct axonal_engine *e, const char *cu
 axonal_status axonal_engine_recall_seeds(const struct axonal_engine *e, const uint32_t *seeds, const float *activations, size_t seed_count, uint32_t *out_nodes, float *out_activations, size_t capacity, size_t *out_count, uint32_t *out_flags);
 
 /*
- The streaming snapshot JSON (SPEC §5; docs/telemetry.md).
+ The streaming snapshot JSON (docs/spec.md §5; docs/telemetry.md).
  */
 axonal_status axonal_engine_snapshot_json(const struct axonal_engine *e, char **out_json, size_t *out_len);
 
@@ -265,7 +279,7 @@ axonal_status axonal_engine_snapshot_json(const struct axonal_engine *e, char **
 axonal_status axonal_engine_prometheus_text(const struct axonal_engine *e, char **out_text, size_t *out_len);
 
 /*
- The cached health report JSON (SPEC §6); runs no probe.
+ The cached health report JSON (docs/spec.md §6); runs no probe.
  */
 axonal_status axonal_engine_health_json(const struct axonal_engine *e, char **out_json, size_t *out_len);
 
@@ -276,12 +290,12 @@ axonal_status axonal_engine_health_json(const struct axonal_engine *e, char **ou
 axonal_status axonal_engine_check_probe(const struct axonal_engine *e, const char *name, char **out_json, size_t *out_len);
 
 /*
- The live config JSON (SPEC §14).
+ The live config JSON (docs/spec.md §14).
  */
 axonal_status axonal_engine_config_json(const struct axonal_engine *e, char **out_json, size_t *out_len);
 
 /*
- Merge a partial config (SPEC §14 shape) into the live config: validated, clamped by the
+ Merge a partial config (docs/spec.md §14 shape) into the live config: validated, clamped by the
  guardrails, applied whole or not at all (`axonal_engine_config_json` shows what applied).
  */
 axonal_status axonal_engine_update_config(const struct axonal_engine *e, const char *patch_json);
@@ -312,7 +326,7 @@ axonal_status axonal_engine_autotune_audit_json(const struct axonal_engine *e, c
 axonal_status axonal_engine_autotune_now(const struct axonal_engine *e, char **out_json, size_t *out_len);
 
 /*
- Start injecting faults (SPEC §15 chaos JSON); NULL or `"{}"` clears.
+ Start injecting faults (docs/spec.md §15 chaos JSON); NULL or `"{}"` clears.
  */
 axonal_status axonal_engine_set_chaos(const struct axonal_engine *e, const char *chaos_json);
 
@@ -392,6 +406,7 @@ axonal_status axonal_graph_edge_count(const struct axonal_graph *g, size_t *out)
  */
 void axonal_graph_free(struct axonal_graph *g);
 
+#if defined(AXONAL_FEATURE_HTTP)
 /*
  Serve the HTTP surface of `e` on `addr` (`"host:port"`; NULL or `""`: `127.0.0.1:9464`; port 0
  picks a free port, see `axonal_http_server_local_addr`). `options_json` (nullable, a JSON object):
@@ -402,24 +417,31 @@ void axonal_graph_free(struct axonal_graph *g);
  fails here with `AXONAL_STATUS_CONFIG`.
  */
 axonal_status axonal_engine_serve_http(const struct axonal_engine *e, const char *addr, const char *options_json, struct axonal_http_server **out);
+#endif
 
+#if defined(AXONAL_FEATURE_HTTP)
 /*
  The address the server listens on, `"host:port"` with the real port (free with
  `axonal_string_free`).
  */
 axonal_status axonal_http_server_local_addr(const struct axonal_http_server *s, char **out_addr, size_t *out_len);
+#endif
 
+#if defined(AXONAL_FEATURE_HTTP)
 /*
  A URL a client on this host can connect to, `"http://host:port"`: the loopback address stands in
  for an unspecified one (`0.0.0.0`, `::`). Free with `axonal_string_free`.
  */
 axonal_status axonal_http_server_url(const struct axonal_http_server *s, char **out_url, size_t *out_len);
+#endif
 
+#if defined(AXONAL_FEATURE_HTTP)
 /*
  Stop the server (close its listener and connections, join its thread) and free the handle (NULL
  is ignored). Safe after `axonal_engine_free` of its engine.
  */
 void axonal_http_server_stop(struct axonal_http_server *s);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -191,7 +191,7 @@ class Server;
 /* A spreading-activation engine; thread-safe. */
 class Engine {
 public:
-    /* config_json: SPEC §14 JSON, "" for defaults. */
+    /* config_json: docs/spec.md §14 JSON, "" for defaults. */
     explicit Engine(const Graph &graph, const std::string &config_json = "") {
         detail::check(axonal_engine_new(graph.get(), config_json.empty() ? nullptr : config_json.c_str(), &e_));
     }
@@ -223,7 +223,7 @@ public:
         return r;
     }
 
-    /* Recall from a cue JSON to the result JSON (SPEC §15). */
+    /* Recall from a cue JSON to the result JSON (docs/spec.md §15). */
     std::string recall(const std::string &cue_json) const { return json(axonal_engine_recall, cue_json); }
     std::string snapshot_json() const { return json(axonal_engine_snapshot_json); }
     std::string prometheus_text() const { return json(axonal_engine_prometheus_text); }
@@ -265,7 +265,7 @@ public:
     void flush_transition_events() const { detail::check(axonal_engine_flush_transition_events(e_)); }
 
 #ifdef AXONAL_FEATURE_HTTP
-    /* Serve the HTTP surface (SPEC §12) on addr ("127.0.0.1:0" picks a free port); options_json as in
+    /* Serve the HTTP surface (docs/spec.md §12) on addr ("127.0.0.1:0" picks a free port); options_json as in
        axonal_engine_serve_http, "" for defaults (admin writes disabled). */
     Server serve_http(const std::string &addr = "127.0.0.1:9464", const std::string &options_json = "") const;
 #endif

@@ -19,7 +19,7 @@ use crate::error::*;
 pub type axonal_probe_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, reason_buf: *mut c_char, reason_len: usize) -> u32>;
 
-/// A breaker transition callback: receives the event JSON (SPEC §15; NUL-terminated, `len` bytes
+/// A breaker transition callback: receives the event JSON (docs/spec.md §15; NUL-terminated, `len` bytes
 /// without the NUL, valid only during the call). Runs on the engine's dispatcher thread, in
 /// transition order, one at a time, and may call back into the engine.
 pub type axonal_transition_fn =

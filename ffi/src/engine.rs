@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use axonal_core::{BreakerOverride, ChaosConfig, Cue, Engine, EngineConfig, Recall, Source};
+use axonal_core::{BreakerOverride, ChaosConfig, Cue, Engine, EngineConfig, Host, Recall, Source};
 
 use crate::error::*;
 use crate::graph::{axonal_graph, graph_ref};
@@ -13,19 +13,19 @@ use crate::graph::{axonal_graph, graph_ref};
 /// `axonal_engine_free` may run concurrently from any thread. `axonal_engine_free` stops and joins the
 /// engine's threads and must be the handle's last call.
 pub struct axonal_engine {
-    // An `Arc` so HTTP servers can refer to it weakly; this handle holds the only strong reference.
-    pub(crate) engine: Arc<Engine>,
+    /// The engine and the HTTP servers started on it; `axonal_engine_free` closes it.
+    pub(crate) host: Host,
 }
 
 pub(crate) fn engine_ref<'a>(e: *const axonal_engine) -> FfiResult<&'a Engine> {
-    unsafe { e.as_ref() }.map(|e| &*e.engine).ok_or_else(|| FfiError::null("engine"))
+    unsafe { e.as_ref() }.map(|e| &**e.host.engine()).ok_or_else(|| FfiError::null("engine"))
 }
 
-pub(crate) fn engine_arc<'a>(e: *const axonal_engine) -> FfiResult<&'a Arc<Engine>> {
-    unsafe { e.as_ref() }.map(|e| &e.engine).ok_or_else(|| FfiError::null("engine"))
+pub(crate) fn engine_host<'a>(e: *const axonal_engine) -> FfiResult<&'a Host> {
+    unsafe { e.as_ref() }.map(|e| &e.host).ok_or_else(|| FfiError::null("engine"))
 }
 
-/// Create an engine over `g` (the engine keeps its own reference) with a JSON config (SPEC §14;
+/// Create an engine over `g` (the engine keeps its own reference) with a JSON config (docs/spec.md §14;
 /// NULL: defaults).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_new(
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn axonal_engine_new(
         } else {
             EngineConfig::default().patched(&unsafe { json_arg(config_json, "config_json") }?)?
         };
-        *out = Box::into_raw(Box::new(axonal_engine { engine: Arc::new(Engine::new(graph, config)?) }));
+        *out = Box::into_raw(Box::new(axonal_engine { host: Host::new(Engine::new(graph, config)?) }));
         Ok(())
     })
 }
@@ -54,9 +54,8 @@ pub unsafe extern "C" fn axonal_engine_free(e: *mut axonal_engine) {
     run_void(|| {
         if !e.is_null() {
             let handle = unsafe { Box::from_raw(e) };
-            // No request may hold the engine while it shuts down: stop the servers first.
-            handle.engine.stop_http_servers();
-            drop(handle);
+            // The host stops the servers first, so no request holds the engine while it shuts down.
+            drop(handle.host.close());
         }
     });
 }
@@ -171,6 +170,12 @@ pub unsafe extern "C" fn axonal_engine_recall_seeds(
     })
 }
 
+/// A typed report as JSON text.
+fn to_json(value: &impl serde::Serialize) -> FfiResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| FfiError::new(AXONAL_STATUS_PANIC, format!("serialising a report: {e}")))
+}
+
 /// A JSON document from the engine, handed to C.
 fn engine_json(
     e: *const axonal_engine,
@@ -185,14 +190,14 @@ fn engine_json(
     })
 }
 
-/// The streaming snapshot JSON (SPEC §5; docs/telemetry.md).
+/// The streaming snapshot JSON (docs/spec.md §5; docs/telemetry.md).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_snapshot_json(
     e: *const axonal_engine,
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> axonal_status {
-    engine_json(e, out_json, out_len, |engine| Ok(engine.streaming_snapshot().to_string()))
+    engine_json(e, out_json, out_len, |engine| to_json(&engine.streaming_snapshot()))
 }
 
 /// The Prometheus text exposition.
@@ -205,14 +210,14 @@ pub unsafe extern "C" fn axonal_engine_prometheus_text(
     engine_json(e, out_text, out_len, |engine| Ok(engine.prometheus_text()))
 }
 
-/// The cached health report JSON (SPEC §6); runs no probe.
+/// The cached health report JSON (docs/spec.md §6); runs no probe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_health_json(
     e: *const axonal_engine,
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> axonal_status {
-    engine_json(e, out_json, out_len, |engine| Ok(engine.health_report().to_string()))
+    engine_json(e, out_json, out_len, |engine| to_json(&engine.health_report()))
 }
 
 /// Run the probe `name` now (waiting up to its timeout) and return its report entry JSON.
@@ -231,11 +236,11 @@ pub unsafe extern "C" fn axonal_engine_check_probe(
         if !engine.health().names().iter().any(|n| n == name) {
             return Err(FfiError::new(AXONAL_STATUS_NOT_FOUND, format!("no probe named {name:?}")));
         }
-        give_string(engine.check_probe(name)?.to_string(), out_json, out_len)
+        give_string(to_json(&engine.check_probe(name)?)?, out_json, out_len)
     })
 }
 
-/// The live config JSON (SPEC §14).
+/// The live config JSON (docs/spec.md §14).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_config_json(
     e: *const axonal_engine,
@@ -245,7 +250,7 @@ pub unsafe extern "C" fn axonal_engine_config_json(
     engine_json(e, out_json, out_len, |engine| Ok(engine.config().to_json()))
 }
 
-/// Merge a partial config (SPEC §14 shape) into the live config: validated, clamped by the
+/// Merge a partial config (docs/spec.md §14 shape) into the live config: validated, clamped by the
 /// guardrails, applied whole or not at all (`axonal_engine_config_json` shows what applied).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_update_config(
@@ -307,7 +312,7 @@ pub unsafe extern "C" fn axonal_engine_autotune_audit_json(
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> axonal_status {
-    engine_json(e, out_json, out_len, |engine| Ok(engine.autotune_audit_json().to_string()))
+    engine_json(e, out_json, out_len, |engine| to_json(&engine.autotune_audit_log()))
 }
 
 /// Run one tuning step now; `*out_json` receives the decision (`{"action", "reason", "entry"}`).
@@ -317,10 +322,10 @@ pub unsafe extern "C" fn axonal_engine_autotune_now(
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> axonal_status {
-    engine_json(e, out_json, out_len, |engine| Ok(engine.autotune_now().to_json().to_string()))
+    engine_json(e, out_json, out_len, |engine| to_json(&engine.autotune_now()))
 }
 
-/// Start injecting faults (SPEC §15 chaos JSON); NULL or `"{}"` clears.
+/// Start injecting faults (docs/spec.md §15 chaos JSON); NULL or `"{}"` clears.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_set_chaos(
     e: *const axonal_engine,

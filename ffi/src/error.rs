@@ -62,12 +62,12 @@ impl From<axonal_core::Error> for FfiError {
     fn from(e: axonal_core::Error) -> Self {
         let status = match e.kind() {
             ErrorKind::Graph => AXONAL_STATUS_GRAPH,
-            ErrorKind::Config => match e {
-                axonal_core::Error::Unavailable { .. } => AXONAL_STATUS_UNAVAILABLE,
-                _ => AXONAL_STATUS_CONFIG,
-            },
+            ErrorKind::Config => AXONAL_STATUS_CONFIG,
             ErrorKind::Recall => AXONAL_STATUS_RECALL,
             ErrorKind::Io => AXONAL_STATUS_IO,
+            ErrorKind::Unavailable => AXONAL_STATUS_UNAVAILABLE,
+            // A kind this library does not know yet: the most general failure short of a panic.
+            _ => AXONAL_STATUS_INVALID_ARGUMENT,
         };
         FfiError::new(status, e.to_string())
     }

@@ -1,10 +1,10 @@
-//! HTTP server handle (SPEC §12): serve the engine's health, metrics and admin endpoints.
+//! HTTP server handle (docs/spec.md §12): serve the engine's health, metrics and admin endpoints.
 
 use std::ffi::c_char;
 
 use axonal_core::http::{HttpOptions, HttpServer};
 
-use crate::engine::{axonal_engine, engine_arc};
+use crate::engine::{axonal_engine, engine_host};
 use crate::error::*;
 
 /// A running HTTP server. Thread-safe. It holds its engine weakly, and `axonal_engine_free` stops
@@ -30,7 +30,7 @@ pub unsafe extern "C" fn axonal_engine_serve_http(
 ) -> axonal_status {
     run(|| {
         let out = handle_out(out)?;
-        let engine = engine_arc(e)?;
+        let host = engine_host(e)?;
         let addr = if addr.is_null() { "" } else { unsafe { str_arg(addr, "addr") }? };
         let options = if options_json.is_null() {
             None
@@ -38,7 +38,7 @@ pub unsafe extern "C" fn axonal_engine_serve_http(
             Some(unsafe { str_arg(options_json, "options_json") }?)
         };
         let options = HttpOptions::from_json(options)?;
-        let server = engine.serve_http(addr, options)?;
+        let server = host.serve_http(addr, options)?;
         *out = Box::into_raw(Box::new(axonal_http_server { server }));
         Ok(())
     })

@@ -1,4 +1,4 @@
-//! The C ABI of Axonal (SPEC §10): a thin translation of `axonal-core`, nothing else.
+//! The C ABI of Axonal (docs/spec.md §10): a thin translation of `axonal-core`, nothing else.
 //!
 //! Conventions (docs/c-api.md): opaque handles; `axonal_<object>_<verb>`; object first, inputs next,
 //! out-params last; every buffer followed by its length; every call returns an `axonal_status` and
@@ -12,12 +12,14 @@ mod callbacks;
 mod engine;
 mod error;
 mod graph;
+#[cfg(feature = "http")]
 mod http;
 
 pub use callbacks::*;
 pub use engine::*;
 pub use error::*;
 pub use graph::*;
+#[cfg(feature = "http")]
 pub use http::*;
 
 use std::ffi::c_char;
@@ -31,10 +33,25 @@ pub const AXONAL_VERSION_MINOR: u32 = 1;
 /// Library patch version (Cargo.toml).
 pub const AXONAL_VERSION_PATCH: u32 = 0;
 
-/// Defined (1): this library has the OpenCL backend (used when `"opencl"` finds a device).
-pub const AXONAL_FEATURE_OPENCL: u32 = 1;
-/// Defined (1): this library has the HTTP surface (`axonal_engine_serve_http`).
-pub const AXONAL_FEATURE_HTTP: u32 = 1;
+/// Bit of `axonal_features()`: the library has the OpenCL backend (used when `"opencl"` finds a
+/// device).
+pub const AXONAL_FEATURE_BIT_OPENCL: u32 = 1;
+/// Bit of `axonal_features()`: the library has the HTTP surface (`axonal_engine_serve_http`).
+pub const AXONAL_FEATURE_BIT_HTTP: u32 = 2;
+
+/// The cargo features this library was built with, as `AXONAL_FEATURE_BIT_*` bits. Thread-safe;
+/// never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn axonal_features() -> u32 {
+    let mut bits = 0;
+    if cfg!(feature = "opencl") {
+        bits |= AXONAL_FEATURE_BIT_OPENCL;
+    }
+    if cfg!(feature = "http") {
+        bits |= AXONAL_FEATURE_BIT_HTTP;
+    }
+    bits
+}
 
 /// NUL-terminated crate version, static storage.
 const VERSION_CSTR: &std::ffi::CStr =

@@ -4,6 +4,8 @@
 run_c_suites() {
   local lib=target/debug
   local strict=(-Wall -Wextra -Wpedantic -Werror)
+  # The features the library is built with (its defaults); the installed axonal.pc says the same.
+  local features=(-DAXONAL_FEATURE_OPENCL=1 -DAXONAL_FEATURE_HTTP=1)
   local sanitize=(-fsanitize=address,undefined -fno-omit-frame-pointer -g)
   # `cargo test` links the library only into test binaries; build the shared object itself (this
   # reuses the test build's compiled crates, so it costs one link).
@@ -15,12 +17,12 @@ run_c_suites() {
   mkdir -p target/c
 
   step "C tests (-Wall -Wextra -Wpedantic -Werror, ASan + UBSan)"
-  cc -std=c11 "${strict[@]}" "${sanitize[@]}" -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
+  cc -std=c11 "${strict[@]}" "${features[@]}" "${sanitize[@]}" -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
     -Wl,-rpath,"$PWD/$lib" -o target/c/test_api
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 target/c/test_api
 
   step "C tests under valgrind (no leaks, no invalid reads)"
-  cc -std=c11 "${strict[@]}" -g -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
+  cc -std=c11 "${strict[@]}" "${features[@]}" -g -Iinclude tests/c/test_api.c -L"$lib" -laxonal -lcjson -lpthread -lm \
     -Wl,-rpath,"$PWD/$lib" -o target/c/test_api_plain
   # Without an OpenCL platform: valgrind checks this library, not PoCL's JIT compiler.
   local no_icd
@@ -30,7 +32,7 @@ run_c_suites() {
   rmdir "$no_icd"
 
   step "C++ wrapper tests (-std=c++17 -Wall -Wextra -Werror, ASan + UBSan)"
-  c++ -std=c++17 -Wall -Wextra -Werror "${sanitize[@]}" -Iinclude tests/cpp/test_wrapper.cpp -L"$lib" -laxonal -lpthread \
+  c++ -std=c++17 -Wall -Wextra -Werror "${features[@]}" "${sanitize[@]}" -Iinclude tests/cpp/test_wrapper.cpp -L"$lib" -laxonal -lpthread \
     -Wl,-rpath,"$PWD/$lib" -o target/c/test_wrapper
   target/c/test_wrapper
 
@@ -45,6 +47,6 @@ run_c_suites() {
   echo "example: $(head -n 1 target/c/example.out)"
 
   step "C benchmark (smoke run; numbers come from a release build, see docs/performance.md)"
-  cc -O2 -std=c11 "${strict[@]}" -Iinclude tests/c/bench_recall.c -L"$lib" -laxonal -Wl,-rpath,"$PWD/$lib" -o target/c/bench_recall
+  cc -O2 -std=c11 "${strict[@]}" "${features[@]}" -Iinclude tests/c/bench_recall.c -L"$lib" -laxonal -Wl,-rpath,"$PWD/$lib" -o target/c/bench_recall
   target/c/bench_recall 200 > /dev/null
 }

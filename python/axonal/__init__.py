@@ -1,5 +1,5 @@
 """Axonal: spreading-activation recall over a weighted memory graph, with health probes, a circuit
-breaker and fallback, an auto-tuner and streaming telemetry (SPEC §11).
+breaker and fallback, an auto-tuner and streaming telemetry (docs/spec.md §11).
 
     import axonal
     g = axonal.Graph.from_edges([0, 1, 2, 3, 4], [1, 2, 3, 4, 0], [1.0] * 5)

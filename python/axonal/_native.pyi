@@ -1,4 +1,4 @@
-"""Type stubs of the extension module `axonal._native` (SPEC §11); checked by `mypy.stubtest`."""
+"""Type stubs of the extension module `axonal._native` (docs/spec.md §11); checked by `mypy.stubtest`."""
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from os import PathLike
@@ -66,6 +66,8 @@ class RecallResult:
     def hops(self) -> npt.NDArray[np.uint32]: ...
     @property
     def tiers(self) -> list[str]: ...
+    @property
+    def labels(self) -> list[str | None]: ...
     @property
     def source(self) -> str: ...
     @property

@@ -1,4 +1,4 @@
-"""A live monitor for Jupyter (SPEC §11): `Monitor(engine).show()` displays a panel that a background
+"""A live monitor for Jupyter (docs/spec.md §11): `Monitor(engine).show()` displays a panel that a background
 poller updates in place — latency p50/p95/p99 per tier over time, the breaker's state timeline with
 its transitions, the health probes, fallback rate by reason, pool utilisation and the tuner's audit
 log. It needs only IPython's display updates (inline SVG); pandas and matplotlib are optional.

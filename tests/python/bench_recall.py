@@ -1,4 +1,4 @@
-"""Python recall benchmark (SPEC §11 performance bars). Run against a release build:
+"""Python recall benchmark (docs/spec.md §11 performance bars). Run against a release build:
 
     VIRTUAL_ENV=$PWD/target/venv PATH=$PWD/target/venv/bin:$PATH maturin develop --release
     target/venv/bin/python tests/python/bench_recall.py

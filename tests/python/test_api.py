@@ -1,4 +1,4 @@
-"""The Python surface (SPEC §11) end to end: worked examples, documents, callbacks from engine
+"""The Python surface (docs/spec.md §11) end to end: worked examples, documents, callbacks from engine
 threads, bad input as typed exceptions, concurrency with the GIL released, and close()."""
 
 import math
@@ -30,7 +30,7 @@ def eventually(condition, limit=10.0):
     return condition()
 
 
-# --- worked examples (SPEC §3) ---
+# --- worked examples (docs/spec.md §3) ---
 
 
 def test_cycle_depth_3():
@@ -388,3 +388,30 @@ def test_dropping_an_engine_whose_callbacks_wait_for_the_gil_does_not_deadlock()
         e.recall([0])
     del e  # the transition callback is likely still running or queued
     assert eventually(lambda: threads_of_this_process() <= before), "threads joined, no deadlock"
+
+
+# --- the binding's shape (issue 14) ---
+
+
+def test_exceptions_live_under_the_axonal_module():
+    for cls in (axonal.AxonalError, axonal.ConfigError, axonal.GraphError, axonal.RecallError, axonal.ClosedError):
+        assert cls.__module__ == "axonal", cls
+
+
+def test_a_result_keeps_the_graph_its_recall_ran_on():
+    first = axonal.Graph.from_edges([0], [1], [1.0], labels=["cat", "mouse"])
+    second = axonal.Graph.from_edges([0], [1], [1.0], labels=["dog", "bone"])
+    with axonal.Engine(first) as e:
+        r = e.recall([0])
+        e.replace_graph(second)
+        assert r.labels == ["cat", "mouse"], "labels from the graph the recall ran on"
+        assert e.recall([0]).labels == ["dog", "bone"]
+
+
+def test_numpy_seed_arrays_of_any_integer_dtype():
+    with axonal.Engine(cycle(10)) as e:
+        expected = e.recall([0, 3]).nodes.tolist()
+        for dtype in (np.int64, np.uint32, np.int32, np.uint64, np.int16):
+            assert e.recall(np.array([0, 3], dtype=dtype)).nodes.tolist() == expected, dtype
+        with pytest.raises(axonal.RecallError, match=r"seeds\[1\]: -1 is not a node id"):
+            e.recall(np.array([0, -1]))

@@ -1,4 +1,4 @@
-"""Engine.serve_http (SPEC §11, §12) from Python over real sockets: the endpoints, the admin token,
+"""Engine.serve_http (docs/spec.md §11, §12) from Python over real sockets: the endpoints, the admin token,
 errors as typed exceptions, and the server's lifetime tied to the engine's."""
 
 import json

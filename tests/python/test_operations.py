@@ -1,4 +1,4 @@
-"""The operations assets against the real exposition (SPEC §13): every metric the Grafana dashboard and
+"""The operations assets against the real exposition (docs/spec.md §13): every metric the Grafana dashboard and
 the Prometheus rules query is one a live engine exports, every recording rule the dashboard reads is
 defined, and every PromQL expression parses (promtool)."""
 

@@ -1,4 +1,4 @@
-"""Engine recalls equal a small pure-Python implementation of the SPEC §3 pseudo-code, on random
+"""Engine recalls equal a small pure-Python implementation of the docs/spec.md §3 pseudo-code, on random
 graphs (hypothesis), for both cycle policies, fan-out limits, thresholds and depths."""
 
 import math
@@ -10,7 +10,7 @@ import axonal
 
 
 def reference(n, edges, seeds, depth, decay, threshold, fan_out, reverberate):
-    """SPEC §3, literally: returns {node: (activation, hops)} for the result set."""
+    """docs/spec.md §3, literally: returns {node: (activation, hops)} for the result set."""
     out = {u: [] for u in range(n)}
     for u, v, w in edges:
         out[u].append((v, w))
@@ -90,7 +90,7 @@ def test_engine_equals_the_reference(case):
         r = engine.recall(seeds, k=n)
     want, mass = reference(n, edges, seeds, depth, decay, threshold, fan_out, reverberate)
     if r.source == "fallback":
-        # SPEC §4: a seed fired along an edge, yet no activation reached another node.
+        # docs/spec.md §4: a seed fired along an edge, yet no activation reached another node.
         assert r.reason == "low_mass" and mass <= 1e-6, (r.reason, mass)
         return
     assert math.isclose(r.stats["mass"], mass, rel_tol=1e-5, abs_tol=1e-5)

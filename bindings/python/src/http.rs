@@ -1,4 +1,4 @@
-//! `axonal.HttpServer`: a running HTTP surface (SPEC §12), from `Engine.serve_http`.
+//! `axonal.HttpServer`: a running HTTP surface (docs/spec.md §12), from `Engine.serve_http`.
 
 use pyo3::prelude::*;
 

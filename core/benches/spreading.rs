@@ -269,7 +269,7 @@ fn memory_child() {
     let engine = Engine::new(graph, EngineConfig::default()).unwrap();
     let recall = engine.recall(&Cue::nodes(0..1000)).unwrap();
     std::hint::black_box(recall);
-    let graph_bytes = engine.graph().memory_bytes();
+    let graph_bytes = engine.graph().base().memory_bytes();
     let rss = (status_kib("VmRSS:") - before) * 1024;
     let peak = status_kib("VmHWM:") * 1024;
     println!("## Memory, {n} nodes / {m} edges + engine (after one recall)");

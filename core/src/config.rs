@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub breaker: BreakerConfig,
     /// Health registry parameters (docs/spec.md §6).
     pub health: HealthConfig,
+    /// Living graph compaction (docs/spec.md §16).
+    pub compaction: CompactionConfig,
     /// Host callback parameters (docs/spec.md §7).
     pub callbacks: CallbacksConfig,
     /// Auto-tuner parameters (docs/spec.md §8).
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             recall: RecallConfig::default(),
             breaker: BreakerConfig::default(),
             health: HealthConfig::default(),
+            compaction: CompactionConfig::default(),
             callbacks: CallbacksConfig::default(),
             autotune: AutotuneConfig::default(),
             threads: 0,
@@ -170,6 +173,15 @@ pub struct HealthConfig {
     pub live_min_calls: u64,
     /// Share of those recalls that failed or delivered no activation at which the probe fails.
     pub live_failure_share: f64,
+}
+
+/// Compaction of the living graph.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Pending edge changes at which background compaction folds them into a fresh base; `None`:
+    /// 1 % of the graph's edges, at least 10 000.
+    pub max_delta_edges: Option<u64>,
 }
 
 /// Host callback parameters.
@@ -456,6 +468,9 @@ impl EngineConfig {
         check(h.live_min_calls >= 1, "health.live_min_calls", h.live_min_calls, ">= 1")?;
         let share = h.live_failure_share;
         check(share > 0.0 && share <= 1.0, "health.live_failure_share", share, "in (0, 1]")?;
+        if let Some(edges) = self.compaction.max_delta_edges {
+            check(edges >= 1, "compaction.max_delta_edges", edges, ">= 1 (or null for 1 % of the edges)")?;
+        }
         let callback = self.callbacks.timeout_ms;
         check((1..=3_600_000).contains(&callback), "callbacks.timeout_ms", callback, "in 1..=3600000")?;
 

@@ -52,6 +52,16 @@ pub enum Error {
     /// what refused it.
     #[error("cannot allocate {what}: {bytes} bytes needed{}", available_note(*available))]
     OutOfMemory { what: String, bytes: usize, available: Option<usize> },
+    /// A batch of changes names an edge that does not exist.
+    #[error("{operation} entry {index}: no edge {src} -> {dst}")]
+    MissingEdge { operation: &'static str, index: usize, src: u32, dst: u32 },
+    /// A batch of changes is malformed (lengths, counts, repeated entries).
+    #[error("{operation}: {message}")]
+    InvalidBatch { operation: &'static str, message: String },
+    /// A snapshot file is unreadable, truncated, corrupted, foreign or from a future version; the
+    /// message names the section, offset and what was expected against what was found.
+    #[error("snapshot {}: {message}", path.display())]
+    Snapshot { path: PathBuf, message: String },
     /// A TSV file has a malformed line.
     #[error("{}:{line}: {message}", path.display())]
     Tsv { path: PathBuf, line: usize, message: String },
@@ -91,6 +101,9 @@ impl Error {
             | Error::InvalidEmbedding { .. }
             | Error::TooLarge { .. }
             | Error::OutOfMemory { .. }
+            | Error::MissingEdge { .. }
+            | Error::InvalidBatch { .. }
+            | Error::Snapshot { .. }
             | Error::Tsv { .. } => ErrorKind::Graph,
             Error::Io { .. } => ErrorKind::Io,
             Error::Config { .. } | Error::InvalidMetric { .. } => ErrorKind::Config,
@@ -103,6 +116,10 @@ impl Error {
 
     pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config { field: field.into(), message: message.into() }
+    }
+
+    pub(crate) fn batch(operation: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidBatch { operation, message: message.into() }
     }
 
     pub(crate) fn cue(field: impl Into<String>, message: impl Into<String>) -> Self {

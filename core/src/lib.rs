@@ -35,7 +35,9 @@ pub use chaos::ChaosConfig;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
-pub use graph::{CsrView, Graph, GraphBuilder, Tier};
+pub use graph::{
+    Batch, CsrView, Graph, GraphBuilder, GraphVersion, SNAPSHOT_FORMAT_VERSION, SaveStats, Tier, View,
+};
 pub use health::{HealthCheckResult, HealthProbe, HealthReport, HealthStatus, ProbeOptions, ProbeReport};
 pub use host::Host;
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};

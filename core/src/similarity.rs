@@ -1,10 +1,11 @@
-//! Cosine similarity over node embeddings: similarity seeding and the similarity fallback.
+//! Cosine similarity over node embeddings: similarity seeding and the similarity fallback (an exact
+//! scan; docs/spec.md §18 plans an index).
 
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::View;
 
 /// Check `query` against the graph's embeddings and return its norm.
-pub(crate) fn query_norm(graph: &Graph, query: &[f32]) -> Result<f32> {
+pub(crate) fn query_norm(graph: View<'_>, query: &[f32]) -> Result<f32> {
     let Some(dim) = graph.embedding_dim() else {
         return Err(Error::cue("embedding", "the graph has no embeddings"));
     };
@@ -27,7 +28,7 @@ pub(crate) fn query_norm(graph: &Graph, query: &[f32]) -> Result<f32> {
 /// The `k` nodes most similar to `query` with similarity ≥ `min_similarity` and > 0, best first (ties by
 /// id), written to `out` as `(node, similarity)`. `query_norm` comes from [`query_norm`].
 pub(crate) fn top_similar(
-    graph: &Graph,
+    graph: View<'_>,
     query: &[f32],
     query_norm: f32,
     k: usize,
@@ -35,16 +36,12 @@ pub(crate) fn top_similar(
     out: &mut Vec<(u32, f32)>,
 ) {
     out.clear();
-    let Some(embeddings) = graph.embeddings.as_ref() else { return };
-    if k == 0 {
+    if graph.embedding_dim().is_none() || k == 0 {
         return;
     }
     for v in 0..graph.node_count() {
-        let norm = embeddings.norms[v];
-        if norm == 0.0 {
-            continue;
-        }
-        let dot: f32 = embeddings.row(v).iter().zip(query).map(|(a, b)| a * b).sum();
+        let Some((row, norm)) = graph.embedding(v) else { continue };
+        let dot: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
         let similarity = (dot / (norm * query_norm)).min(1.0);
         if !(similarity > 0.0 && similarity >= min_similarity) {
             continue;

@@ -128,6 +128,7 @@ fn config_defaults_are_the_spec() {
       "health":    {"interval_ms": 10000, "timeout_ms": 1000, "failure_threshold": 2, "success_threshold": 2,
                     "live_min_calls": 20, "live_failure_share": 0.5},
       "callbacks": {"timeout_ms": 5000},
+      "compaction": {"max_delta_edges": null},
       "autotune":  {"enabled": true, "interval_ms": 300000, "min_improvement": 0.1, "audit_capacity": 64,
                     "guardrails": {"batch_size": [8, 128], "max_depth": [2, 6], "timeout_multiplier": [0.5, 2.0]}},
       "threads": 0,

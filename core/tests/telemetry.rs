@@ -179,7 +179,7 @@ fn three_tier_engine(clock: Arc<ManualClock>) -> Engine {
     let engine = Engine::with_clock(b.build().unwrap(), config, clock).unwrap();
     let started = || {
         let report = engine.health_report();
-        report.probes.values().all(|p| p.checks_total >= 1) && report.probes.len() == 2
+        report.probes.values().all(|p| p.checks_total >= 1) && report.probes.len() == 3
     };
     assert!(common::eventually(Duration::from_secs(10), started), "the start-up checks never ran");
     engine.health().settle();

@@ -15,7 +15,7 @@ use crate::convert::to_py;
 pub(crate) struct RecallResult {
     pub(crate) recall: axonal_core::Recall,
     /// The graph the recall ran on: its labels and tiers describe these results.
-    pub(crate) graph: Arc<axonal_core::Graph>,
+    pub(crate) graph: Arc<axonal_core::GraphVersion>,
 }
 
 #[pymethods]

@@ -9,6 +9,9 @@ const MASS_BOUNDS: &[f64] =
     &[0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 10_000.0, 100_000.0];
 const DEPTH_BOUNDS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 16.0];
 const TIERS: [&str; 3] = ["hot", "warm", "cold"];
+/// Buckets (seconds) for work that takes milliseconds to minutes: compactions, snapshots.
+const SLOW_BOUNDS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 /// Handles to every engine metric.
 #[derive(Debug, Clone)]
@@ -73,6 +76,28 @@ pub struct EngineMetrics {
     pub callback_failures_total: Counter,
     /// Host transition callback calls abandoned after `callbacks.timeout_ms`.
     pub callback_timeouts_total: Counter,
+    /// The living graph's version.
+    pub graph_version: Gauge,
+    /// Its nodes.
+    pub graph_nodes: Gauge,
+    /// Its edges.
+    pub graph_edges: Gauge,
+    /// Edge changes pending since the last compaction.
+    pub graph_delta_edges: Gauge,
+    /// The pending changes at which compaction runs.
+    pub graph_compaction_threshold: Gauge,
+    /// Batches applied.
+    pub graph_batches_total: Counter,
+    /// Batches rejected.
+    pub graph_batches_rejected_total: Counter,
+    /// Compactions run.
+    pub graph_compactions_total: Counter,
+    /// Time a compaction took.
+    pub graph_compaction_seconds: Histogram,
+    /// Time a snapshot save took.
+    pub graph_snapshot_save_seconds: Histogram,
+    /// Time a snapshot load took.
+    pub graph_snapshot_load_seconds: Histogram,
 }
 
 impl EngineMetrics {
@@ -219,6 +244,44 @@ impl EngineMetrics {
             callback_timeouts_total: r.counter(
                 "spreading_callback_timeouts_total",
                 "Host callbacks (breaker transitions) abandoned after callbacks.timeout_ms.",
+            )?,
+            graph_version: gauge("spreading_graph_version", "The living graph's version.")?,
+            graph_nodes: gauge("spreading_graph_nodes", "Nodes of the living graph.")?,
+            graph_edges: gauge("spreading_graph_edges", "Edges of the living graph.")?,
+            graph_delta_edges: gauge(
+                "spreading_graph_delta_edges",
+                "Edge changes pending since the last compaction.",
+            )?,
+            graph_compaction_threshold: gauge(
+                "spreading_graph_compaction_threshold_edges",
+                "Pending edge changes at which compaction runs.",
+            )?,
+            graph_batches_total: counter("spreading_graph_batches_total", "Graph change batches applied.")?,
+            graph_batches_rejected_total: counter(
+                "spreading_graph_batches_rejected_total",
+                "Graph change batches rejected (nothing applied).",
+            )?,
+            graph_compactions_total: counter("spreading_graph_compactions_total", "Graph compactions run.")?,
+            graph_compaction_seconds: histogram(
+                "spreading_graph_compaction_seconds",
+                "Time a graph compaction took.",
+                "spreading_graph_compaction_seconds",
+                None,
+                SLOW_BOUNDS,
+            )?,
+            graph_snapshot_save_seconds: histogram(
+                "spreading_graph_snapshot_save_seconds",
+                "Time a graph snapshot save took.",
+                "spreading_graph_snapshot_save_seconds",
+                None,
+                SLOW_BOUNDS,
+            )?,
+            graph_snapshot_load_seconds: histogram(
+                "spreading_graph_snapshot_load_seconds",
+                "Time a graph snapshot load took.",
+                "spreading_graph_snapshot_load_seconds",
+                None,
+                SLOW_BOUNDS,
             )?,
         })
     }

@@ -5,12 +5,14 @@
 
 mod autotune;
 mod live_probe;
+mod living;
 mod metrics;
 mod probe;
 mod snapshot;
 mod state;
 
 pub use live_probe::LiveSpreadingProbe;
+pub use living::{GraphProbe, GraphSection};
 pub use metrics::EngineMetrics;
 pub use probe::SpreadingHealthProbe;
 pub use snapshot::{
@@ -34,7 +36,7 @@ use crate::chaos::{ChaosConfig, ChaosInjector};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Batch, Graph, GraphVersion, Tier};
 use crate::health::{
     HealthCheckResult, HealthMetrics, HealthProbe, HealthRegistry, HealthReport, HealthStatus, ProbeOptions,
     ProbeReport,
@@ -56,6 +58,7 @@ pub struct Engine {
     _ticker: Worker,
     health: HealthRegistry,
     dispatcher: Dispatcher,
+    _compactor: Worker,
     spreading_probe: Arc<SpreadingHealthProbe>,
     state: Arc<EngineState>,
 }
@@ -123,8 +126,13 @@ impl Engine {
         // The pool last: from here on the state owns (and on any error joins) its threads.
         let pool_threads = Arc::new(Mutex::new(Vec::new()));
         let pool = if threads > 1 { Some(build_pool(threads, Arc::clone(&pool_threads))?) } else { None };
+        let graph: Arc<Graph> = graph.into();
+        let first_version = graph.origin_version();
         let state = Arc::new(EngineState {
-            graph: ArcSwap::new(graph.into()),
+            graph: ArcSwap::from_pointee(GraphVersion::fresh(graph, first_version)),
+            writer: Mutex::new(Default::default()),
+            compaction: Mutex::new(()),
+            compactor_due: AtomicBool::new(false),
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
             tuning: Mutex::new(Tuning {
                 tuner: SpreadingAutoTuner::new(&config.spreading, &config.autotune),
@@ -162,9 +170,23 @@ impl Engine {
         state.warm_up_device(spreading_probe.graph());
         health.register(Arc::clone(&spreading_probe) as Arc<dyn HealthProbe>, None)?;
         health.register(Arc::new(LiveSpreadingProbe::new(Arc::clone(&state))), None)?;
+        let graph_probe = Arc::new(living::GraphProbe::new(Arc::clone(&state)));
+        let options = ProbeOptions { critical: false, ..ProbeOptions::from_config(&config.health) };
+        health.register(graph_probe, Some(options))?;
         health.start().map_err(|e| thread_error("health", e))?;
         let autotune = autotune::start(Arc::clone(&state), clock).map_err(|e| thread_error("autotune", e))?;
-        Ok(Engine { _autotune: autotune, _ticker: ticker, health, dispatcher, spreading_probe, state })
+        let compactor =
+            living::start_compactor(Arc::clone(&state)).map_err(|e| thread_error("compactor", e))?;
+        state.sample_graph_gauges();
+        Ok(Engine {
+            _autotune: autotune,
+            _ticker: ticker,
+            health,
+            dispatcher,
+            _compactor: compactor,
+            spreading_probe,
+            state,
+        })
     }
 
     /// Create an engine from a JSON config (`None` = defaults).
@@ -178,14 +200,95 @@ impl Engine {
 
     // --- graph and config ---
 
-    /// The graph recalls currently start on.
-    pub fn graph(&self) -> Arc<Graph> {
+    /// Create an engine from a snapshot file (docs/spec.md §17): it maps the graph and continues
+    /// the version numbering of the engine that saved it.
+    pub fn load(path: impl AsRef<std::path::Path>, config: EngineConfig) -> Result<Engine> {
+        let started = quanta::Instant::now();
+        let graph = Graph::load(path)?;
+        let took = started.elapsed();
+        let engine = Engine::new(graph, config)?;
+        engine.state.metrics.graph_snapshot_load_seconds.observe_duration(took);
+        Ok(engine)
+    }
+
+    /// The version of the graph recalls currently start on (the base and its pending changes).
+    pub fn graph(&self) -> Arc<GraphVersion> {
         self.state.graph.load_full()
     }
 
-    /// Swap in a new graph atomically; recalls in flight finish on the graph they started with.
-    pub fn replace_graph(&self, graph: impl Into<Arc<Graph>>) {
-        self.state.graph.store(graph.into());
+    /// Swap in a new graph atomically as the next version; recalls in flight finish on the version
+    /// they started with. Returns the new version.
+    pub fn replace_graph(&self, graph: impl Into<Arc<Graph>>) -> u64 {
+        self.state.replace_graph(graph.into())
+    }
+
+    // --- the living graph (docs/spec.md §16) ---
+
+    /// The current graph version.
+    pub fn graph_version(&self) -> u64 {
+        self.state.graph.load().version()
+    }
+
+    /// Apply one batch of changes as the next version; returns its number. Validated whole first: on
+    /// an error (naming the entry) nothing applies.
+    pub fn apply(&self, batch: Batch) -> Result<u64> {
+        self.state.apply_batch(batch).map(|(version, _)| version)
+    }
+
+    /// Add `count` nodes (tiers, labels, embeddings: one per node, or none); returns the first
+    /// new id.
+    pub fn add_nodes(
+        &self,
+        count: u32,
+        tiers: Option<Vec<Tier>>,
+        labels: Option<Vec<Option<String>>>,
+        embeddings: Option<(usize, Vec<f32>)>,
+    ) -> Result<u32> {
+        // The first new id is the node count of the version the batch applied to.
+        let (_, first) = self.state.apply_batch(Batch::AddNodes { count, tiers, labels, embeddings })?;
+        Ok(first)
+    }
+
+    /// Append edges to their sources' lists; returns the new version.
+    pub fn add_edges(&self, src: &[u32], dst: &[u32], weight: &[f32]) -> Result<u64> {
+        self.apply(Batch::AddEdges { src: src.to_vec(), dst: dst.to_vec(), weight: weight.to_vec() })
+    }
+
+    /// Give every `src → dst` edge of each pair a new weight; returns the new version.
+    pub fn set_weights(&self, src: &[u32], dst: &[u32], weight: &[f32]) -> Result<u64> {
+        self.apply(Batch::SetWeights { src: src.to_vec(), dst: dst.to_vec(), weight: weight.to_vec() })
+    }
+
+    /// Remove every `src → dst` edge of each pair; returns the new version.
+    pub fn remove_edges(&self, src: &[u32], dst: &[u32]) -> Result<u64> {
+        self.apply(Batch::RemoveEdges { src: src.to_vec(), dst: dst.to_vec() })
+    }
+
+    /// Move nodes to tiers; returns the new version.
+    pub fn set_tiers(&self, nodes: &[u32], tiers: &[Tier]) -> Result<u64> {
+        self.apply(Batch::SetTiers { nodes: nodes.to_vec(), tiers: tiers.to_vec() })
+    }
+
+    /// Fold the pending changes into a fresh base now (recalls never wait); returns the version,
+    /// which compaction does not change.
+    pub fn compact(&self) -> Result<u64> {
+        self.state.compact()
+    }
+
+    /// Save the current version as a snapshot (docs/spec.md §17); returns its version.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<u64> {
+        let started = quanta::Instant::now();
+        let version = self.graph();
+        let materialized;
+        let graph = if version.has_changes() {
+            materialized = version.materialize()?;
+            &materialized
+        } else {
+            &**version.base()
+        };
+        graph.save_as(version.version(), path.as_ref())?;
+        self.state.metrics.graph_snapshot_save_seconds.observe_duration(started.elapsed());
+        Ok(version.version())
     }
 
     /// The live config.
@@ -267,9 +370,9 @@ impl Engine {
         self.state.recall(&graph, cue, out)
     }
 
-    /// Recall what `cue` activates, and the graph the recall ran on (its labels and tiers describe
-    /// the results, also after a later `replace_graph`).
-    pub fn recall_with_graph(&self, cue: &Cue) -> Result<(Recall, Arc<Graph>)> {
+    /// Recall what `cue` activates, and the graph version the recall ran on (its labels and tiers
+    /// describe the results, also after later changes).
+    pub fn recall_with_graph(&self, cue: &Cue) -> Result<(Recall, Arc<GraphVersion>)> {
         let graph = self.state.graph.load_full();
         let mut out = Recall::default();
         self.state.recall(&graph, cue, &mut out)?;
@@ -284,7 +387,7 @@ impl Engine {
     /// Recall `cue` and answer with the result JSON.
     pub fn recall_cue_json(&self, cue: &Cue) -> Result<String> {
         let (recall, graph) = self.recall_with_graph(cue)?;
-        Ok(recall.to_json_string(&graph))
+        Ok(recall.to_json_string(graph.view()))
     }
 
     // --- breaker ---

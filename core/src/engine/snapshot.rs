@@ -53,6 +53,8 @@ pub struct SpreadingSection {
     pub pool: PoolSection,
     /// The auto-tuner.
     pub autotune: AutotuneSection,
+    /// The living graph.
+    pub graph: super::living::GraphSection,
     /// Recalls over the latency budget.
     pub budget_violations_total: u64,
     /// Recall calls.
@@ -212,6 +214,7 @@ impl EngineState {
                 changes_total: m.autotune_changes_total.total(),
                 last: self.tuning().tuner.last_change(),
             },
+            graph: self.graph_section(),
             budget_violations_total: m.budget_violations_total.total(),
             recalls_total: m.recalls_total.total(),
             failures_total: m.failures_total.total(),

@@ -15,7 +15,7 @@ use crate::breaker::{BreakerSettings, CircuitBreaker};
 use crate::chaos::ChaosInjector;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Graph, GraphVersion};
 use crate::pool::BufferPool;
 use crate::recall::{self, Activation, Buffers, Cue, FallbackReason, Recall};
 use crate::spread::{self, Scratch, SpreadStats};
@@ -107,7 +107,14 @@ pub(super) struct Tuning {
 
 /// Everything recalls and background work share.
 pub(super) struct EngineState {
-    pub(super) graph: ArcSwap<Graph>,
+    /// The current version of the living graph; recalls load it and never wait.
+    pub(super) graph: ArcSwap<GraphVersion>,
+    /// Serialises graph writers (batches, replacement, a compaction's swap).
+    pub(super) writer: Mutex<super::living::GraphWriter>,
+    /// One compaction at a time.
+    pub(super) compaction: Mutex<()>,
+    /// A batch left more pending changes than the threshold: the compactor's cue.
+    pub(super) compactor_due: AtomicBool,
     pub(super) live: ArcSwap<LiveConfig>,
     /// Serialises config writers — the operator's and the tuner's; readers never take it.
     pub(super) tuning: Mutex<Tuning>,
@@ -160,7 +167,7 @@ impl EngineState {
     pub(super) fn warm_up_device(&self, probe_graph: &Graph) {
         let Some(backend) = self.opencl.as_ref().filter(|b| b.in_use()) else { return };
         let start = Instant::now();
-        let warmed = backend.warm_up(probe_graph).and_then(|()| backend.warm_up(&self.graph.load()));
+        let warmed = backend.warm_up(probe_graph).and_then(|()| backend.warm_up(self.graph.load().base()));
         match warmed {
             Ok(()) => tracing::info!(elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "OpenCL kernels warm"),
             Err(e) => {
@@ -170,10 +177,11 @@ impl EngineState {
     }
 
     /// Recall `cue` on `graph` into `out` through the pipeline, and record the call's telemetry.
-    pub(super) fn recall(&self, graph: &Graph, cue: &Cue, out: &mut Recall) -> Result<()> {
+    pub(super) fn recall(&self, graph: &GraphVersion, cue: &Cue, out: &mut Recall) -> Result<()> {
         let live = self.live.load();
         let pipeline = recall::Pipeline {
-            graph,
+            graph: graph.view(),
+            graph_version: graph.version(),
             settings: &live.recall,
             buffers: &self.buffers,
             breaker: &self.breaker,
@@ -200,6 +208,7 @@ impl EngineState {
         let params = &live.recall.params;
         let verdict = self.chaos.verdict();
         arm_device_chaos(verdict.gpu_fail);
+        let graph = graph.view();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let stats = spread::spread(
                 graph,
@@ -383,6 +392,7 @@ impl EngineState {
         let config = &self.live.load().config;
         m.config_max_depth.set(config.spreading.max_depth as f64);
         m.config_batch_size.set(config.spreading.batch_size as f64);
+        self.sample_graph_gauges();
     }
 }
 

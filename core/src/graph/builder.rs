@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{Csr, Embeddings, Graph, Tier};
+use super::{Csr, Embeddings, Graph, Labels, Tier};
 use crate::error::{Error, Result};
 use crate::memory;
 
@@ -183,19 +183,23 @@ impl GraphBuilder {
                     values[v * dim..(v + 1) * dim].copy_from_slice(row);
                     norms[v] = row.iter().map(|x| x * x).sum::<f32>().sqrt();
                 }
-                Some(Embeddings { dim, values, norms })
+                Some(Embeddings { dim, values: values.into(), norms: norms.into() })
             }
         };
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let labels = match &self.labels {
+            Some(labels) => Some(Labels::pack(n, labels.iter().map(|l| l.as_deref()))?),
+            None => None,
+        };
         Ok(Graph {
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: Graph::next_id(),
             node_count: self.node_count,
             forward,
             reverse,
             tiers: self.tiers,
             tier_counts,
-            labels: self.labels,
+            labels,
             embeddings,
+            origin_version: 0,
             label_index: OnceLock::new(),
         })
     }
@@ -263,16 +267,16 @@ fn build_forward(n: usize, src: &[u32], dst: &[u32], weight: &[f32]) -> Result<C
         weights[*slot as usize] = w;
         *slot += 1;
     }
-    Ok(Csr { offsets, neighbours, weights })
+    Ok(Csr { offsets: offsets.into(), neighbours: neighbours.into(), weights: weights.into() })
 }
 
 /// In-edges from sources of `tier`, grouped by destination. Walking the forward CSR in source order
 /// and placing stably keeps each destination's in-edges sorted by (source, insertion order).
-fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Result<Csr> {
+pub(crate) fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Result<Csr> {
     let sources = (0..n).filter(|&u| tiers[u] == tier);
     let count: usize = sources.clone().map(|u| forward.range(u).len()).sum();
     if count == 0 {
-        return Ok(Csr { offsets: Vec::new(), neighbours: Vec::new(), weights: Vec::new() });
+        return Ok(Csr::default());
     }
     let mut offsets = memory::filled(n + 1, 0u32, || format!("the in-edge offsets of {n} nodes"))?;
     for u in sources.clone() {
@@ -296,5 +300,5 @@ fn build_reverse(n: usize, forward: &Csr, tiers: &[Tier], tier: Tier) -> Result<
             *slot += 1;
         }
     }
-    Ok(Csr { offsets, neighbours, weights })
+    Ok(Csr { offsets: offsets.into(), neighbours: neighbours.into(), weights: weights.into() })
 }

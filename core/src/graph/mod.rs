@@ -1,10 +1,20 @@
-//! The immutable graph (docs/spec.md §2): forward CSR for push steps, per-source-tier reverse CSRs for pull
-//! steps, tiers, labels and embeddings. Built once by [`GraphBuilder`], then shared by `Arc`.
+//! The immutable graph (docs/spec.md §2): forward CSR for push steps, per-source-tier reverse CSRs
+//! for pull steps, tiers, labels and embeddings. Built once by [`GraphBuilder`] or loaded from a
+//! snapshot ([`snapshot`]), then shared by `Arc`; an engine's graph changes through versions of it
+//! with pending changes on top ([`live`]).
 
+mod array;
 mod builder;
+mod labels;
+mod live;
+mod snapshot;
 mod tsv;
 
+pub(crate) use array::Array;
 pub use builder::{GraphBuilder, weights_from_f64};
+pub(crate) use labels::Labels;
+pub use live::{Batch, GraphVersion, View};
+pub use snapshot::{FORMAT_VERSION as SNAPSHOT_FORMAT_VERSION, SaveStats};
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -69,9 +79,9 @@ impl Tier {
 /// Compressed sparse rows: `neighbours[offsets[v]..offsets[v+1]]` with parallel `weights`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Csr {
-    pub(crate) offsets: Vec<u32>,
-    pub(crate) neighbours: Vec<u32>,
-    pub(crate) weights: Vec<f32>,
+    pub(crate) offsets: Array<u32>,
+    pub(crate) neighbours: Array<u32>,
+    pub(crate) weights: Array<f32>,
 }
 
 impl Csr {
@@ -81,13 +91,13 @@ impl Csr {
     }
 
     fn bytes(&self) -> usize {
-        (self.offsets.capacity() + self.neighbours.capacity() + self.weights.capacity()) * 4
+        self.offsets.bytes() + self.neighbours.bytes() + self.weights.bytes()
     }
 }
 
 /// A read-only view of one CSR: the edges of node `v` are `neighbours[offsets[v]..offsets[v + 1]]`
 /// with parallel `weights`. An empty `offsets` means no edges at all.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CsrView<'a> {
     /// `node_count + 1` offsets (or empty).
     pub offsets: &'a [u32],
@@ -101,8 +111,8 @@ pub struct CsrView<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Embeddings {
     pub(crate) dim: usize,
-    pub(crate) values: Vec<f32>,
-    pub(crate) norms: Vec<f32>,
+    pub(crate) values: Array<f32>,
+    pub(crate) norms: Array<f32>,
 }
 
 impl Embeddings {
@@ -127,9 +137,12 @@ pub struct Graph {
     pub(crate) reverse: [Csr; 3],
     pub(crate) tiers: Vec<Tier>,
     pub(crate) tier_counts: [u32; 3],
-    pub(crate) labels: Option<Vec<Option<Box<str>>>>,
+    pub(crate) labels: Option<Labels>,
     pub(crate) embeddings: Option<Embeddings>,
-    label_index: OnceLock<HashMap<Box<str>, u32>>,
+    /// The graph version it was saved at (0 for a graph built from input): an engine started from
+    /// a snapshot continues the numbering.
+    pub(crate) origin_version: u64,
+    pub(crate) label_index: OnceLock<HashMap<Box<str>, u32>>,
 }
 
 impl Graph {
@@ -184,7 +197,12 @@ impl Graph {
 
     /// Label of `node`, if it has one.
     pub fn label(&self, node: u32) -> Option<&str> {
-        self.labels.as_ref()?.get(node as usize)?.as_deref()
+        self.labels.as_ref()?.get(node as usize)
+    }
+
+    /// The graph version this graph was saved at (0 unless it was loaded from an engine's snapshot).
+    pub fn origin_version(&self) -> u64 {
+        self.origin_version
     }
 
     /// Whether any node has a label.
@@ -196,10 +214,10 @@ impl Graph {
     pub fn find(&self, label: &str) -> Option<u32> {
         let labels = self.labels.as_ref()?;
         let index = self.label_index.get_or_init(|| {
-            let mut index = HashMap::with_capacity(labels.len());
-            for (node, label) in labels.iter().enumerate() {
-                if let Some(label) = label {
-                    index.entry(label.clone()).or_insert(node as u32);
+            let mut index = HashMap::new();
+            for node in 0..self.node_count as usize {
+                if let Some(label) = labels.get(node) {
+                    index.entry(Box::from(label)).or_insert(node as u32);
                 }
             }
             index
@@ -218,14 +236,11 @@ impl Graph {
         (embeddings.norms.get(node as usize)? > &0.0).then(|| embeddings.row(node as usize))
     }
 
-    /// Heap bytes held by the graph's arrays (CSR, reverse CSRs, tiers, embeddings; labels estimated).
+    /// Bytes held by the graph's arrays (CSR, reverse CSRs, tiers, labels, embeddings), in memory
+    /// or mapped from a snapshot.
     pub fn memory_bytes(&self) -> usize {
-        let labels = self.labels.as_ref().map_or(0, |l| {
-            l.capacity() * std::mem::size_of::<Option<Box<str>>>()
-                + l.iter().flatten().map(|s| s.len()).sum::<usize>()
-        });
-        let embeddings =
-            self.embeddings.as_ref().map_or(0, |e| (e.values.capacity() + e.norms.capacity()) * 4);
+        let labels = self.labels.as_ref().map_or(0, Labels::bytes);
+        let embeddings = self.embeddings.as_ref().map_or(0, |e| e.values.bytes() + e.norms.bytes());
         self.forward.bytes()
             + self.reverse.iter().map(Csr::bytes).sum::<usize>()
             + self.tiers.capacity()
@@ -247,6 +262,34 @@ impl Graph {
         let mut builder = GraphBuilder::new(node_count);
         builder.add_edges(src, dst, weight)?;
         builder.build()
+    }
+
+    /// Save to `path` in the snapshot format (docs/spec.md §17): written to a temporary file beside
+    /// it, synced and renamed over it, so a crash leaves the old file or the new one.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<snapshot::SaveStats> {
+        snapshot::save(self, self.origin_version, path.as_ref())
+    }
+
+    /// Save as graph version `version` (an engine's current version of this base).
+    pub(crate) fn save_as(&self, version: u64, path: &std::path::Path) -> Result<snapshot::SaveStats> {
+        snapshot::save(self, version, path)
+    }
+
+    /// Load a snapshot written by [`Graph::save`]: the file is mapped, its arrays are used in place
+    /// after their checksums and structure are verified; a bad file is an error naming what is wrong.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Graph> {
+        snapshot::load(path.as_ref())
+    }
+
+    /// The view spreading reads: this graph with no pending changes.
+    pub fn view(&self) -> View<'_> {
+        View::of(self)
+    }
+
+    /// A fresh process-unique id for a new graph.
+    pub(crate) fn next_id() -> u64 {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -3,13 +3,13 @@
 //! the seeds and their direct out-neighbours.
 
 use super::{Activation, Buffers, Cue};
-use crate::graph::Graph;
+use crate::graph::View;
 use crate::similarity;
 use crate::spread;
 
 /// Write the fallback answer for `cue` to `out`, best first; `buffers.seeds` holds the resolved
 /// seeds and every buffer is clean afterwards.
-pub(crate) fn answer(graph: &Graph, cue: &Cue, k: usize, buffers: &mut Buffers, out: &mut Vec<Activation>) {
+pub(crate) fn answer(graph: View<'_>, cue: &Cue, k: usize, buffers: &mut Buffers, out: &mut Vec<Activation>) {
     out.clear();
     if let Some(query) = &cue.embedding
         && let Ok(norm) = similarity::query_norm(graph, query)
@@ -19,7 +19,7 @@ pub(crate) fn answer(graph: &Graph, cue: &Cue, k: usize, buffers: &mut Buffers, 
             node,
             activation: s,
             hops: 0,
-            tier: graph.tiers[node as usize],
+            tier: graph.tiers()[node as usize],
         }));
         return;
     }

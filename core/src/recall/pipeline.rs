@@ -12,7 +12,7 @@ use crate::breaker::{CallOutcome, CircuitBreaker};
 use crate::chaos::ChaosInjector;
 use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::View;
 use crate::pool::BufferPool;
 use crate::spread::{self, Execution, PullAccelerator, SpreadParams, SpreadStats};
 
@@ -54,7 +54,9 @@ impl Settings {
 
 /// Everything one recall needs, borrowed from the engine for the call.
 pub(crate) struct Pipeline<'a> {
-    pub(crate) graph: &'a Graph,
+    pub(crate) graph: View<'a>,
+    /// The number of the version `graph` is (reported in the result).
+    pub(crate) graph_version: u64,
     pub(crate) settings: &'a Settings,
     pub(crate) buffers: &'a BufferPool<Buffers>,
     pub(crate) breaker: &'a CircuitBreaker,
@@ -87,6 +89,7 @@ impl Pipeline<'_> {
         let query_norm = seeds::validate(graph, cue, &mut buffers)?;
 
         out.stats = SpreadStats::default();
+        out.graph_version = self.graph_version;
         let admission = self.breaker.admit();
         let attempted = admission.allowed();
         let mut ran = false;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::graph::Graph;
+use crate::graph::View;
 pub use crate::spread::Activation;
 use crate::spread::SpreadStats;
 
@@ -65,6 +65,8 @@ pub struct Recall {
     pub stats: SpreadStats,
     /// Whole-call latency.
     pub latency: Duration,
+    /// The version of the graph the recall ran on (docs/spec.md §16).
+    pub graph_version: u64,
 }
 
 impl Recall {
@@ -83,20 +85,21 @@ impl Recall {
             truncated: stats.truncated,
             backend: stats.backend.as_str(),
             latency_us: self.latency.as_secs_f64() * 1e6,
+            graph_version: self.graph_version,
         }
     }
 
     /// The §15 result JSON; labels come from `graph` when it has them.
-    pub fn to_json_value(&self, graph: &Graph) -> Value {
+    pub fn to_json_value(&self, graph: View<'_>) -> Value {
         serde_json::to_value(self.json_view(graph)).unwrap_or(Value::Null)
     }
 
     /// The §15 result JSON as text, serialised directly (no intermediate value tree).
-    pub fn to_json_string(&self, graph: &Graph) -> String {
+    pub fn to_json_string(&self, graph: View<'_>) -> String {
         serde_json::to_string(&self.json_view(graph)).unwrap_or_default()
     }
 
-    fn json_view<'a>(&'a self, graph: &'a Graph) -> RecallJson<'a> {
+    fn json_view<'a>(&'a self, graph: View<'a>) -> RecallJson<'a> {
         RecallJson {
             source: self.source,
             reason: self.reason,
@@ -137,12 +140,14 @@ pub struct StatsView<'a> {
     pub backend: &'static str,
     /// Whole-call latency in microseconds.
     pub latency_us: f64,
+    /// The version of the graph the recall ran on.
+    pub graph_version: u64,
 }
 
 /// Result rows, with `label` only when the graph has labels.
 struct ResultsJson<'a> {
     results: &'a [Activation],
-    graph: &'a Graph,
+    graph: View<'a>,
 }
 
 impl Serialize for ResultsJson<'_> {

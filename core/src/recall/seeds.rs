@@ -3,7 +3,7 @@
 
 use super::Cue;
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::View;
 use crate::pool::Reusable;
 use crate::similarity;
 use crate::spread::{self, Scratch};
@@ -40,7 +40,7 @@ impl Reusable for Buffers {
 /// Validate the cue — every error a recall can return happens here, before the breaker is asked —
 /// and put its explicit seeds, merged and sorted, in `buffers.seeds`. Returns the query embedding's
 /// norm when the cue has one.
-pub(crate) fn validate(graph: &Graph, cue: &Cue, buffers: &mut Buffers) -> Result<Option<f32>> {
+pub(crate) fn validate(graph: View<'_>, cue: &Cue, buffers: &mut Buffers) -> Result<Option<f32>> {
     if cue.seeds.is_empty() && cue.embedding.is_none() {
         return Err(crate::error::Error::cue("seeds", "a cue needs seeds or an embedding"));
     }
@@ -51,7 +51,7 @@ pub(crate) fn validate(graph: &Graph, cue: &Cue, buffers: &mut Buffers) -> Resul
 /// Add the top `seed_k` nodes similar to the cue's embedding (validated, with norm `norm`), each
 /// with its similarity as activation, merged with the explicit seeds.
 pub(crate) fn add_similar(
-    graph: &Graph,
+    graph: View<'_>,
     cue: &Cue,
     norm: f32,
     seed_k: usize,

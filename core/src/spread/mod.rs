@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{CyclePolicy, SpreadingConfig};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Tier};
+use crate::graph::{Graph, Tier, View};
 
 /// One activated node: what a spread (or its one-hop variant) reports per node.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -232,7 +232,7 @@ impl PhaseHook for NoHook {
 ///
 /// Leaves the activations in `scratch` for [`collect_results`]; the scratch must be clean on entry.
 pub(crate) fn spread(
-    graph: &Graph,
+    graph: View<'_>,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     scratch: &mut Scratch,
@@ -253,11 +253,12 @@ pub(crate) fn spread(
 
 /// Check seeds against `graph` (ids in range, activations in (0, 1]) and write them to `out`
 /// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread`] takes them.
-pub fn normalise_seeds(graph: &Graph, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
+pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
     out.clear();
+    let node_count = graph.node_count() as u32;
     for &(node, activation) in seeds {
-        if node >= graph.node_count {
-            return Err(Error::SeedOutOfRange { node: node as u64, node_count: graph.node_count });
+        if node >= node_count {
+            return Err(Error::SeedOutOfRange { node: node as u64, node_count });
         }
         if !(activation.is_finite() && activation > 0.0 && activation <= 1.0) {
             return Err(Error::InvalidSeedActivation { node, activation });
@@ -283,8 +284,8 @@ pub(crate) fn merge_duplicate_seeds(seeds: &mut Vec<(u32, f32)>) {
 
 /// Spread outside an engine (tests, benchmarks): validates and merges `seeds`, returns every result
 /// (seeds and nodes with A ≥ threshold) best first, and the stats with the mass filled in.
-pub fn spread_standalone(
-    graph: &Graph,
+pub fn spread_standalone<'g>(
+    graph: impl Into<View<'g>>,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
@@ -294,14 +295,15 @@ pub fn spread_standalone(
 }
 
 /// [`spread_standalone`] with pull depths offered to `accelerator`.
-pub fn spread_standalone_with_accelerator(
-    graph: &Graph,
+pub fn spread_standalone_with_accelerator<'g>(
+    graph: impl Into<View<'g>>,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
     accelerator: Option<&dyn PullAccelerator>,
 ) -> Result<(Vec<Activation>, SpreadStats)> {
+    let graph = graph.into();
     let mut scratch = Scratch::default();
     scratch.try_resize(graph.node_count())?;
     let mut merged = Vec::new();
@@ -316,7 +318,7 @@ pub fn spread_standalone_with_accelerator(
 /// (hops 1, Σ seed activation × weight, capped at 1), best first, the top `k` of them. `seeds` are
 /// normalised (unique, sorted by id); `scratch` is clean before and after.
 pub(crate) fn one_hop(
-    graph: &Graph,
+    graph: View<'_>,
     seeds: &[(u32, f32)],
     k: usize,
     scratch: &mut Scratch,
@@ -327,8 +329,8 @@ pub(crate) fn one_hop(
         scratch.hops[seed as usize] = 0;
     }
     for &(seed, a) in seeds {
-        let range = graph.forward.range(seed as usize);
-        for (&v, &w) in graph.forward.neighbours[range.clone()].iter().zip(&graph.forward.weights[range]) {
+        let (targets, weights) = graph.out(seed as usize);
+        for (&v, &w) in targets.iter().zip(weights) {
             let j = v as usize;
             if scratch.hops[j] == 0 {
                 continue;
@@ -340,7 +342,7 @@ pub(crate) fn one_hop(
             scratch.next[j] = (scratch.next[j] + a * w).min(1.0);
         }
     }
-    let tier = |node: u32| graph.tiers[node as usize];
+    let tier = |node: u32| graph.tiers()[node as usize];
     out.extend(seeds.iter().map(|&(node, a)| Activation { node, activation: a, hops: 0, tier: tier(node) }));
     for &v in &scratch.next_active {
         let j = v as usize;
@@ -377,6 +379,7 @@ pub fn time_full_frontier_step_with_accelerator(
     accelerator: Option<&dyn PullAccelerator>,
     repetitions: usize,
 ) -> Vec<Duration> {
+    let graph = graph.view();
     let mut scratch = Scratch::default();
     scratch.resize(graph.node_count());
     (0..repetitions)
@@ -411,7 +414,7 @@ pub(crate) fn keep_top_k<T>(items: &mut Vec<T>, k: usize, order: impl Fn(&T, &T)
 /// Write the top-`k` results (seeds always qualify) into `out`, return the activation mass, and leave
 /// `scratch` clean for its next use.
 pub(crate) fn collect_results(
-    graph: &Graph,
+    graph: View<'_>,
     threshold: f32,
     k: usize,
     scratch: &mut Scratch,

@@ -2,7 +2,7 @@
 //! so a warm spread allocates nothing.
 
 use super::Activation;
-use crate::graph::Graph;
+use crate::graph::View;
 
 pub(crate) const UNREACHED: u8 = u8::MAX;
 
@@ -80,7 +80,7 @@ impl Scratch {
     /// Top-`k` qualifying nodes into `out`; returns the activation mass (over all non-seed nodes).
     pub(crate) fn collect(
         &mut self,
-        graph: &Graph,
+        graph: View<'_>,
         threshold: f32,
         k: usize,
         out: &mut Vec<Activation>,
@@ -119,7 +119,7 @@ impl Scratch {
             node: v,
             activation: activation[v as usize],
             hops: self.hops[v as usize] as u32,
-            tier: graph.tiers[v as usize],
+            tier: graph.tiers()[v as usize],
         }));
         self.candidates = candidates;
         mass

@@ -5,10 +5,10 @@ use rayon::prelude::*;
 use super::scratch::{Scratch, UNREACHED};
 use super::{Backend, PhaseHook, PhaseTimer, PullAccelerator, SpreadParams, SpreadStats};
 use crate::config::CyclePolicy;
-use crate::graph::{Csr, Graph, Tier};
+use crate::graph::{Tier, View};
 
 pub(super) struct Run<'a> {
-    graph: &'a Graph,
+    graph: View<'a>,
     params: &'a SpreadParams,
     s: &'a mut Scratch,
     pool: Option<&'a rayon::ThreadPool>,
@@ -28,7 +28,7 @@ pub(super) struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub(super) fn new(
-        graph: &'a Graph,
+        graph: View<'a>,
         params: &'a SpreadParams,
         s: &'a mut Scratch,
         pool: Option<&'a rayon::ThreadPool>,
@@ -97,11 +97,13 @@ impl<'a> Run<'a> {
             self.finishing_tier = (0..3).rev().find(|&t| counts[t] > 0).unwrap_or(0);
             self.hop = d as u8 + 1;
             self.stats.pull_phases += counts.iter().filter(|&&c| c > 0).count() as u32;
-            let accelerated = match self.accelerator {
-                Some(accelerator)
-                    if !self.stats.accelerator_failed && accelerator.wants(self.graph, total_work) =>
+            // A device keeps a plain graph resident; a version with pending changes stays on the CPU
+            // until compaction folds them in.
+            let accelerated = match (self.accelerator, self.graph.plain()) {
+                (Some(accelerator), Some(plain))
+                    if !self.stats.accelerator_failed && accelerator.wants(plain, total_work) =>
                 {
-                    self.accelerated_depth(accelerator, d, counts, hook)
+                    self.accelerated_depth(accelerator, plain, d, counts, hook)
                 }
                 _ => false,
             };
@@ -125,8 +127,8 @@ impl<'a> Run<'a> {
             self.params,
             &self.exhausted,
             x,
-            self.graph.forward.range(u).len(),
-            self.graph.tiers[u],
+            self.graph.out_degree(u),
+            self.graph.tiers()[u],
             self.s.fired[u],
         )
     }
@@ -140,10 +142,10 @@ impl<'a> Run<'a> {
         for &u in &active {
             let i = u as usize;
             if self.eligible(i, self.s.current[i]) {
-                let t = self.graph.tiers[i].index();
+                let t = self.graph.tiers()[i].index();
                 self.s.frontier[t].push(u);
                 counts[t] += 1;
-                work[t] += self.graph.forward.range(i).len() as u64;
+                work[t] += self.graph.out_degree(i) as u64;
             }
         }
         self.s.active = active;
@@ -170,9 +172,13 @@ impl<'a> Run<'a> {
         let chunk = self.chunk_len();
         let worthwhile = self.parallel_worthwhile();
         let s = &mut *self.s;
+        let tiers = graph.tiers();
         let body = |base: usize, current: &[f32], send: &mut [f32], fired: &mut [bool]| {
             let mut counts = [0u32; 3];
             let mut work = [0u64; 3];
+            // Changed sources of this chunk, walked in step with the nodes (no lookup per node).
+            let (changed, lists) = graph.changed_sources(base, base + current.len());
+            let mut next_changed = 0;
             for i in 0..current.len() {
                 // Every entry is written: a pull depth leaves last depth's values in `send`.
                 send[i] = 0.0;
@@ -181,8 +187,15 @@ impl<'a> Run<'a> {
                 if x <= 0.0 {
                     continue;
                 }
-                let degree = graph.forward.range(u).len();
-                let tier = graph.tiers[u];
+                while next_changed < changed.len() && (changed[next_changed] as usize) < u {
+                    next_changed += 1;
+                }
+                let degree = if next_changed < changed.len() && changed[next_changed] as usize == u {
+                    lists[next_changed].nodes.len()
+                } else {
+                    graph.base_out_degree(u)
+                };
+                let tier = tiers[u];
                 if !fires(&p, &exhausted, x, degree, tier, fired[i]) {
                     continue;
                 }
@@ -233,6 +246,7 @@ impl<'a> Run<'a> {
     fn accelerated_depth(
         &mut self,
         accelerator: &dyn PullAccelerator,
+        graph: &crate::graph::Graph,
         d: usize,
         counts: [u32; 3],
         hook: &dyn PhaseHook,
@@ -248,7 +262,7 @@ impl<'a> Run<'a> {
                     hook.before_tier(tier);
                 }
             };
-            accelerator.pull_depth(self.graph, counts, &s.send, &mut s.next, &mut on_phase)
+            accelerator.pull_depth(graph, counts, &s.send, &mut s.next, &mut on_phase)
         };
         match result {
             Ok(()) => {
@@ -289,7 +303,7 @@ impl<'a> Run<'a> {
     /// Push: each frontier node of `tier`, in id order, adds to its out-neighbours.
     fn push_tier(&mut self, tier: Tier) {
         let decay = self.params.decay;
-        let forward = &self.graph.forward;
+        let graph = self.graph;
         let s = &mut *self.s;
         let fire_once = self.params.cycle_policy == CyclePolicy::FireOnce;
         for &u in &s.frontier[tier.index()] {
@@ -299,8 +313,8 @@ impl<'a> Run<'a> {
                 s.fired[i] = true;
                 s.fired_list.push(u);
             }
-            let range = forward.range(i);
-            for (&v, &w) in forward.neighbours[range.clone()].iter().zip(&forward.weights[range]) {
+            let (targets, weights) = graph.out(i);
+            for (&v, &w) in targets.iter().zip(weights) {
                 let j = v as usize;
                 if !s.in_next[j] {
                     s.in_next[j] = true;
@@ -315,9 +329,10 @@ impl<'a> Run<'a> {
     /// last tier also finishes the depth for its chunk while the chunk is in cache: x_{d+1} = min(1,
     /// next), A and hops updated, `next` cleared. (`send` is rewritten by the next depth's marking.)
     fn pull_tier(&mut self, tier: Tier) {
-        let csr = &self.graph.reverse[tier.index()];
+        let graph = self.graph;
+        let has_edges = graph.has_in_edges(tier);
         let finishing = tier.index() == self.finishing_tier;
-        if csr.neighbours.is_empty() && !finishing {
+        if !has_edges && !finishing {
             return;
         }
         let chunk = self.chunk_len();
@@ -327,8 +342,8 @@ impl<'a> Run<'a> {
         let send = &s.send;
         let body =
             |base: usize, next: &mut [f32], current: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
-                if !csr.neighbours.is_empty() {
-                    gather(csr, send, base, next);
+                if has_edges {
+                    graph.gather(tier, send, base, next);
                 }
                 if finishing { finish_chunk(hop, next, current, activation, hops) } else { 0 }
             };
@@ -439,22 +454,6 @@ fn delivered_units(x: f32) -> u64 {
     // of two is exact.
     let units = unsafe { (x * DELIVERED_SCALE).to_int_unchecked::<u32>() };
     u64::from(units.max(1))
-}
-
-/// Gather for destinations `base..base + next.len()`: `next[v] += Σ send[u] · w` in reverse-CSR order.
-/// Non-frontier sources have `send[u] = 0`, and adding +0.0 leaves a non-negative sum unchanged, so
-/// this equals the push over the frontier alone, bit for bit.
-#[inline]
-pub(crate) fn gather(csr: &Csr, send: &[f32], base: usize, next: &mut [f32]) {
-    let offsets = &csr.offsets[base..base + next.len() + 1];
-    for (i, slot) in next.iter_mut().enumerate() {
-        let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
-        let mut acc = *slot;
-        for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
-            acc += send[u as usize] * w;
-        }
-        *slot = acc;
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,241 @@
+//! The engine's living graph (docs/spec.md §16): batches applied as new versions by one writer at a
+//! time (readers load the current version and never wait), compaction off the recall path — on the
+//! `axonal-compactor` thread when the pending changes pass the threshold, or when asked — and the
+//! telemetry of both.
+//!
+//! Compaction builds a fresh base from the version it started on, with no lock held; meanwhile
+//! writers keep applying batches, which are also logged. Under the writer lock it then replays the
+//! logged batches onto the new base and swaps the result in: the same edge list, hence the same
+//! version number and bit-identical recalls, with fewer pending changes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use quanta::Instant;
+use serde::Serialize;
+
+use super::state::EngineState;
+use crate::error::Result;
+use crate::graph::{Batch, Graph, GraphVersion};
+use crate::health::{HealthCheckResult, HealthProbe, HealthStatus};
+use crate::worker::Worker;
+
+/// The writer's state, behind the engine's writer lock.
+#[derive(Debug, Default)]
+pub(super) struct GraphWriter {
+    /// Batches applied since a compaction began, to replay onto its result.
+    log: Option<Vec<(u64, Batch)>>,
+    /// Bumped by `replace_graph`: a compaction of an older graph is dropped.
+    generation: u64,
+}
+
+/// The living graph in the snapshot's `spreading` section.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GraphSection {
+    /// The current version.
+    pub version: u64,
+    /// Nodes.
+    pub nodes: u64,
+    /// Edges.
+    pub edges: u64,
+    /// Edge changes pending since the last compaction.
+    pub delta_edges: u64,
+    /// The pending changes at which compaction runs.
+    pub compaction_threshold_edges: u64,
+    /// Batches applied.
+    pub batches_total: u64,
+    /// Batches rejected (nothing applied).
+    pub batches_rejected_total: u64,
+    /// Compactions run.
+    pub compactions_total: u64,
+}
+
+/// How often the compactor looks at the pending changes.
+const COMPACTOR_POLL: Duration = Duration::from_millis(100);
+
+/// The `graph` probe is degraded while the pending changes exceed this many thresholds.
+const LAGGING_FACTOR: u64 = 4;
+
+impl EngineState {
+    /// Apply `batch` as the next version; returns its number and the node count before it (the
+    /// first id of added nodes). Writers are serialised; readers keep the version they loaded.
+    pub(super) fn apply_batch(&self, batch: Batch) -> Result<(u64, u32)> {
+        let mut writer = self.writer();
+        let current = self.graph.load_full();
+        let version = current.version() + 1;
+        let nodes_before = current.node_count() as u32;
+        let next = match current.apply(&batch, version) {
+            Ok(next) => next,
+            Err(e) => {
+                self.metrics.graph_batches_rejected_total.increment();
+                tracing::debug!(operation = batch.name(), error = %e, "graph batch rejected");
+                return Err(e);
+            }
+        };
+        let pending = next.delta_edges();
+        self.graph.store(Arc::new(next));
+        if let Some(log) = &mut writer.log {
+            log.push((version, batch));
+        }
+        drop(writer);
+        self.metrics.graph_batches_total.increment();
+        self.sample_graph_gauges();
+        if pending > self.compaction_threshold() {
+            self.compactor_due.store(true, Ordering::Release);
+        }
+        Ok((version, nodes_before))
+    }
+
+    /// Swap in a whole graph as the next version (pending changes and a compaction in progress are
+    /// dropped).
+    pub(super) fn replace_graph(&self, graph: Arc<Graph>) -> u64 {
+        let mut writer = self.writer();
+        let version = self.graph.load().version() + 1;
+        writer.generation += 1;
+        writer.log = None;
+        self.graph.store(Arc::new(GraphVersion::fresh(graph, version)));
+        drop(writer);
+        self.sample_graph_gauges();
+        version
+    }
+
+    /// Fold the pending changes into a fresh base now; returns the version (unchanged). One
+    /// compaction runs at a time; recalls never wait for it.
+    pub(super) fn compact(&self) -> Result<u64> {
+        let _one = self.compaction.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, generation) = {
+            let mut writer = self.writer();
+            let current = self.graph.load_full();
+            if !current.has_changes() {
+                return Ok(current.version());
+            }
+            writer.log = Some(Vec::new());
+            (current, writer.generation)
+        };
+        let started = Instant::now();
+        let built = start.materialize();
+        let mut writer = self.writer();
+        let log = writer.log.take().unwrap_or_default();
+        let base = match built {
+            Ok(base) => Arc::new(base),
+            Err(e) => {
+                tracing::warn!(error = %e, "graph compaction failed; the pending changes stay");
+                return Err(e);
+            }
+        };
+        if writer.generation != generation {
+            // The graph was replaced meanwhile: this base is of a graph no longer served.
+            return Ok(self.graph.load().version());
+        }
+        let mut version = GraphVersion::fresh(base, start.version());
+        for (number, batch) in &log {
+            // Each batch was valid on the same edge list, so it is valid again.
+            version = version.apply(batch, *number)?;
+        }
+        let number = version.version();
+        self.graph.store(Arc::new(version));
+        drop(writer);
+        let took = started.elapsed();
+        self.metrics.graph_compactions_total.increment();
+        self.metrics.graph_compaction_seconds.observe_duration(took);
+        self.compactor_due.store(false, Ordering::Release);
+        self.sample_graph_gauges();
+        tracing::info!(
+            version = number,
+            replayed = log.len(),
+            seconds = took.as_secs_f64(),
+            "graph compacted"
+        );
+        Ok(number)
+    }
+
+    /// The pending changes at which compaction runs: `compaction.max_delta_edges`, or 1 % of the
+    /// edges and at least 10 000.
+    pub(super) fn compaction_threshold(&self) -> u64 {
+        let configured = self.live.load().config.compaction.max_delta_edges;
+        configured.unwrap_or_else(|| (self.graph.load().edge_count() as u64 / 100).max(10_000))
+    }
+
+    /// The living graph's gauges.
+    pub(super) fn sample_graph_gauges(&self) {
+        let graph = self.graph.load();
+        let m = &self.metrics;
+        m.graph_version.set(graph.version() as f64);
+        m.graph_nodes.set(graph.node_count() as f64);
+        m.graph_edges.set(graph.edge_count() as f64);
+        m.graph_delta_edges.set(graph.delta_edges() as f64);
+        m.graph_compaction_threshold.set(self.compaction_threshold() as f64);
+    }
+
+    /// The snapshot's `graph` section.
+    pub(super) fn graph_section(&self) -> GraphSection {
+        let graph = self.graph.load();
+        let m = &self.metrics;
+        GraphSection {
+            version: graph.version(),
+            nodes: graph.node_count() as u64,
+            edges: graph.edge_count() as u64,
+            delta_edges: graph.delta_edges(),
+            compaction_threshold_edges: self.compaction_threshold(),
+            batches_total: m.graph_batches_total.total(),
+            batches_rejected_total: m.graph_batches_rejected_total.total(),
+            compactions_total: m.graph_compactions_total.total(),
+        }
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, GraphWriter> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The `axonal-compactor` thread: compacts when a batch left more pending changes than the
+/// threshold.
+pub(super) fn start_compactor(state: Arc<EngineState>) -> std::io::Result<Worker> {
+    Worker::spawn("axonal-compactor", move || {
+        if state.compactor_due.load(Ordering::Acquire) {
+            if let Err(e) = state.compact() {
+                tracing::warn!(error = %e, "background compaction failed");
+            }
+            state.compactor_due.store(false, Ordering::Release);
+        }
+        COMPACTOR_POLL
+    })
+}
+
+/// The built-in `graph` probe (non-critical): degraded while the pending changes exceed four times
+/// the compaction threshold — compaction is falling behind the writers.
+pub struct GraphProbe {
+    state: Arc<EngineState>,
+}
+
+impl GraphProbe {
+    pub(super) fn new(state: Arc<EngineState>) -> Self {
+        GraphProbe { state }
+    }
+}
+
+impl HealthProbe for GraphProbe {
+    fn name(&self) -> &str {
+        "graph"
+    }
+
+    fn check(&self) -> HealthCheckResult {
+        let section = self.state.graph_section();
+        let limit = section.compaction_threshold_edges.saturating_mul(LAGGING_FACTOR);
+        let mut result = if section.delta_edges > limit {
+            HealthCheckResult::failed(
+                HealthStatus::Degraded,
+                format!(
+                    "{} pending edge changes, over {LAGGING_FACTOR}× the compaction threshold of {}: compaction is \
+                     falling behind the writers",
+                    section.delta_edges, section.compaction_threshold_edges
+                ),
+            )
+        } else {
+            HealthCheckResult::healthy()
+        };
+        result.details = serde_json::to_value(section).unwrap_or_default();
+        result
+    }
+}

@@ -23,6 +23,7 @@ mod memory;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod pool;
+mod prefetch;
 pub mod recall;
 pub mod similarity;
 pub mod spread;

@@ -3,10 +3,10 @@
 //! `axonal-compactor` thread when the pending changes pass the threshold, or when asked — and the
 //! telemetry of both.
 //!
-//! Compaction builds a fresh base from the version it started on, with no lock held; meanwhile
-//! writers keep applying batches, which are also logged. Under the writer lock it then replays the
-//! logged batches onto the new base and swaps the result in: the same edge list, hence the same
-//! version number and bit-identical recalls, with fewer pending changes.
+//! Compaction materializes the version it started on as a fresh base, with no lock held; writers
+//! keep applying batches meanwhile. Under the writer lock it then moves the current version onto the
+//! new base, keeping pending only what was written since it started: the same edge list, hence the
+//! same version number and bit-identical recalls, with fewer pending changes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,8 +24,6 @@ use crate::worker::Worker;
 /// The writer's state, behind the engine's writer lock.
 #[derive(Debug, Default)]
 pub(super) struct GraphWriter {
-    /// Batches applied since a compaction began, to replay onto its result.
-    log: Option<Vec<(u64, Batch)>>,
     /// Bumped by `replace_graph`: a compaction of an older graph is dropped.
     generation: u64,
 }
@@ -61,7 +59,7 @@ impl EngineState {
     /// Apply `batch` as the next version; returns its number and the node count before it (the
     /// first id of added nodes). Writers are serialised; readers keep the version they loaded.
     pub(super) fn apply_batch(&self, batch: Batch) -> Result<(u64, u32)> {
-        let mut writer = self.writer();
+        let writer = self.writer();
         let current = self.graph.load_full();
         let version = current.version() + 1;
         let nodes_before = current.node_count() as u32;
@@ -75,9 +73,6 @@ impl EngineState {
         };
         let pending = next.delta_edges();
         self.graph.store(Arc::new(next));
-        if let Some(log) = &mut writer.log {
-            log.push((version, batch));
-        }
         drop(writer);
         self.metrics.graph_batches_total.increment();
         self.sample_graph_gauges();
@@ -93,7 +88,6 @@ impl EngineState {
         let mut writer = self.writer();
         let version = self.graph.load().version() + 1;
         writer.generation += 1;
-        writer.log = None;
         self.graph.store(Arc::new(GraphVersion::fresh(graph, version)));
         drop(writer);
         self.sample_graph_gauges();
@@ -105,48 +99,43 @@ impl EngineState {
     pub(super) fn compact(&self) -> Result<u64> {
         let _one = self.compaction.lock().unwrap_or_else(|p| p.into_inner());
         let (start, generation) = {
-            let mut writer = self.writer();
+            let writer = self.writer();
             let current = self.graph.load_full();
             if !current.has_changes() {
                 return Ok(current.version());
             }
-            writer.log = Some(Vec::new());
             (current, writer.generation)
         };
         let started = Instant::now();
-        let built = start.materialize();
-        let mut writer = self.writer();
-        let log = writer.log.take().unwrap_or_default();
-        let base = match built {
+        let base = match start.materialize() {
             Ok(base) => Arc::new(base),
             Err(e) => {
                 tracing::warn!(error = %e, "graph compaction failed; the pending changes stay");
                 return Err(e);
             }
         };
+        // Most of the move onto the new base happens here, with no lock held; under the lock only
+        // the batches applied meanwhile are carried over.
+        let earlier = self.graph.load_full();
+        let ahead = earlier.rebase(&start, Arc::clone(&base));
+        let writer = self.writer();
         if writer.generation != generation {
             // The graph was replaced meanwhile: this base is of a graph no longer served.
             return Ok(self.graph.load().version());
         }
-        let mut version = GraphVersion::fresh(base, start.version());
-        for (number, batch) in &log {
-            // Each batch was valid on the same edge list, so it is valid again.
-            version = version.apply(batch, *number)?;
-        }
-        let number = version.version();
-        self.graph.store(Arc::new(version));
+        let latest = self.graph.load_full();
+        let rebased = match Arc::ptr_eq(&latest, &earlier) {
+            true => ahead,
+            false => latest.rebase_after(&start, base, &earlier, &ahead),
+        };
+        let (number, pending) = (rebased.version(), rebased.delta_edges());
+        self.graph.store(Arc::new(rebased));
         drop(writer);
         let took = started.elapsed();
         self.metrics.graph_compactions_total.increment();
         self.metrics.graph_compaction_seconds.observe_duration(took);
-        self.compactor_due.store(false, Ordering::Release);
         self.sample_graph_gauges();
-        tracing::info!(
-            version = number,
-            replayed = log.len(),
-            seconds = took.as_secs_f64(),
-            "graph compacted"
-        );
+        tracing::info!(version = number, pending, seconds = took.as_secs_f64(), "graph compacted");
         Ok(number)
     }
 
@@ -190,14 +179,19 @@ impl EngineState {
 }
 
 /// The `axonal-compactor` thread: compacts when a batch left more pending changes than the
-/// threshold.
+/// threshold, and again at once while what was written during a compaction still passes it. A
+/// failed compaction is not retried until the next batch asks.
 pub(super) fn start_compactor(state: Arc<EngineState>) -> std::io::Result<Worker> {
     Worker::spawn("axonal-compactor", move || {
-        if state.compactor_due.load(Ordering::Acquire) {
-            if let Err(e) = state.compact() {
-                tracing::warn!(error = %e, "background compaction failed");
+        if state.compactor_due.swap(false, Ordering::AcqRel) {
+            match state.compact() {
+                Ok(_) if state.graph.load().delta_edges() > state.compaction_threshold() => {
+                    state.compactor_due.store(true, Ordering::Release);
+                    return Duration::ZERO;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "background compaction failed"),
             }
-            state.compactor_due.store(false, Ordering::Release);
         }
         COMPACTOR_POLL
     })

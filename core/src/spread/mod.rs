@@ -329,17 +329,18 @@ pub(crate) fn one_hop(
         scratch.hops[seed as usize] = 0;
     }
     for &(seed, a) in seeds {
-        let (targets, weights) = graph.out(seed as usize);
-        for (&v, &w) in targets.iter().zip(weights) {
-            let j = v as usize;
-            if scratch.hops[j] == 0 {
-                continue;
+        for (targets, weights) in graph.out(seed as usize).parts() {
+            for (&v, &w) in targets.iter().zip(weights) {
+                let j = v as usize;
+                if scratch.hops[j] == 0 {
+                    continue;
+                }
+                if !scratch.in_next[j] {
+                    scratch.in_next[j] = true;
+                    scratch.next_active.push(v);
+                }
+                scratch.next[j] = (scratch.next[j] + a * w).min(1.0);
             }
-            if !scratch.in_next[j] {
-                scratch.in_next[j] = true;
-                scratch.next_active.push(v);
-            }
-            scratch.next[j] = (scratch.next[j] + a * w).min(1.0);
         }
     }
     let tier = |node: u32| graph.tiers()[node as usize];

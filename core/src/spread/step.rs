@@ -177,8 +177,7 @@ impl<'a> Run<'a> {
             let mut counts = [0u32; 3];
             let mut work = [0u64; 3];
             // Changed sources of this chunk, walked in step with the nodes (no lookup per node).
-            let (changed, lists) = graph.changed_sources(base, base + current.len());
-            let mut next_changed = 0;
+            let mut changed = graph.changed_sources(base, base + current.len()).map(Iterator::peekable);
             for i in 0..current.len() {
                 // Every entry is written: a pull depth leaves last depth's values in `send`.
                 send[i] = 0.0;
@@ -187,13 +186,18 @@ impl<'a> Run<'a> {
                 if x <= 0.0 {
                     continue;
                 }
-                while next_changed < changed.len() && (changed[next_changed] as usize) < u {
-                    next_changed += 1;
+                let mut entry = None;
+                if let Some(changed) = changed.as_mut() {
+                    while let Some(&(v, loc)) = changed.peek()
+                        && v as usize <= u
+                    {
+                        changed.next();
+                        entry = (v as usize == u).then_some(loc);
+                    }
                 }
-                let degree = if next_changed < changed.len() && changed[next_changed] as usize == u {
-                    lists[next_changed].nodes.len()
-                } else {
-                    graph.base_out_degree(u)
+                let degree = match entry {
+                    Some(loc) => graph.changed_degree(u, &loc),
+                    None => graph.base_out_degree(u),
                 };
                 let tier = tiers[u];
                 if !fires(&p, &exhausted, x, degree, tier, fired[i]) {
@@ -313,14 +317,15 @@ impl<'a> Run<'a> {
                 s.fired[i] = true;
                 s.fired_list.push(u);
             }
-            let (targets, weights) = graph.out(i);
-            for (&v, &w) in targets.iter().zip(weights) {
-                let j = v as usize;
-                if !s.in_next[j] {
-                    s.in_next[j] = true;
-                    s.next_active.push(v);
+            for (targets, weights) in graph.out(i).parts() {
+                for (&v, &w) in targets.iter().zip(weights) {
+                    let j = v as usize;
+                    if !s.in_next[j] {
+                        s.in_next[j] = true;
+                        s.next_active.push(v);
+                    }
+                    s.next[j] += y * w;
                 }
-                s.next[j] += y * w;
             }
         }
     }

@@ -49,6 +49,21 @@ pub struct GraphSection {
     pub compactions_total: u64,
 }
 
+/// How long a compaction waits for in-flight recalls to let go of the base it replaced.
+const RECLAIM_WAIT: Duration = Duration::from_secs(1);
+
+/// Free a replaced base on this (background) thread: returning a graph's memory takes milliseconds
+/// per hundred megabytes, which a recall that happened to hold the last reference would otherwise
+/// pay. Recalls hold a version only while they run, so the wait is short; a reference kept longer
+/// (a result object a host holds on to) frees it later, wherever it is dropped.
+fn reclaim(old: Arc<Graph>) {
+    let deadline = std::time::Instant::now() + RECLAIM_WAIT;
+    while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(old);
+}
+
 /// How often the compactor looks at the pending changes.
 const COMPACTOR_POLL: Duration = Duration::from_millis(100);
 
@@ -136,6 +151,9 @@ impl EngineState {
         self.metrics.graph_compaction_seconds.observe_duration(took);
         self.sample_graph_gauges();
         tracing::info!(version = number, pending, seconds = took.as_secs_f64(), "graph compacted");
+        let old_base = Arc::clone(start.base());
+        drop((start, earlier, latest));
+        reclaim(old_base);
         Ok(number)
     }
 

@@ -85,6 +85,8 @@ pub struct SaveStats {
     pub bytes: u64,
     /// Time from opening the temporary file to the synced rename.
     pub elapsed: Duration,
+    /// Of `elapsed`, the time spent waiting for the storage: syncing the file and the directory.
+    pub synced: Duration,
 }
 
 fn error(path: &Path, message: impl Into<String>) -> Error {
@@ -115,16 +117,18 @@ pub(crate) fn save(graph: &Graph, version: u64, path: &Path) -> Result<SaveStats
     let io = |what: &str, e: std::io::Error| error(path, format!("{what}: {e}"));
     let result = (|| {
         let file = File::create(&temp).map_err(|e| io(&format!("creating {}", temp.display()), e))?;
-        let bytes = write(graph, version, file).map_err(|e| io("writing", e))?;
+        let (bytes, file) = write(graph, version, file).map_err(|e| io("writing", e))?;
+        let syncing = std::time::Instant::now();
+        file.sync_all().map_err(|e| io("syncing", e))?;
         std::fs::rename(&temp, path).map_err(|e| io(&format!("renaming {} over it", temp.display()), e))?;
         // The rename is durable once the directory is.
         if let Ok(dir) = File::open(&dir) {
             let _ = dir.sync_all();
         }
-        Ok(bytes)
+        Ok((bytes, syncing.elapsed()))
     })();
     match result {
-        Ok(bytes) => Ok(SaveStats { bytes, elapsed: started.elapsed() }),
+        Ok((bytes, synced)) => Ok(SaveStats { bytes, elapsed: started.elapsed(), synced }),
         Err(e) => {
             let _ = std::fs::remove_file(&temp);
             Err(e)
@@ -178,8 +182,8 @@ fn bytes_of_tiers(tiers: &[Tier]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(tiers.as_ptr().cast(), tiers.len()) }
 }
 
-/// Write the whole file to `file` and sync it; returns its length.
-fn write(graph: &Graph, version: u64, file: File) -> std::io::Result<u64> {
+/// Write the whole file to `file` (not yet synced); returns its length and the file.
+fn write(graph: &Graph, version: u64, file: File) -> std::io::Result<(u64, File)> {
     let meta = meta(graph, version);
     let sections = sections(graph, &meta);
     let count = sections.len();
@@ -215,8 +219,7 @@ fn write(graph: &Graph, version: u64, file: File) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     file.write_all(&header)?;
     file.write_all(&table)?;
-    file.sync_all()?;
-    Ok(position)
+    Ok((position, file))
 }
 
 /// One section as the table describes it.

@@ -250,7 +250,8 @@ axonal_status axonal_engine_new(const struct axonal_graph *g, const char *config
 void axonal_engine_free(struct axonal_engine *e);
 
 /*
- Swap in `g` atomically; recalls in flight finish on the graph they started with.
+ Swap in `g` atomically as the next graph version (pending changes are dropped); recalls in
+ flight finish on the version they started with.
  */
 axonal_status axonal_engine_replace_graph(const struct axonal_engine *e, const struct axonal_graph *g);
 
@@ -442,6 +443,69 @@ axonal_status axonal_http_server_url(const struct axonal_http_server *s, char **
  */
 void axonal_http_server_stop(struct axonal_http_server *s);
 #endif
+
+/*
+ Add `count` nodes as one batch; `*out_first_id` receives the first new id (the others follow).
+ `tiers`: `count` tier numbers (0 hot, 1 warm, 2 cold), or NULL for all hot. `labels`: `count`
+ NUL-terminated UTF-8 strings (a NULL entry: no label), or NULL for none. `embeddings`:
+ `count × dim` floats, row-major, or NULL for none (`dim` must then be 0); the dimension must be
+ the graph's when it has embeddings.
+ */
+axonal_status axonal_engine_add_nodes(const struct axonal_engine *e, uint32_t count, const uint32_t *tiers, const char *const *labels, const float *embeddings, size_t dim, uint32_t *out_first_id, uint64_t *out_version);
+
+/*
+ Append `len` edges to their sources' lists as one batch (weights in (0, 1]).
+ */
+axonal_status axonal_engine_add_edges(const struct axonal_engine *e, const uint32_t *src, const uint32_t *dst, const float *weight, size_t len, uint64_t *out_version);
+
+/*
+ Give every `src[i] → dst[i]` edge the weight `weight[i]`, as one batch; a pair with no edge is an
+ error. A repeated pair takes its last weight.
+ */
+axonal_status axonal_engine_set_weights(const struct axonal_engine *e, const uint32_t *src, const uint32_t *dst, const float *weight, size_t len, uint64_t *out_version);
+
+/*
+ Remove every `src[i] → dst[i]` edge, as one batch; a pair with no edge, or listed twice, is an
+ error.
+ */
+axonal_status axonal_engine_remove_edges(const struct axonal_engine *e, const uint32_t *src, const uint32_t *dst, size_t len, uint64_t *out_version);
+
+/*
+ Move `nodes[i]` to tier `tiers[i]` (0 hot, 1 warm, 2 cold), as one batch; a repeated node takes
+ its last tier.
+ */
+axonal_status axonal_engine_set_tiers(const struct axonal_engine *e, const uint32_t *nodes, const uint32_t *tiers, size_t len, uint64_t *out_version);
+
+/*
+ The engine's current graph version.
+ */
+axonal_status axonal_engine_graph_version(const struct axonal_engine *e, uint64_t *out_version);
+
+/*
+ Fold the pending changes into a fresh graph now (recalls do not wait); `*out_version` (NULL: not
+ wanted) receives the version, which compaction never changes.
+ */
+axonal_status axonal_engine_compact(const struct axonal_engine *e, uint64_t *out_version);
+
+/*
+ Save the engine's current graph version to `path` as a snapshot (docs/spec.md §17): written to a
+ temporary file beside it, synced, and renamed over it. `*out_version` (NULL: not wanted) receives
+ the version saved.
+ */
+axonal_status axonal_engine_save(const struct axonal_engine *e, const char *path, uint64_t *out_version);
+
+/*
+ Save `g` to `path` as a snapshot (temporary file, sync, rename); `*out_bytes` (NULL: not wanted)
+ receives the file's size.
+ */
+axonal_status axonal_graph_save(const struct axonal_graph *g, const char *path, uint64_t *out_bytes);
+
+/*
+ Load a snapshot: the file is mapped and every section's checksum and structure verified; a bad
+ file is `AXONAL_STATUS_GRAPH` with a message naming the section, offset and what was wrong. An
+ engine created over the graph continues the version numbering of the engine that saved it.
+ */
+axonal_status axonal_graph_load(const char *path, struct axonal_graph **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -50,6 +50,10 @@ inline void check(axonal_status status) {
 }
 
 /* Take ownership of a string the library returned (freed even if copying it throws). */
+inline void same_length(size_t a, size_t b, size_t c) {
+    if (a != b || b != c) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "arrays differ in length");
+}
+
 inline std::string take(char *text, size_t len) {
     struct Free {
         char *p;
@@ -125,6 +129,20 @@ public:
         size_t n = 0;
         detail::check(axonal_graph_edge_count(g_, &n));
         return n;
+    }
+
+    /* Save as a snapshot (temporary file, sync, rename); returns the file's size. */
+    uint64_t save(const std::string &path) const {
+        uint64_t bytes = 0;
+        detail::check(axonal_graph_save(g_, path.c_str(), &bytes));
+        return bytes;
+    }
+
+    /* Load a snapshot (mapped, every checksum verified). */
+    static Graph load(const std::string &path) {
+        axonal_graph *g = nullptr;
+        detail::check(axonal_graph_load(path.c_str(), &g));
+        return Graph(g);
     }
 
     const axonal_graph *get() const noexcept { return g_; }
@@ -205,6 +223,68 @@ public:
     ~Engine() { axonal_engine_free(e_); }
 
     void replace_graph(const Graph &graph) { detail::check(axonal_engine_replace_graph(e_, graph.get())); }
+
+    /* The living graph (docs/spec.md §16): each call is one atomic batch and returns the new version. */
+    /* Add count nodes (tiers, labels, embeddings: one per node or empty; an empty label is no label);
+       returns the first new id. */
+    uint32_t add_nodes(uint32_t count, const std::vector<Tier> &tiers = {}, const std::vector<std::string> &labels = {},
+                       const std::vector<float> &embeddings = {}, size_t dim = 0) const {
+        std::vector<uint32_t> tier_numbers;
+        for (Tier t : tiers) tier_numbers.push_back(static_cast<uint32_t>(t));
+        if (!tiers.empty() && tiers.size() != count) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "tiers: one per node");
+        if (!labels.empty() && labels.size() != count) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "labels: one per node");
+        std::vector<const char *> label_pointers;
+        for (const std::string &l : labels) label_pointers.push_back(l.empty() ? nullptr : l.c_str());
+        uint32_t first = 0;
+        detail::check(axonal_engine_add_nodes(e_, count, tiers.empty() ? nullptr : tier_numbers.data(),
+                                              labels.empty() ? nullptr : label_pointers.data(),
+                                              embeddings.empty() ? nullptr : embeddings.data(), embeddings.empty() ? 0 : dim, &first,
+                                              nullptr));
+        return first;
+    }
+    uint64_t add_edges(const std::vector<uint32_t> &src, const std::vector<uint32_t> &dst, const std::vector<float> &weight) const {
+        detail::same_length(src.size(), dst.size(), weight.size());
+        uint64_t version = 0;
+        detail::check(axonal_engine_add_edges(e_, src.data(), dst.data(), weight.data(), src.size(), &version));
+        return version;
+    }
+    uint64_t set_weights(const std::vector<uint32_t> &src, const std::vector<uint32_t> &dst, const std::vector<float> &weight) const {
+        detail::same_length(src.size(), dst.size(), weight.size());
+        uint64_t version = 0;
+        detail::check(axonal_engine_set_weights(e_, src.data(), dst.data(), weight.data(), src.size(), &version));
+        return version;
+    }
+    uint64_t remove_edges(const std::vector<uint32_t> &src, const std::vector<uint32_t> &dst) const {
+        detail::same_length(src.size(), dst.size(), src.size());
+        uint64_t version = 0;
+        detail::check(axonal_engine_remove_edges(e_, src.data(), dst.data(), src.size(), &version));
+        return version;
+    }
+    uint64_t set_tiers(const std::vector<uint32_t> &nodes, const std::vector<Tier> &tiers) const {
+        detail::same_length(nodes.size(), tiers.size(), nodes.size());
+        std::vector<uint32_t> tier_numbers;
+        for (Tier t : tiers) tier_numbers.push_back(static_cast<uint32_t>(t));
+        uint64_t version = 0;
+        detail::check(axonal_engine_set_tiers(e_, nodes.data(), tier_numbers.data(), nodes.size(), &version));
+        return version;
+    }
+    uint64_t graph_version() const {
+        uint64_t version = 0;
+        detail::check(axonal_engine_graph_version(e_, &version));
+        return version;
+    }
+    /* Fold pending changes into a fresh graph now; the version does not change. */
+    uint64_t compact() const {
+        uint64_t version = 0;
+        detail::check(axonal_engine_compact(e_, &version));
+        return version;
+    }
+    /* Save the current version as a snapshot; returns the version saved. */
+    uint64_t save(const std::string &path) const {
+        uint64_t version = 0;
+        detail::check(axonal_engine_save(e_, path.c_str(), &version));
+        return version;
+    }
 
     /* The top k results for seed ids (activations: empty for all 1.0). */
     Results recall_seeds(const std::vector<uint32_t> &seeds, size_t k, const std::vector<float> &activations = {}) const {

@@ -34,7 +34,7 @@ mod worker;
 pub use breaker::{BreakerOverride, BreakerState, TransitionEvent, TransitionReason};
 pub use chaos::ChaosConfig;
 pub use config::{CyclePolicy, EngineConfig, OpenClMode};
-pub use engine::Engine;
+pub use engine::{Applied, Engine};
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{
     Batch, CsrView, Graph, GraphBuilder, GraphVersion, SNAPSHOT_FORMAT_VERSION, SaveStats, Tier, View,

@@ -60,7 +60,8 @@ pub unsafe extern "C" fn axonal_engine_free(e: *mut axonal_engine) {
     });
 }
 
-/// Swap in `g` atomically; recalls in flight finish on the graph they started with.
+/// Swap in `g` atomically as the next graph version (pending changes are dropped); recalls in
+/// flight finish on the version they started with.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn axonal_engine_replace_graph(
     e: *const axonal_engine,

@@ -14,6 +14,7 @@ mod error;
 mod graph;
 #[cfg(feature = "http")]
 mod http;
+mod living;
 
 pub use callbacks::*;
 pub use engine::*;
@@ -21,6 +22,7 @@ pub use error::*;
 pub use graph::*;
 #[cfg(feature = "http")]
 pub use http::*;
+pub use living::*;
 
 use std::ffi::c_char;
 

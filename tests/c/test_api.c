@@ -830,6 +830,115 @@ static void test_hardening(void) {
     axonal_graph_free(g);
 }
 
+
+/* The living graph and snapshots: batches, versions, compaction, bad batches that change nothing,
+ * saving and loading (and a loader that names what is wrong with a damaged file). */
+static void test_living_graph(void) {
+    axonal_graph *g = cycle5();
+    axonal_engine *e = engine_of(g, "{\"autotune\": {\"enabled\": false}}");
+    uint64_t version = 99;
+    CHECK(axonal_engine_graph_version(e, &version) == AXONAL_STATUS_OK && version == 0, "version %llu", (unsigned long long)version);
+
+    /* Two new nodes (warm, labelled), linked from the cycle. */
+    const uint32_t tiers[] = {1, 0};
+    const char *labels[] = {"added", NULL};
+    uint32_t first = 0;
+    axonal_status s = axonal_engine_add_nodes(e, 2, tiers, labels, NULL, 0, &first, &version);
+    CHECK(s == AXONAL_STATUS_OK && first == 5 && version == 1, "add_nodes: %s first %u version %llu", error_text(), first,
+          (unsigned long long)version);
+    const uint32_t src[] = {4, 5}, dst[] = {5, 6};
+    const float w[] = {1.0f, 0.5f};
+    CHECK(axonal_engine_add_edges(e, src, dst, w, 2, &version) == AXONAL_STATUS_OK && version == 2, "add_edges: %s", error_text());
+    uint32_t nodes[8];
+    float acts[8];
+    size_t count = 0;
+    const uint32_t seed = 4;
+    CHECK(axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, NULL) == AXONAL_STATUS_OK, "recall: %s", error_text());
+    /* 4 → {0, 5} → {1, 6} → {2}: ties in activation go to the lower id. */
+    CHECK(count == 6 && nodes[1] == 0 && nodes[2] == 5 && nodes[5] == 6 && fabsf(acts[5] - 0.32f) < 1e-6f, "recall sees the new edges: %zu",
+          count);
+
+    const float heavier[] = {0.25f};
+    CHECK(axonal_engine_set_weights(e, &src[1], &dst[1], heavier, 1, &version) == AXONAL_STATUS_OK && version == 3, "set_weights");
+    const uint32_t cold[] = {2};
+    CHECK(axonal_engine_set_tiers(e, &dst[1], cold, 1, &version) == AXONAL_STATUS_OK && version == 4, "set_tiers");
+    CHECK(axonal_engine_remove_edges(e, &src[0], &dst[0], 1, NULL) == AXONAL_STATUS_OK, "remove_edges: %s", error_text());
+
+    /* Bad batches: an error naming the entry, and no new version. */
+    const uint32_t far[] = {0, 70};
+    const float ok[] = {0.5f, 0.5f}, nan_w[] = {0.5f, NAN};
+    CHECK(axonal_engine_add_edges(e, far, far, ok, 2, &version) == AXONAL_STATUS_GRAPH, "unknown node");
+    CHECK(strstr(error_text(), "edge 1: source node 70 out of range") != NULL, "names the entry: %s", error_text());
+    CHECK(axonal_engine_add_edges(e, src, dst, nan_w, 2, NULL) == AXONAL_STATUS_GRAPH && strstr(error_text(), "NaN"), "NaN weight");
+    CHECK(axonal_engine_remove_edges(e, &src[0], &dst[0], 1, NULL) == AXONAL_STATUS_GRAPH, "missing pair");
+    CHECK(strstr(error_text(), "remove_edges entry 0: no edge 4 -> 5") != NULL, "names the pair: %s", error_text());
+    const uint32_t bad_tier[] = {3};
+    CHECK(axonal_engine_set_tiers(e, &seed, bad_tier, 1, NULL) == AXONAL_STATUS_INVALID_ARGUMENT && strstr(error_text(), "tiers[0] = 3"),
+          "bad tier: %s", error_text());
+    const char bad_utf8[] = {'a', (char)0xff, 0};
+    const char *bad_labels[] = {bad_utf8};
+    CHECK(axonal_engine_add_nodes(e, 1, NULL, bad_labels, NULL, 0, NULL, NULL) == AXONAL_STATUS_INVALID_ARGUMENT &&
+              strstr(error_text(), "labels[0] is not UTF-8"),
+          "label not UTF-8: %s", error_text());
+    const float row[] = {1, 2};
+    CHECK(axonal_engine_add_nodes(e, 1, NULL, NULL, row, 0, NULL, NULL) == AXONAL_STATUS_INVALID_ARGUMENT, "embeddings without dim");
+    CHECK(axonal_engine_add_edges(e, NULL, dst, w, 2, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL src");
+    CHECK(axonal_engine_graph_version(e, &version) == AXONAL_STATUS_OK && version == 5, "rejected batches made no version: %llu",
+          (unsigned long long)version);
+
+    uint64_t compacted = 0;
+    CHECK(axonal_engine_compact(e, &compacted) == AXONAL_STATUS_OK && compacted == 5, "compact keeps the version");
+
+    /* Save the engine, load it back as a graph, and start a second engine from it. */
+    char dir[] = "/tmp/axonal-c-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256];
+    snprintf(path, sizeof path, "%s/engine.axs", dir);
+    uint64_t saved = 0;
+    CHECK(axonal_engine_save(e, path, &saved) == AXONAL_STATUS_OK && saved == 5, "engine_save: %s", error_text());
+    axonal_graph *loaded = NULL;
+    CHECK(axonal_graph_load(path, &loaded) == AXONAL_STATUS_OK, "graph_load: %s", error_text());
+    size_t n = 0, m = 0;
+    axonal_graph_node_count(loaded, &n);
+    axonal_graph_edge_count(loaded, &m);
+    CHECK(n == 7 && m == 6, "loaded %zu nodes, %zu edges", n, m);
+    axonal_engine *restored = engine_of(loaded, NULL);
+    CHECK(axonal_engine_graph_version(restored, &version) == AXONAL_STATUS_OK && version == 5, "restored version %llu",
+          (unsigned long long)version);
+    uint32_t nodes2[8];
+    float acts2[8];
+    size_t count2 = 0;
+    axonal_engine_recall_seeds(e, &seed, NULL, 1, nodes, acts, 8, &count, NULL);
+    axonal_engine_recall_seeds(restored, &seed, NULL, 1, nodes2, acts2, 8, &count2, NULL);
+    CHECK(count == count2 && memcmp(nodes, nodes2, count * sizeof *nodes) == 0 && memcmp(acts, acts2, count * sizeof *acts) == 0,
+          "the restored engine recalls bit for bit the same");
+    uint64_t bytes = 0;
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s/graph.axs", dir);
+    CHECK(axonal_graph_save(loaded, copy, &bytes) == AXONAL_STATUS_OK && bytes > 64, "graph_save: %s", error_text());
+
+    /* A damaged file: an error naming what is wrong, and no graph. */
+    FILE *f = fopen(copy, "r+b");
+    CHECK(f != NULL, "open the copy");
+    if (f) {
+        fseek(f, (long)bytes - 2, SEEK_SET);
+        fputc(0x5a, f);
+        fclose(f);
+    }
+    axonal_graph *damaged = (axonal_graph *)1;
+    CHECK(axonal_graph_load(copy, &damaged) == AXONAL_STATUS_GRAPH && damaged == NULL, "damaged file refused");
+    CHECK(strstr(error_text(), "checksum") != NULL || strstr(error_text(), "padding") != NULL, "names the damage: %s", error_text());
+    CHECK(axonal_graph_load(NULL, &damaged) == AXONAL_STATUS_NULL_ARGUMENT, "NULL path");
+
+    remove(path);
+    remove(copy);
+    rmdir(dir);
+    axonal_engine_free(restored);
+    axonal_graph_free(loaded);
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
 int main(void) {
     test_versions();
     test_worked_examples();
@@ -843,5 +952,6 @@ int main(void) {
     test_http();
 #endif
     test_hardening();
+    test_living_graph();
     return REPORT();
 }

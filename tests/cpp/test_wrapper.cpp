@@ -6,6 +6,9 @@
 #include <thread>
 #include <vector>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "axonal.hpp"
 
 static int passed = 0, failed = 0;
@@ -83,6 +86,51 @@ int main() {
     CHECK(engine.breaker_state() == 2, "breaker open");
     CHECK(events.size() == 1 && events[0].find("\"to\":\"open\"") != std::string::npos, "transition seen");
     engine.remove_transition_callback(callback);
+
+    // The living graph and snapshots.
+    {
+        axonal::Engine live(graph, R"({"autotune": {"enabled": false}})");
+        uint32_t first = live.add_nodes(2, {axonal::Tier::Warm, axonal::Tier::Hot}, {"fresh", ""});
+        CHECK(first == 5 && live.graph_version() == 1, "add_nodes");
+        CHECK(live.add_edges({4, 5}, {5, 6}, {1.0f, 0.5f}) == 2, "add_edges");
+        CHECK(live.set_weights({5}, {6}, {0.25f}) == 3 && live.set_tiers({6}, {axonal::Tier::Cold}) == 4, "set_weights, set_tiers");
+        CHECK(live.remove_edges({4}, {5}) == 5 && live.compact() == 5, "remove_edges, compact");
+        std::string recalled = live.recall(R"({"seeds": [5], "k": 3})");
+        CHECK(recalled.find("\"graph_version\":5") != std::string::npos, recalled.c_str());
+        try {
+            live.remove_edges({4}, {5});
+            CHECK(false, "no exception");
+        } catch (const axonal::Error &e) {
+            CHECK(e.status() == AXONAL_STATUS_GRAPH && std::string(e.what()).find("no edge 4 -> 5") != std::string::npos, e.what());
+        }
+        try {
+            live.add_edges({0, 1}, {1}, {0.5f, 0.5f});
+            CHECK(false, "no exception");
+        } catch (const axonal::Error &e) {
+            CHECK(e.status() == AXONAL_STATUS_INVALID_ARGUMENT, e.what());
+        }
+        CHECK(live.graph_version() == 5, "rejected batches make no version");
+        char dir[] = "/tmp/axonal-cpp-XXXXXX";
+        CHECK(mkdtemp(dir) != nullptr, "mkdtemp");
+        std::string path = std::string(dir) + "/live.axs";
+        CHECK(live.save(path) == 5, "engine save");
+        axonal::Graph loaded = axonal::Graph::load(path);
+        CHECK(loaded.node_count() == 7 && loaded.edge_count() == 6, "loaded counts");
+        axonal::Engine restored(loaded);
+        CHECK(restored.graph_version() == 5, "restored version");
+        // The results (not the stats, which carry timings) are the same.
+        auto results = [](const std::string &json) { return json.substr(0, json.find("\"stats\"")); };
+        CHECK(results(restored.recall(R"({"seeds": [5], "k": 3})")) == results(recalled), "restored recalls the same");
+        CHECK(loaded.save(path) > 64, "graph save");
+        std::remove(path.c_str());
+        try {
+            axonal::Graph::load(path);
+            CHECK(false, "no exception");
+        } catch (const axonal::Error &e) {
+            CHECK(e.status() == AXONAL_STATUS_GRAPH && std::string(e.what()).find("live.axs") != std::string::npos, e.what());
+        }
+        rmdir(dir);
+    }
 
     // Move-only owners: moving leaves the source empty and the target working.
     axonal::Engine moved = std::move(engine);

@@ -47,6 +47,16 @@ use crate::telemetry::{self, Counter, MetricsRegistry, Telemetry};
 use crate::tuner::{AuditEntry, AuditLog, Decision, SpreadingAutoTuner, TunerState};
 use crate::worker::Worker;
 
+/// What a batch made: its version, and (for `AddNodes`) the id of the first node it added — the
+/// node count of the version it applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The new version.
+    pub version: u64,
+    /// The node count before the batch: the first added id.
+    pub first_node: u32,
+}
+
 /// A spreading-activation engine.
 ///
 /// Thread-safe: every method takes `&self` and may run concurrently from any thread. Dropping the
@@ -232,7 +242,13 @@ impl Engine {
     /// Apply one batch of changes as the next version; returns its number. Validated whole first: on
     /// an error (naming the entry) nothing applies.
     pub fn apply(&self, batch: Batch) -> Result<u64> {
-        self.state.apply_batch(batch).map(|(version, _)| version)
+        self.apply_batch(batch).map(|applied| applied.version)
+    }
+
+    /// [`Engine::apply`], also telling the first id of the nodes an `AddNodes` batch added.
+    pub fn apply_batch(&self, batch: Batch) -> Result<Applied> {
+        let (version, first_node) = self.state.apply_batch(batch)?;
+        Ok(Applied { version, first_node })
     }
 
     /// Add `count` nodes (tiers, labels, embeddings: one per node, or none); returns the first
@@ -245,8 +261,7 @@ impl Engine {
         embeddings: Option<(usize, Vec<f32>)>,
     ) -> Result<u32> {
         // The first new id is the node count of the version the batch applied to.
-        let (_, first) = self.state.apply_batch(Batch::AddNodes { count, tiers, labels, embeddings })?;
-        Ok(first)
+        Ok(self.apply_batch(Batch::AddNodes { count, tiers, labels, embeddings })?.first_node)
     }
 
     /// Append edges to their sources' lists; returns the new version.

@@ -40,6 +40,11 @@ def row_of(snapshot: dict[str, Any]) -> dict[str, Any]:
     row["health"] = snapshot["health"]["status"]
     row["probes"] = snapshot["health"]["probes"]
     row["autotune_changes_total"] = s["autotune"]["changes_total"]
+    graph = s["graph"]
+    row["graph_version"] = graph["version"]
+    row["graph_edges"] = graph["edges"]
+    row["graph_delta_edges"] = graph["delta_edges"]
+    row["graph_compactions_total"] = graph["compactions_total"]
     return row
 
 

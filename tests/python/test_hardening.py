@@ -172,7 +172,7 @@ def test_non_callables_are_refused_at_registration():
             e.register_probe("p", 5)
         with pytest.raises(TypeError, match=r"on_breaker_transition: fn must be callable, got None"):
             e.on_breaker_transition(None)
-        assert set(e.health()["probes"]) == {"spreading", "spreading_live"}, "nothing registered"
+        assert set(e.health()["probes"]) == {"spreading", "spreading_live", "graph"}, "nothing registered"
 
 
 def test_bytes_and_strings_are_not_seeds():

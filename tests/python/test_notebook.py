@@ -75,7 +75,8 @@ def test_row_of_reads_a_real_snapshot():
     with axonal.Engine(g) as e:
         r = row_of(e.snapshot())
     assert r["breaker"] == "closed" and r["health"] in ("healthy", "degraded", "unhealthy")
-    assert set(r["probes"]) == {"spreading", "spreading_live"}
+    assert set(r["probes"]) == {"spreading", "spreading_live", "graph"}
+    assert (r["graph_version"], r["graph_edges"], r["graph_delta_edges"], r["graph_compactions_total"]) == (0, 1, 0, 0)
 
 
 def test_monitor_rejects_bad_arguments():

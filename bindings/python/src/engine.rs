@@ -13,6 +13,7 @@ use crate::convert::{seeds, to_py, to_value};
 use crate::errors::{ClosedError, ConfigError, py_err};
 use crate::graph::Graph;
 use crate::http::HttpServer;
+use crate::living;
 use crate::result::RecallResult;
 
 type Slot = RwLock<Option<Arc<Host>>>;
@@ -347,10 +348,88 @@ impl Engine {
         Ok(HttpServer { inner: server })
     }
 
-    /// Swap in another graph atomically.
-    fn replace_graph(&self, graph: &Graph) -> PyResult<()> {
-        self.engine()?.replace_graph(Arc::clone(&graph.inner));
-        Ok(())
+    /// Swap in another graph atomically as the next graph version; returns it.
+    fn replace_graph(&self, graph: &Graph) -> PyResult<u64> {
+        Ok(self.engine()?.replace_graph(Arc::clone(&graph.inner)))
+    }
+
+    // --- the living graph (docs/spec.md §16): each call is one atomic batch ---
+
+    /// Add `count` nodes (tiers, labels, embeddings: one per node, or None) as one batch; returns
+    /// the first new id (the others follow).
+    #[pyo3(signature = (count, tiers=None, labels=None, embeddings=None))]
+    fn add_nodes(
+        &self,
+        py: Python<'_>,
+        count: u32,
+        tiers: Option<Bound<'_, PyAny>>,
+        labels: Option<Bound<'_, PyAny>>,
+        embeddings: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<u32> {
+        let engine = self.engine()?;
+        let batch = living::add_nodes(count, tiers.as_ref(), labels.as_ref(), embeddings.as_ref())?;
+        py.detach(|| engine.apply_batch(batch)).map(|applied| applied.first_node).map_err(py_err)
+    }
+
+    /// Append edges to their sources' lists as one batch; returns the new graph version.
+    fn add_edges(
+        &self,
+        py: Python<'_>,
+        src: Bound<'_, PyAny>,
+        dst: Bound<'_, PyAny>,
+        weight: Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let engine = self.engine()?;
+        let batch = living::edges(&src, &dst, Some(&weight), living::Kind::Add)?;
+        py.detach(|| engine.apply(batch)).map_err(py_err)
+    }
+
+    /// Give every `src → dst` edge of each pair the weight (a missing pair raises `GraphError`) as
+    /// one batch; returns the new graph version.
+    fn set_weights(
+        &self,
+        py: Python<'_>,
+        src: Bound<'_, PyAny>,
+        dst: Bound<'_, PyAny>,
+        weight: Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let engine = self.engine()?;
+        let batch = living::edges(&src, &dst, Some(&weight), living::Kind::Reweight)?;
+        py.detach(|| engine.apply(batch)).map_err(py_err)
+    }
+
+    /// Remove every `src → dst` edge of each pair (a missing or repeated pair raises `GraphError`)
+    /// as one batch; returns the new graph version.
+    fn remove_edges(&self, py: Python<'_>, src: Bound<'_, PyAny>, dst: Bound<'_, PyAny>) -> PyResult<u64> {
+        let engine = self.engine()?;
+        let batch = living::edges(&src, &dst, None, living::Kind::Remove)?;
+        py.detach(|| engine.apply(batch)).map_err(py_err)
+    }
+
+    /// Move nodes to tiers as one batch; returns the new graph version.
+    fn set_tiers(&self, py: Python<'_>, nodes: Bound<'_, PyAny>, tiers: Bound<'_, PyAny>) -> PyResult<u64> {
+        let engine = self.engine()?;
+        let batch = living::set_tiers(&nodes, &tiers)?;
+        py.detach(|| engine.apply(batch)).map_err(py_err)
+    }
+
+    /// The current graph version.
+    #[getter]
+    fn graph_version(&self) -> PyResult<u64> {
+        Ok(self.engine()?.graph_version())
+    }
+
+    /// Fold the pending changes into a fresh graph now (recalls do not wait); returns the version,
+    /// which compaction never changes.
+    fn compact(&self, py: Python<'_>) -> PyResult<u64> {
+        let engine = self.engine()?;
+        py.detach(|| engine.compact()).map_err(py_err)
+    }
+
+    /// Save the current graph version as a snapshot (docs/spec.md §17); returns the version saved.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<u64> {
+        let engine = self.engine()?;
+        py.detach(|| engine.save(&path)).map_err(py_err)
     }
 
     /// Stop the servers and join the engine's threads; later calls raise `ClosedError`. Idempotent.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axonal_core::{GraphBuilder, Tier};
-use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
@@ -16,7 +16,7 @@ pub(crate) struct Graph {
     pub(crate) inner: Arc<axonal_core::Graph>,
 }
 
-fn parse_tier(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Tier> {
+pub(crate) fn parse_tier(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Tier> {
     if let Ok(name) = value.extract::<String>() {
         return Tier::parse(&name).ok_or_else(|| {
             GraphError::new_err(format!("tiers[{index}]: unknown tier {name:?} (hot, warm or cold)"))
@@ -27,6 +27,26 @@ fn parse_tier(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Tier> {
     })?;
     Tier::from_index(number)
         .ok_or_else(|| GraphError::new_err(format!("tiers[{index}]: tier {number} out of range 0..=2")))
+}
+
+/// Tiers from a NumPy integer array (read in place) or a sequence of names or numbers; the error
+/// names the entry.
+pub(crate) fn parse_tiers(tiers: &Bound<'_, PyAny>) -> PyResult<Vec<Tier>> {
+    if let Ok(codes) = tiers.extract::<PyReadonlyArray1<'_, u8>>() {
+        return codes
+            .as_array()
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| {
+                Tier::from_index(code as u32)
+                    .ok_or_else(|| GraphError::new_err(format!("tiers[{i}]: tier {code} out of range 0..=2")))
+            })
+            .collect();
+    }
+    if is_text(tiers) {
+        return Err(PyTypeError::new_err(format!("tiers: expected a sequence, got {}", describe(tiers))));
+    }
+    tiers.try_iter()?.enumerate().map(|(i, tier)| parse_tier(&tier?, i)).collect()
 }
 
 #[pymethods]
@@ -66,25 +86,10 @@ impl Graph {
         let mut builder = GraphBuilder::new(n);
         builder.add_edges(src, dst, weight).map_err(py_err)?;
         if let Some(tiers) = tiers {
-            if let Ok(codes) = tiers.extract::<PyReadonlyArray1<'_, u8>>() {
-                check_per_node("tiers", codes.len(), n)?;
-                for (i, &code) in codes.as_array().iter().enumerate() {
-                    let tier = Tier::from_index(code as u32).ok_or_else(|| {
-                        GraphError::new_err(format!("tiers[{i}]: tier {code} out of range 0..=2"))
-                    })?;
-                    builder.set_tier(i as u32, tier).map_err(py_err)?;
-                }
-            } else {
-                if is_text(&tiers) {
-                    return Err(PyTypeError::new_err(format!(
-                        "tiers: expected a sequence, got {}",
-                        describe(&tiers)
-                    )));
-                }
-                check_per_node("tiers", tiers.len()?, n)?;
-                for (i, tier) in tiers.try_iter()?.enumerate() {
-                    builder.set_tier(i as u32, parse_tier(&tier?, i)?).map_err(py_err)?;
-                }
+            let tiers = parse_tiers(&tiers)?;
+            check_per_node("tiers", tiers.len(), n)?;
+            for (i, tier) in tiers.into_iter().enumerate() {
+                builder.set_tier(i as u32, tier).map_err(py_err)?;
             }
         }
         if let Some(labels) = labels {
@@ -154,6 +159,22 @@ impl Graph {
     /// The node labelled `label`, or None.
     fn find(&self, label: &str) -> Option<u32> {
         self.inner.find(label)
+    }
+
+    /// Save as a snapshot (docs/spec.md §17): a temporary file beside `path`, synced and renamed
+    /// over it, so a crash leaves the old file or the new one. Returns the file's size in bytes.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<u64> {
+        let graph = Arc::clone(&self.inner);
+        py.detach(|| graph.save(&path)).map(|stats| stats.bytes).map_err(py_err)
+    }
+
+    /// Load a snapshot: the file is mapped and every section's checksum and structure verified; a
+    /// damaged, truncated, foreign or future-version file raises `GraphError` naming what is wrong.
+    /// An engine built over it continues the version numbering of the engine that saved it.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Graph> {
+        let graph = py.detach(|| axonal_core::Graph::load(&path)).map_err(py_err)?;
+        Ok(Graph { inner: Arc::new(graph) })
     }
 
     fn __repr__(&self) -> String {

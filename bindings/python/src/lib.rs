@@ -1,6 +1,6 @@
 //! The PyO3 extension `axonal._native`: a thin binding of `axonal-core` (docs/spec.md §11). This
 //! file only registers the module; each concept has its own file: [`errors`], [`convert`],
-//! [`graph`], [`result`], [`engine`], [`callbacks`], [`http`].
+//! [`graph`], [`result`], [`engine`], [`living`], [`callbacks`], [`http`].
 
 mod callbacks;
 mod convert;
@@ -8,6 +8,7 @@ mod engine;
 mod errors;
 mod graph;
 mod http;
+mod living;
 mod result;
 
 use pyo3::prelude::*;

@@ -110,6 +110,10 @@ def test_the_dashboard_shows_what_operators_need():
         "axonal_spreading_pool_utilization",
         "axonal_spreading_autotune_changes_total",
         "axonal_spreading_health_status",
+        "instance:axonal_spreading_graph_compaction_lag:ratio",
+        "axonal_spreading_graph_batches_rejected_total",
+        "axonal_spreading_graph_compaction_seconds_bucket",
+        "axonal_spreading_graph_snapshot_load_seconds_bucket",
     ]:
         assert needle in text, f"the dashboard has no query with {needle!r}"
     ids = [p["id"] for p in dashboard["panels"]]

@@ -64,8 +64,8 @@ fn reclaim(old: Arc<Graph>) {
     drop(old);
 }
 
-/// How often the compactor looks at the pending changes.
-const COMPACTOR_POLL: Duration = Duration::from_millis(100);
+/// How long the compactor sleeps when no batch wakes it.
+const COMPACTOR_IDLE: Duration = Duration::from_secs(60);
 
 /// The `graph` probe is degraded while the pending changes exceed this many thresholds.
 const LAGGING_FACTOR: u64 = 4;
@@ -93,6 +93,9 @@ impl EngineState {
         self.sample_graph_gauges();
         if pending > self.compaction_threshold() {
             self.compactor_due.store(true, Ordering::Release);
+            if let Some(compactor) = self.compactor.get() {
+                compactor.nudge();
+            }
         }
         Ok((version, nodes_before))
     }
@@ -196,23 +199,36 @@ impl EngineState {
     }
 }
 
-/// The `axonal-compactor` thread: compacts when a batch left more pending changes than the
-/// threshold, and again at once while what was written during a compaction still passes it. A
-/// failed compaction is not retried until the next batch asks.
+/// The `axonal-compactor` thread: woken by a batch that left more pending changes than the
+/// threshold, it compacts, and again at once while what was written during a compaction still
+/// passes it (a smaller delta keeps both batches and recalls cheaper: measured, resting between
+/// compactions lost the writers more than it gave them). A failed compaction is not retried until
+/// the next batch asks. Idle, it sleeps.
 pub(super) fn start_compactor(state: Arc<EngineState>) -> std::io::Result<Worker> {
-    Worker::spawn("axonal-compactor", move || {
-        if state.compactor_due.swap(false, Ordering::AcqRel) {
+    let body = {
+        let state = Arc::clone(&state);
+        move || {
+            if !state.compactor_due.swap(false, Ordering::AcqRel) {
+                return COMPACTOR_IDLE;
+            }
             match state.compact() {
                 Ok(_) if state.graph.load().delta_edges() > state.compaction_threshold() => {
                     state.compactor_due.store(true, Ordering::Release);
-                    return Duration::ZERO;
+                    Duration::ZERO
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "background compaction failed"),
+                Ok(_) => COMPACTOR_IDLE,
+                Err(e) => {
+                    tracing::warn!(error = %e, "background compaction failed");
+                    COMPACTOR_IDLE
+                }
             }
         }
-        COMPACTOR_POLL
-    })
+    };
+    let worker = Worker::spawn("axonal-compactor", body)?;
+    // Batches before this point set `compactor_due`; the nudge makes the worker look at it now.
+    let _ = state.compactor.set(worker.nudger());
+    worker.nudger().nudge();
+    Ok(worker)
 }
 
 /// The built-in `graph` probe (non-critical): degraded while the pending changes exceed four times

@@ -143,6 +143,7 @@ impl Engine {
             writer: Mutex::new(Default::default()),
             compaction: Mutex::new(()),
             compactor_due: AtomicBool::new(false),
+            compactor: Default::default(),
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
             tuning: Mutex::new(Tuning {
                 tuner: SpreadingAutoTuner::new(&config.spreading, &config.autotune),

@@ -115,6 +115,8 @@ pub(super) struct EngineState {
     pub(super) compaction: Mutex<()>,
     /// A batch left more pending changes than the threshold: the compactor's cue.
     pub(super) compactor_due: AtomicBool,
+    /// Wakes the compactor (set once it runs).
+    pub(super) compactor: std::sync::OnceLock<crate::worker::Nudge>,
     pub(super) live: ArcSwap<LiveConfig>,
     /// Serialises config writers — the operator's and the tuner's; readers never take it.
     pub(super) tuning: Mutex<Tuning>,

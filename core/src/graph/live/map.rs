@@ -155,6 +155,10 @@ impl<V: Copy> NodeMap<V> {
             let mut at = 0;
             for (q, &key) in keys.iter().enumerate() {
                 if dense {
+                    // Eight keys a step over the run of smaller keys, then one at a time.
+                    while at + 8 <= level.keys.len() && level.keys[at + 7] < key {
+                        at += 8;
+                    }
                     while at < level.keys.len() && level.keys[at] < key {
                         at += 1;
                     }

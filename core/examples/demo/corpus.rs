@@ -1,5 +1,6 @@
 //! The demo's graphs: WordNet 3.0 from Debian's `wordnet-base` (synsets as nodes, pointers as
-//! weighted edges, tiers from SemCor sense counts), or a generated power-law graph.
+//! weighted edges, tiers from SemCor sense counts), or a generated power-law graph — and what the
+//! demo learns while it recalls: links between synsets whose glosses share a rare word.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,125 @@ pub struct Corpus {
     pub graph: Graph,
     pub name: String,
     pub lemmas: HashMap<String, Vec<u32>>,
+}
+
+/// Cue words from the graph's own labels (`"doctor, doc, physician"`): for a graph loaded from a
+/// snapshot, which keeps labels but not WordNet's index files. Hot senses first.
+pub fn lemmas_from_labels(graph: &Graph) -> HashMap<String, Vec<u32>> {
+    let mut lemmas: HashMap<String, Vec<u32>> = HashMap::new();
+    for node in 0..graph.node_count() as u32 {
+        for word in graph.label(node).unwrap_or("").split(", ") {
+            lemmas.entry(word.to_lowercase().replace(' ', "_")).or_default().push(node);
+        }
+    }
+    for nodes in lemmas.values_mut() {
+        nodes.sort_by_key(|&n| (graph.tier(n).map_or(3, |t| t.index()), n));
+    }
+    lemmas
+}
+
+/// Common words that say nothing about what a synset means.
+const STOPWORDS: &[&str] = &[
+    "about",
+    "after",
+    "again",
+    "against",
+    "along",
+    "among",
+    "another",
+    "being",
+    "between",
+    "called",
+    "cause",
+    "certain",
+    "especially",
+    "every",
+    "having",
+    "other",
+    "something",
+    "someone",
+    "their",
+    "there",
+    "these",
+    "thing",
+    "things",
+    "those",
+    "through",
+    "under",
+    "usually",
+    "which",
+    "while",
+    "without",
+    "within",
+    "would",
+    "often",
+    "person",
+    "people",
+    "place",
+    "state",
+    "small",
+    "large",
+    "quality",
+    "given",
+    "using",
+    "become",
+];
+
+/// Links the demo learns while it recalls: between WordNet synsets whose definitions share a rare
+/// word (used by two to five synsets), both ways, weight 0.3, in a shuffled order, at most `limit`.
+/// Node ids follow the data files' order, as in [`load_wordnet`].
+pub fn gloss_links(dir: &Path, limit: usize) -> Result<Vec<(u32, u32)>, String> {
+    let mut by_word: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut node = 0u32;
+    for name in ["noun", "verb", "adj", "adv"] {
+        let path = dir.join(format!("data.{name}"));
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for line in text.lines().filter(|l| !l.starts_with("  ")) {
+            // The definition: the gloss up to its first example (`; "…"`).
+            let gloss = line.split_once(" | ").map_or("", |(_, g)| g);
+            let definition = gloss.split("; \"").next().unwrap_or(gloss);
+            let mut words: Vec<String> = definition
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .filter(|w| w.len() >= 5)
+                .map(str::to_ascii_lowercase)
+                .filter(|w| !STOPWORDS.contains(&w.as_str()))
+                .collect();
+            words.sort_unstable();
+            words.dedup();
+            for word in words {
+                by_word.entry(word).or_default().push(node);
+            }
+            node += 1;
+        }
+    }
+    let mut links = Vec::new();
+    let mut words: Vec<_> = by_word.into_iter().filter(|(_, nodes)| (2..=5).contains(&nodes.len())).collect();
+    words.sort_unstable();
+    for (_, nodes) in words {
+        for &a in &nodes {
+            for &b in &nodes {
+                if a != b {
+                    links.push((a, b));
+                }
+            }
+        }
+    }
+    shuffle(&mut links, 11);
+    links.truncate(limit);
+    Ok(links)
+}
+
+/// Links for the generated graph: random pairs.
+pub fn random_links(nodes: u32, count: usize) -> Vec<(u32, u32)> {
+    let mut rng = generate::SplitMix64(23);
+    (0..count).map(|_| (rng.below(nodes as u64) as u32, rng.below(nodes as u64) as u32)).collect()
+}
+
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = generate::SplitMix64(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i as u64 + 1) as usize);
+    }
 }
 
 /// A Barabási–Albert graph with tiers by age, when WordNet is not available.

@@ -1,10 +1,12 @@
 //! `scripts/demo`: load WordNet (Debian's `wordnet-base`) or a generated power-law graph, show
 //! labelled recalls, start the HTTP surface, and run a multi-threaded recall workload under a live
-//! terminal view until Ctrl-C. `--chaos` runs a short game day: failures are injected, the breaker
-//! opens and health turns unhealthy, then both recover.
+//! terminal view until Ctrl-C — while a writer keeps teaching the memory (links between synsets whose
+//! glosses share a rare word, streamed in batches) and compaction folds what it learns. `--chaos`
+//! runs a short game day: failures are injected, the breaker opens and health turns unhealthy, then
+//! both recover. `--snapshot PATH` saves the loaded graph to PATH once; later runs start from it.
 //!
 //! Usage: `cargo run --release -p axonal-core --features http --example demo -- [--seconds N]
-//! [--threads N] [--wordnet DIR] [--port P] [--chaos]`
+//! [--threads N] [--wordnet DIR] [--port P] [--snapshot PATH] [--chaos]`
 
 mod corpus;
 mod view;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use axonal_core::ToJson;
 use axonal_core::generate::SplitMix64;
 use axonal_core::http::{HttpOptions, HttpServer};
-use axonal_core::{BreakerState, ChaosConfig, Cue, Engine, EngineConfig, HealthStatus, Host};
+use axonal_core::{BreakerState, ChaosConfig, Cue, Engine, EngineConfig, Graph, HealthStatus, Host};
 use serde_json::json;
 
 use corpus::Corpus;
@@ -29,6 +31,7 @@ struct Options {
     wordnet: PathBuf,
     port: u16,
     chaos: bool,
+    snapshot: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -38,6 +41,7 @@ fn options() -> Options {
         wordnet: PathBuf::from("/usr/share/wordnet"),
         port: 9464,
         chaos: false,
+        snapshot: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -51,6 +55,7 @@ fn options() -> Options {
             }
             "--wordnet" => options.wordnet = PathBuf::from(value),
             "--port" => options.port = value.parse().unwrap_or_else(|_| usage(&bad)),
+            "--snapshot" if !value.is_empty() => options.snapshot = Some(PathBuf::from(value)),
             "--chaos" => {
                 options.chaos = true;
                 i += 1;
@@ -65,7 +70,8 @@ fn options() -> Options {
 
 fn usage(bad: &str) -> ! {
     eprintln!(
-        "demo: bad argument {bad}\nusage: demo [--seconds N] [--threads N] [--wordnet DIR] [--port P] [--chaos]"
+        "demo: bad argument {bad}\nusage: demo [--seconds N] [--threads N] [--wordnet DIR] [--port P] [--snapshot PATH] \
+         [--chaos]"
     );
     std::process::exit(2)
 }
@@ -79,21 +85,37 @@ fn main() {
     }
 
     let start = Instant::now();
-    let corpus = match corpus::load_wordnet(&options.wordnet) {
-        Ok(corpus) => corpus,
-        Err(why) => {
-            println!("WordNet not loaded ({why}); using a generated power-law graph instead.");
-            corpus::generated()
+    let corpus = match options.snapshot.as_deref().filter(|p| p.exists()) {
+        Some(path) => from_snapshot(path),
+        None => {
+            let corpus = match corpus::load_wordnet(&options.wordnet) {
+                Ok(corpus) => corpus,
+                Err(why) => {
+                    println!("WordNet not loaded ({why}); using a generated power-law graph instead.");
+                    corpus::generated()
+                }
+            };
+            if let Some(path) = &options.snapshot {
+                save_snapshot(&corpus.graph, path);
+            }
+            corpus
         }
     };
+    let loaded = start.elapsed();
     let Corpus { graph, name, lemmas } = corpus;
     let graph = Arc::new(graph);
+    // What the memory learns while it recalls: links between synsets whose definitions share a
+    // rare word (random links on the generated graph).
+    let links = corpus::gloss_links(&options.wordnet, 200_000)
+        .ok()
+        .filter(|links| links.iter().all(|&(a, b)| a.max(b) < graph.node_count() as u32))
+        .unwrap_or_else(|| corpus::random_links(graph.node_count() as u32, 100_000));
     let [hot, warm, cold] = graph.tier_counts();
     println!(
         "{name}: {} nodes ({hot} hot, {warm} warm, {cold} cold), {} edges, loaded in {:.2} s, {:.1} MiB",
         graph.node_count(),
         graph.edge_count(),
-        start.elapsed().as_secs_f64(),
+        loaded.as_secs_f64(),
         graph.memory_bytes() as f64 / 1048576.0
     );
     // The host owns the engine and the servers started on it, and shuts them down in that order.
@@ -133,6 +155,7 @@ fn main() {
     print_urls(&server, &token);
 
     let recalls = Arc::new(AtomicU64::new(0));
+    let learned = AtomicU64::new(0);
     let mut view = View::new(format!("axonal demo · {name}"), options.threads);
     view.follow(engine);
     let workload_start = Instant::now();
@@ -143,6 +166,8 @@ fn main() {
             let n = graph.node_count() as u64;
             scope.spawn(move || workload(engine, n, t as u64, stop, recalls));
         }
+        let (links, learned, stop) = (&links, &learned, &stop);
+        scope.spawn(move || learn(engine, links, stop, learned));
         let mut game_day = options.chaos.then(GameDay::new);
         loop {
             let phase = game_day.as_mut().map(|day| day.step(engine));
@@ -168,6 +193,16 @@ fn main() {
         seconds(&section["latency"]["total"]["p99"]),
         section["fallback"]["total"],
         engine.pool_capacity()
+    );
+    let g = engine.spreading_section().graph;
+    println!(
+        "learned {} links in {} batches: graph version {}, {} edges, {} changes pending, {} compactions",
+        learned.load(Ordering::Relaxed),
+        g.batches_total,
+        g.version,
+        g.edges,
+        g.delta_edges,
+        g.compactions_total
     );
     drop(server);
     drop(host.close());
@@ -223,6 +258,59 @@ fn print_urls(server: &HttpServer, token: &str) {
         "  curl -X PUT -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n       \
          -d '{{\"chaos\": {{\"failure_rate\": 1.0}}}}' {url}/api/v1/system/spreading/config\n"
     );
+}
+
+/// Start from a snapshot: mapped and verified, cue words from its labels.
+fn from_snapshot(path: &std::path::Path) -> Corpus {
+    let started = Instant::now();
+    let graph = Graph::load(path).unwrap_or_else(|e| {
+        eprintln!("demo: {e}\n(delete the file to rebuild it from WordNet)");
+        std::process::exit(1)
+    });
+    println!(
+        "started from snapshot {} (version {}) in {:.1} ms — no parse, no build",
+        path.display(),
+        graph.origin_version(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let lemmas = corpus::lemmas_from_labels(&graph);
+    Corpus { graph, name: format!("snapshot {}", path.display()), lemmas }
+}
+
+/// Save the freshly built graph, so later runs start from it.
+fn save_snapshot(graph: &Graph, path: &std::path::Path) {
+    match graph.save(path) {
+        Ok(stats) => println!(
+            "saved snapshot {} ({:.1} MiB in {:.0} ms); later runs with --snapshot start from it",
+            path.display(),
+            stats.bytes as f64 / 1048576.0,
+            stats.elapsed.as_secs_f64() * 1e3
+        ),
+        Err(e) => println!("snapshot not saved: {e}"),
+    }
+}
+
+/// The learning writer: `links` in batches of 2 000 every 200 ms (one version each) until done or
+/// `stop`; recalls never wait for it.
+fn learn(engine: &Engine, links: &[(u32, u32)], stop: &AtomicBool, learned: &AtomicU64) {
+    for batch in links.chunks(2_000) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let src: Vec<u32> = batch.iter().map(|l| l.0).collect();
+        let dst: Vec<u32> = batch.iter().map(|l| l.1).collect();
+        match engine.add_edges(&src, &dst, &vec![0.3; batch.len()]) {
+            Ok(_) => learned.fetch_add(batch.len() as u64, Ordering::Relaxed),
+            Err(e) => {
+                eprintln!("demo: a learning batch was refused: {e}");
+                return;
+            }
+        };
+        let pause = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < pause && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// One recall thread: random single-node cues until `stop`.

@@ -137,6 +137,17 @@ impl View {
             if tuner["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" },
             tuner["changes_total"]
         ));
+        let graph = &section["graph"];
+        lines.push(format!(
+            "graph       version {}  {} nodes  {} edges  pending {} of {}  {} compactions  {} batches",
+            graph["version"],
+            graph["nodes"],
+            graph["edges"],
+            graph["delta_edges"],
+            graph["compaction_threshold_edges"],
+            graph["compactions_total"],
+            graph["batches_total"]
+        ));
         if let Some(phase) = phase {
             lines.push(format!("game day    {phase}"));
         }
@@ -151,7 +162,8 @@ impl View {
 
     fn line(&self, section: &Value, health: &Value, rate: f64, phase: Option<&str>) -> String {
         format!(
-            "t+{:.0}s  {:.0} recalls/s  p99 {}  breaker {}  health {}  tuner changes {}{}",
+            "t+{:.0}s  {:.0} recalls/s  p99 {}  breaker {}  health {}  tuner changes {}  graph v{} {} edges, {} pending, {} \
+             compactions{}",
             self.started.elapsed().as_secs_f64(),
             rate,
             if section["latency"]["total"]["count"].as_u64() == Some(0) {
@@ -162,6 +174,10 @@ impl View {
             section["breaker"]["state"].as_str().unwrap_or("?"),
             health["status"].as_str().unwrap_or("?"),
             section["autotune"]["changes_total"],
+            section["graph"]["version"],
+            section["graph"]["edges"],
+            section["graph"]["delta_edges"],
+            section["graph"]["compactions_total"],
             phase.map(|p| format!("  [{p}]")).unwrap_or_default()
         )
     }

@@ -3,7 +3,9 @@
 //! shuts down; the C and Python bindings hold engines through a `Host`. The engine itself knows
 //! nothing of the servers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(feature = "http")]
+use std::sync::Mutex;
 
 use crate::engine::Engine;
 #[cfg(feature = "http")]

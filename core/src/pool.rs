@@ -22,7 +22,8 @@ pub trait Reusable: Default + Send {
 /// returned, so a half-written buffer never serves another call.
 #[derive(Debug)]
 pub struct BufferPool<T> {
-    idle: ArrayQueue<T>,
+    /// Boxed, so lending and returning move a pointer rather than the buffer's fields.
+    idle: ArrayQueue<Box<T>>,
     in_use: AtomicUsize,
     capacity: AtomicUsize,
 }
@@ -64,7 +65,7 @@ impl<T: Reusable> BufferPool<T> {
     pub fn checkout(&self, nodes: usize) -> Result<Lease<'_, T>> {
         let buffer = self.idle.pop().unwrap_or_else(|| {
             self.capacity.fetch_add(1, Ordering::Relaxed);
-            T::default()
+            Box::default()
         });
         self.in_use.fetch_add(1, Ordering::Relaxed);
         let mut lease = Lease { pool: self, buffer: Some(buffer) };
@@ -75,7 +76,7 @@ impl<T: Reusable> BufferPool<T> {
         Ok(lease)
     }
 
-    fn give_back(&self, mut buffer: T) {
+    fn give_back(&self, mut buffer: Box<T>) {
         self.in_use.fetch_sub(1, Ordering::Relaxed);
         if std::thread::panicking() {
             self.capacity.fetch_sub(1, Ordering::Relaxed);
@@ -86,7 +87,7 @@ impl<T: Reusable> BufferPool<T> {
     }
 
     /// Keep `buffer` for reuse, or free it when the pool already holds its maximum.
-    fn return_idle(&self, buffer: T) {
+    fn return_idle(&self, buffer: Box<T>) {
         if self.idle.push(buffer).is_err() {
             self.capacity.fetch_sub(1, Ordering::Relaxed);
         }
@@ -96,7 +97,7 @@ impl<T: Reusable> BufferPool<T> {
 /// A buffer lent by a [`BufferPool`]; returned when dropped.
 pub struct Lease<'a, T: Reusable> {
     pool: &'a BufferPool<T>,
-    buffer: Option<T>,
+    buffer: Option<Box<T>>,
 }
 
 impl<T: Reusable> Lease<'_, T> {

@@ -122,17 +122,6 @@ impl<'a> Run<'a> {
         true
     }
 
-    fn eligible(&self, u: usize, x: f32) -> bool {
-        fires(
-            self.params,
-            &self.exhausted,
-            x,
-            self.graph.out_degree(u),
-            self.graph.tiers()[u],
-            self.s.fired[u],
-        )
-    }
-
     /// Sparse frontier: filter the (sorted) active list into per-tier lists.
     fn frontier_from_list(&mut self) -> ([u32; 3], [u64; 3]) {
         let mut counts = [0u32; 3];
@@ -141,11 +130,12 @@ impl<'a> Run<'a> {
         active.sort_unstable();
         for &u in &active {
             let i = u as usize;
-            if self.eligible(i, self.s.current[i]) {
-                let t = self.graph.tiers()[i].index();
+            let (degree, tier) = (self.graph.out_degree(i), self.graph.tiers()[i]);
+            if fires(self.params, &self.exhausted, self.s.current[i], degree, tier, self.s.fired[i]) {
+                let t = tier.index();
                 self.s.frontier[t].push(u);
                 counts[t] += 1;
-                work[t] += self.graph.out_degree(i) as u64;
+                work[t] += degree as u64;
             }
         }
         self.s.active = active;

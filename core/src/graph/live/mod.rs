@@ -457,7 +457,7 @@ impl<'a> View<'a> {
     }
 
     /// Out-edges of `u`, in insertion order.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn out(&self, u: usize) -> OutEdges<'a> {
         match self.delta.and_then(|d| Some((d, d.out.get(u as u32)?))) {
             Some((delta, loc)) => self.out_at(delta, u, loc),

@@ -11,27 +11,17 @@ use axonal_core::generate::{self, SplitMix64 as Rng};
 use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall};
 use serde_json::json;
 
-/// 1 under `cargo bench`, 100 under `cargo test` (smoke run).
-static SCALE_DOWN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-fn scaled(n: usize) -> usize {
-    (n / SCALE_DOWN.get().copied().unwrap_or(1)).max(1)
-}
-
-fn smoke() -> bool {
-    SCALE_DOWN.get() != Some(&1)
-}
+mod common;
+use common::{machine, ms, percentile, scaled, smoke, status_kib};
 
 fn main() {
-    let all: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = !all.iter().any(|a| a == "--bench");
-    SCALE_DOWN.set(if smoke { 100 } else { 1 }).expect("set once");
-    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
+    let args = common::init();
     if args.first().map(String::as_str) == Some("compaction-child") {
         return compaction_child();
     }
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     machine();
+    println!();
     if want("inserts") {
         inserts();
     }
@@ -44,27 +34,6 @@ fn main() {
     if want("snapshot") {
         snapshot();
     }
-}
-
-fn machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine: {cpu}, {cores} cores\n");
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn quiet_config() -> EngineConfig {
@@ -303,16 +272,6 @@ fn compaction() {
     let output = child.output().unwrap();
     print!("{}", String::from_utf8_lossy(&output.stdout));
     println!();
-}
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// In a child: the graph's RSS, then the peak while a compaction of it runs.

@@ -15,6 +15,8 @@ use axonal_core::telemetry::Counter;
 use axonal_core::{Cue, Engine, EngineConfig, Graph, PullAccelerator, Recall, SpreadParams, generate};
 use serde_json::json;
 
+mod common;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let backend = match OpenClBackend::new(Some(0), Counter::detached()) {
@@ -25,15 +27,7 @@ fn main() {
         }
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    println!("device: {}; CPU: {cpu}, {threads} threads\n", backend.device_name());
+    println!("device: {}; CPU: {}, {threads} threads\n", backend.device_name(), common::cpu());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     step_crossover(&backend, &pool, full);
     recalls(full);

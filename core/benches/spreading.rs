@@ -12,18 +12,11 @@ use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall, SpreadParams, Tier};
 use rayon::prelude::*;
 use serde_json::json;
 
-/// 1 under `cargo bench`, 100 under `cargo test` (smoke run).
-static SCALE_DOWN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-fn scaled(n: usize) -> usize {
-    (n / SCALE_DOWN.get().copied().unwrap_or(1)).max(1)
-}
+mod common;
+use common::{ms, percentile, scaled, smoke, status_kib, us};
 
 fn main() {
-    let all: Vec<String> = std::env::args().skip(1).collect();
-    let smoke = !all.iter().any(|a| a == "--bench");
-    SCALE_DOWN.set(if smoke { 100 } else { 1 }).expect("set once");
-    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
+    let args = common::init();
     if args.first().map(String::as_str) == Some("memory-child") {
         return memory_child();
     }
@@ -51,17 +44,9 @@ fn main() {
     }
 }
 
+/// The machine line, and what a clock read costs here.
 fn machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine: {cpu}, {cores} cores");
+    common::machine();
     let start = Instant::now();
     let mut sink = start;
     let calls = scaled(1_000_000);
@@ -69,18 +54,6 @@ fn machine() {
         sink = std::hint::black_box(Instant::now());
     }
     println!("Instant::now(): {:.0} ns per call\n", (sink - start).as_nanos() as f64 / calls as f64);
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn cycle() {
@@ -148,7 +121,7 @@ fn barabasi_albert() {
             for _ in 0..5 {
                 engine.recall_into(&cue, &mut out).unwrap();
             }
-            let runs = if SCALE_DOWN.get() == Some(&1) { if n >= 100_000 { 60 } else { 300 } } else { 3 };
+            let runs = if !smoke() { if n >= 100_000 { 60 } else { 300 } } else { 3 };
             let mut samples: Vec<Duration> = (0..runs)
                 .map(|_| {
                     let start = Instant::now();
@@ -243,21 +216,11 @@ fn memory() {
     let exe = std::env::current_exe().unwrap();
     let mut child = std::process::Command::new(exe);
     child.arg("memory-child");
-    if SCALE_DOWN.get() == Some(&1) {
+    if !smoke() {
         child.arg("--bench");
     }
     let output = child.output().unwrap();
     print!("{}", String::from_utf8_lossy(&output.stdout));
-}
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn memory_child() {

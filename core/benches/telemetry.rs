@@ -14,24 +14,16 @@ use axonal_core::generate;
 use axonal_core::telemetry::{LATENCY_BOUNDS, Telemetry};
 use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall};
 
+mod common;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 100 };
-    println!("machine: {}, {} cores\n", cpu(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    common::machine();
+    println!();
     recall_overhead(scale);
     observation_cost(scale);
     export_cost(scale);
-}
-
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// Median per-call time of `calls` recalls, over `rounds` rounds alternating telemetry on and off.

@@ -233,6 +233,8 @@ public:
         for (Tier t : tiers) tier_numbers.push_back(static_cast<uint32_t>(t));
         if (!tiers.empty() && tiers.size() != count) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "tiers: one per node");
         if (!labels.empty() && labels.size() != count) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "labels: one per node");
+        if (!embeddings.empty() && (dim == 0 || embeddings.size() / dim != count || embeddings.size() % dim != 0))
+            throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "embeddings: count * dim values");
         std::vector<const char *> label_pointers;
         for (const std::string &l : labels) label_pointers.push_back(l.empty() ? nullptr : l.c_str());
         uint32_t first = 0;

@@ -179,8 +179,8 @@ pub struct HealthConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompactionConfig {
-    /// Pending edge changes at which background compaction folds them into a fresh base; `None`:
-    /// 1 % of the graph's edges, at least 10 000.
+    /// Pending changes (edge changes plus added nodes) at which background compaction folds them
+    /// into a fresh base; `None`: 1 % of the graph's edges, at least 10 000.
     pub max_delta_edges: Option<u64>,
 }
 

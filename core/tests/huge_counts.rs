@@ -60,6 +60,15 @@ fn child() {
             let engine = Engine::new(graph, config).unwrap();
             error(engine.recall(&Cue::nodes([0])))
         }
+        // 100 M new nodes on a running engine (their tiers fit under the cap, their label slots do not): refused, nothing applied, the engine serves on.
+        "add_nodes_100m" => {
+            let config = EngineConfig::default().patched(&serde_json::json!({"threads": 1})).unwrap();
+            let engine = Engine::new(Graph::from_edges(3, &[0], &[1], &[0.5]).unwrap(), config).unwrap();
+            let message = error(engine.add_nodes(100_000_000, None, None, None));
+            assert_eq!((engine.graph_version(), engine.graph().node_count()), (0, 3));
+            assert_eq!(engine.recall(&Cue::nodes([0])).unwrap().results.len(), 2);
+            message
+        }
         other => panic!("unknown case {other}"),
     };
     println!("<<{message}>>");
@@ -100,4 +109,13 @@ fn huge_node_counts_are_errors_naming_the_count_and_the_bytes() {
 fn recall_buffers_that_do_not_fit_are_an_error_for_the_call() {
     let m = message("recall_buffers");
     assert!(m.contains("cannot allocate the spreading buffers of 30000000 nodes"), "{m}");
+}
+
+#[test]
+fn adding_more_nodes_than_fit_is_an_error_and_changes_nothing() {
+    let m = message("add_nodes_100m");
+    assert!(
+        m.contains("cannot allocate the labels of 100000000 new nodes") && m.contains("bytes needed"),
+        "{m}"
+    );
 }

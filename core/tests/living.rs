@@ -538,13 +538,14 @@ fn the_graph_probe_degrades_while_compaction_lags() {
     let config =
         config(CyclePolicy::FireOnce, 1).patched(&json!({"compaction": {"max_delta_edges": 2}})).unwrap();
     let engine = Engine::new(Graph::from_edges(3, &[0], &[1], &[0.5]).unwrap(), config).unwrap();
-    // 20 pending changes, over 4 × 2: degraded until the background compactor (within 100 ms) folds them.
+    // 20 pending changes, over 4 × 2: degraded until the background compactor (nudged by the batch)
+    // folds them.
     let (src, dst, weight) = (vec![0u32; 20], vec![2u32; 20], vec![0.5f32; 20]);
     engine.add_edges(&src, &dst, &weight).unwrap();
     let delta = engine.graph().delta_edges();
     let probe = engine.check_probe("graph").unwrap();
     if delta > 8 && engine.graph().delta_edges() > 8 {
-        // The compactor (polling every 100 ms) had not caught up when the probe ran.
+        // The compactor had not caught up when the probe ran.
         assert_eq!(probe.status, axonal_core::HealthStatus::Degraded, "{probe:?}");
         assert!(probe.reason.as_deref().unwrap_or("").contains("falling behind"), "{probe:?}");
     }
@@ -555,6 +556,27 @@ fn the_graph_probe_degrades_while_compaction_lags() {
     engine.check_probe("graph").unwrap();
     assert_eq!(engine.check_probe("graph").unwrap().status, axonal_core::HealthStatus::Healthy);
     assert!(engine.spreading_section().graph.compactions_total >= 1);
+}
+
+#[test]
+fn added_nodes_count_toward_compaction_and_a_held_base_does_not_slow_it() {
+    let config =
+        config(CyclePolicy::FireOnce, 1).patched(&json!({"compaction": {"max_delta_edges": 50}})).unwrap();
+    // The host keeps the graph (as the C and Python handles do): the replaced base outlives the
+    // compaction, which must not wait for it.
+    let graph = Arc::new(Graph::from_edges(3, &[0], &[1], &[0.5]).unwrap());
+    let engine = Engine::new(Arc::clone(&graph), config).unwrap();
+    // Nodes alone (no edge changes) pass the threshold: the background compactor folds them.
+    engine.add_nodes(100, None, None, None).unwrap();
+    let folded = common_eventually(Duration::from_secs(5), || !engine.graph().has_changes());
+    assert!(folded, "added nodes never triggered a compaction");
+    assert_eq!(engine.graph().node_count(), 103);
+    engine.add_edges(&[0], &[2], &[0.5]).unwrap();
+    let started = std::time::Instant::now();
+    engine.compact().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(500), "an explicit compaction took {took:?}");
+    drop(graph);
 }
 
 fn common_eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
@@ -711,4 +733,59 @@ fn recalls_from_four_threads_while_a_writer_streams_batches_and_compactions_run(
         assert_eq!(&bits(&fresh.results), got, "version {version}, cue {i}");
     }
     assert!(checked_versions >= 3, "recalls saw only {checked_versions} versions in {calls} calls");
+}
+
+/// Graphs replaced while compactions of older ones run: a compaction's result is dropped, never
+/// mixed into the newer graph — also when the newer one is larger and has changes of its own, or is
+/// the very same `Arc` (only the generation tells those apart). Explicit compactions run on this
+/// thread, so a panic in one fails the test.
+#[test]
+fn replacing_the_graph_during_compactions_never_mixes_graphs() {
+    let small = Arc::new(big_model(20_000, 6, 0x5eed).build());
+    let large = Arc::new(big_model(30_000, 6, 0x5eee).build());
+    let config = config(CyclePolicy::FireOnce, 1)
+        .patched(&json!({"compaction": {"max_delta_edges": u32::MAX}}))
+        .unwrap();
+    let engine = Arc::new(Engine::new(Arc::clone(&small), config.clone()).unwrap());
+    let edges = |seed: u64, count: usize| {
+        let mut rng = seed;
+        let edges: Vec<_> = (0..count)
+            .map(|_| {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((rng >> 33) as u32 % 20_000, (rng >> 13) as u32 % 20_000, 0.5)
+            })
+            .collect();
+        split(&edges)
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let replacer = {
+        let (engine, done, small, large) =
+            (Arc::clone(&engine), Arc::clone(&done), Arc::clone(&small), Arc::clone(&large));
+        std::thread::spawn(move || {
+            let mut replaced = 0u64;
+            while !done.load(Ordering::Acquire) {
+                engine.replace_graph(Arc::clone(if replaced % 3 == 2 { &large } else { &small }));
+                let (s, d, w) = edges(replaced, 50);
+                engine.add_edges(&s, &d, &w).unwrap();
+                replaced += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            replaced
+        })
+    };
+    for round in 0..80 {
+        let (s, d, w) = edges(1_000_000 + round, 2000);
+        engine.add_edges(&s, &d, &w).unwrap();
+        engine.compact().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    assert!(replacer.join().unwrap() > 0);
+    // A final replacement and compaction leave exactly the graph.
+    engine.replace_graph(Arc::clone(&small));
+    engine.compact().unwrap();
+    assert!(!engine.graph().has_changes());
+    assert_eq!(engine.graph().edge_count(), small.edge_count());
+    let reference = Engine::new(Arc::clone(&small), config).unwrap();
+    let cue = Cue::nodes([1, 2, 3]).with_k(200);
+    assert_eq!(bits(&engine.recall(&cue).unwrap().results), bits(&reference.recall(&cue).unwrap().results));
 }

@@ -242,11 +242,12 @@ fn oversized_counts_are_refused_before_anything_is_sized_by_them() {
         (3, u64::MAX / 8, "overflows"),
         (3, 4, "EMBEDDING_VALUES"),
         (2, 7, ""),
+        (2, u64::MAX, "version 18446744073709551615 exceeds"),
     ] {
         let mut forged = bytes.to_vec();
         forged[meta.1 + field * 8..meta.1 + field * 8 + 8].copy_from_slice(&value.to_le_bytes());
         reseal(&mut forged);
-        if field == 2 {
+        if field == 2 && value == 7 {
             // The version is metadata, not structure: a forged one loads, as that version.
             assert_eq!(load_bytes(&forged).unwrap().origin_version(), 7);
             continue;
@@ -254,6 +255,14 @@ fn oversized_counts_are_refused_before_anything_is_sized_by_them() {
         let text = load_error(&forged);
         assert!(text.contains(expected), "meta field {field} = {value}: {text}");
     }
+    // Label text that is not UTF-8 (with valid checksums): an error, not a node without a label.
+    let text = sections(bytes).into_iter().find(|s| s.0 == 17).unwrap();
+    let mut forged = bytes.to_vec();
+    let at = forged[text.1..text.1 + text.2].windows(2).position(|w| w == [0xC3, 0xAF]).unwrap();
+    forged[text.1 + at] = 0xFF;
+    reseal(&mut forged);
+    let message = load_error(&forged);
+    assert!(message.contains("LABEL_TEXT") && message.contains("node 2's label is not UTF-8"), "{message}");
     // A section count past the limit, and a section claiming more bytes than the file has.
     let mut forged = bytes.to_vec();
     forged[SECTION_COUNT..SECTION_COUNT + 4].copy_from_slice(&1_000_000u32.to_le_bytes());

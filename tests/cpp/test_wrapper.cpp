@@ -109,6 +109,13 @@ int main() {
         } catch (const axonal::Error &e) {
             CHECK(e.status() == AXONAL_STATUS_INVALID_ARGUMENT, e.what());
         }
+        try {
+            live.add_nodes(10, {}, {}, std::vector<float>(4, 1.0f), 4);  // 4 values for 10 nodes
+            CHECK(false, "no exception");
+        } catch (const axonal::Error &e) {
+            CHECK(e.status() == AXONAL_STATUS_INVALID_ARGUMENT && std::string(e.what()).find("embeddings") != std::string::npos,
+                  e.what());
+        }
         CHECK(live.graph_version() == 5, "rejected batches make no version");
         char dir[] = "/tmp/axonal-cpp-XXXXXX";
         CHECK(mkdtemp(dir) != nullptr, "mkdtemp");

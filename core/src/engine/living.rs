@@ -8,8 +8,9 @@
 //! new base, keeping pending only what was written since it started: the same edge list, hence the
 //! same version number and bit-identical recalls, with fewer pending changes.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use quanta::Instant;
@@ -19,13 +20,30 @@ use super::state::EngineState;
 use crate::error::Result;
 use crate::graph::{Batch, Graph, GraphVersion};
 use crate::health::{HealthCheckResult, HealthProbe, HealthStatus};
-use crate::worker::Worker;
+use crate::worker::{Nudge, Worker};
 
-/// The writer's state, behind the engine's writer lock.
-#[derive(Debug, Default)]
-pub(super) struct GraphWriter {
-    /// Bumped by `replace_graph`: a compaction of an older graph is dropped.
-    generation: u64,
+/// The writers' side of the living graph.
+#[derive(Default)]
+pub(super) struct Living {
+    /// Serialises graph writers (batches, replacement, a compaction's swap).
+    writer: Mutex<()>,
+    /// Bumped by `replace_graph` (under the writer lock): a compaction that started on an older
+    /// graph is dropped. Read without the lock too, before a compaction touches a newer version.
+    generation: AtomicU64,
+    /// One compaction at a time.
+    compaction: Mutex<()>,
+    /// A batch left more pending changes than the threshold: the compactor's cue.
+    due: AtomicBool,
+    /// Wakes the compactor (set once it runs).
+    compactor: OnceLock<Nudge>,
+    /// Bases replaced by compactions, freed on the compactor's thread once recalls let go of them.
+    retired: Mutex<Vec<Retired>>,
+}
+
+/// A replaced base waiting for the recalls that still read it.
+struct Retired {
+    graph: Arc<Graph>,
+    since: std::time::Instant,
 }
 
 /// The living graph in the snapshot's `spreading` section.
@@ -49,20 +67,13 @@ pub struct GraphSection {
     pub compactions_total: u64,
 }
 
-/// How long a compaction waits for in-flight recalls to let go of the base it replaced.
+/// How long the compactor keeps a replaced base for the recalls that still read it. Recalls hold a
+/// version only while they run; a reference kept longer (a host's graph handle, a result object)
+/// frees the base later, wherever it is dropped.
 const RECLAIM_WAIT: Duration = Duration::from_secs(1);
 
-/// Free a replaced base on this (background) thread: returning a graph's memory takes milliseconds
-/// per hundred megabytes, which a recall that happened to hold the last reference would otherwise
-/// pay. Recalls hold a version only while they run, so the wait is short; a reference kept longer
-/// (a result object a host holds on to) frees it later, wherever it is dropped.
-fn reclaim(old: Arc<Graph>) {
-    let deadline = std::time::Instant::now() + RECLAIM_WAIT;
-    while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    drop(old);
-}
+/// How often the compactor looks at retired bases while any wait.
+const RECLAIM_POLL: Duration = Duration::from_millis(2);
 
 /// How long the compactor sleeps when no batch wakes it.
 const COMPACTOR_IDLE: Duration = Duration::from_secs(60);
@@ -86,14 +97,14 @@ impl EngineState {
                 return Err(e);
             }
         };
-        let pending = next.delta_edges();
+        let pending = next.pending_changes();
         self.graph.store(Arc::new(next));
         drop(writer);
         self.metrics.graph_batches_total.increment();
         self.sample_graph_gauges();
         if pending > self.compaction_threshold() {
-            self.compactor_due.store(true, Ordering::Release);
-            if let Some(compactor) = self.compactor.get() {
+            self.living.due.store(true, Ordering::Release);
+            if let Some(compactor) = self.living.compactor.get() {
                 compactor.nudge();
             }
         }
@@ -103,9 +114,10 @@ impl EngineState {
     /// Swap in a whole graph as the next version (pending changes and a compaction in progress are
     /// dropped).
     pub(super) fn replace_graph(&self, graph: Arc<Graph>) -> u64 {
-        let mut writer = self.writer();
+        let writer = self.writer();
         let version = self.graph.load().version() + 1;
-        writer.generation += 1;
+        // Bumped before the store: whoever sees the new graph sees the new generation.
+        self.living.generation.fetch_add(1, Ordering::SeqCst);
         self.graph.store(Arc::new(GraphVersion::fresh(graph, version)));
         drop(writer);
         self.sample_graph_gauges();
@@ -115,14 +127,14 @@ impl EngineState {
     /// Fold the pending changes into a fresh base now; returns the version (unchanged). One
     /// compaction runs at a time; recalls never wait for it.
     pub(super) fn compact(&self) -> Result<u64> {
-        let _one = self.compaction.lock().unwrap_or_else(|p| p.into_inner());
+        let one = self.living.compaction.lock().unwrap_or_else(|p| p.into_inner());
         let (start, generation) = {
-            let writer = self.writer();
+            let _writer = self.writer();
             let current = self.graph.load_full();
             if !current.has_changes() {
                 return Ok(current.version());
             }
-            (current, writer.generation)
+            (current, self.living.generation.load(Ordering::SeqCst))
         };
         let started = Instant::now();
         let base = match start.materialize() {
@@ -135,10 +147,15 @@ impl EngineState {
         // Most of the move onto the new base happens here, with no lock held; under the lock only
         // the batches applied meanwhile are carried over.
         let earlier = self.graph.load_full();
+        let replaced = || self.living.generation.load(Ordering::SeqCst) != generation;
+        if replaced() {
+            // The graph was replaced meanwhile: this base is of a graph no longer served (and
+            // `earlier` may not descend from `start`).
+            return Ok(earlier.version());
+        }
         let ahead = earlier.rebase(&start, Arc::clone(&base));
         let writer = self.writer();
-        if writer.generation != generation {
-            // The graph was replaced meanwhile: this base is of a graph no longer served.
+        if replaced() {
             return Ok(self.graph.load().version());
         }
         let latest = self.graph.load_full();
@@ -154,10 +171,33 @@ impl EngineState {
         self.metrics.graph_compaction_seconds.observe_duration(took);
         self.sample_graph_gauges();
         tracing::info!(version = number, pending, seconds = took.as_secs_f64(), "graph compacted");
-        let old_base = Arc::clone(start.base());
-        drop((start, earlier, latest));
-        reclaim(old_base);
+        drop(one);
+        self.retire(Arc::clone(start.base()));
         Ok(number)
+    }
+
+    /// Hand a replaced base to the compactor, which frees it once no recall reads it: returning a
+    /// graph's memory takes milliseconds per hundred megabytes, which a recall that happened to
+    /// hold the last reference would otherwise pay.
+    fn retire(&self, graph: Arc<Graph>) {
+        let Some(compactor) = self.living.compactor.get() else { return };
+        let retired = Retired { graph, since: std::time::Instant::now() };
+        self.living.retired.lock().unwrap_or_else(|p| p.into_inner()).push(retired);
+        compactor.nudge();
+    }
+
+    /// Free the retired bases no recall reads any more, and let go of those held past
+    /// [`RECLAIM_WAIT`] (their last holder frees them). Returns whether any still wait.
+    fn reclaim(&self) -> bool {
+        let (free, waiting) = {
+            let mut retired = self.living.retired.lock().unwrap_or_else(|p| p.into_inner());
+            let free: Vec<Retired> = retired
+                .extract_if(.., |r| Arc::strong_count(&r.graph) == 1 || r.since.elapsed() >= RECLAIM_WAIT)
+                .collect();
+            (free, !retired.is_empty())
+        };
+        drop(free); // outside the lock
+        waiting
     }
 
     /// The pending changes at which compaction runs: `compaction.max_delta_edges`, or 1 % of the
@@ -194,8 +234,8 @@ impl EngineState {
         }
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, GraphWriter> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.living.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -203,30 +243,37 @@ impl EngineState {
 /// threshold, it compacts, and again at once while what was written during a compaction still
 /// passes it (a smaller delta keeps both batches and recalls cheaper: measured, resting between
 /// compactions lost the writers more than it gave them). A failed compaction is not retried until
-/// the next batch asks. Idle, it sleeps.
+/// the next batch asks. It also frees the bases compactions replaced, polling briefly while
+/// recalls still read one. Idle, it sleeps.
 pub(super) fn start_compactor(state: Arc<EngineState>) -> std::io::Result<Worker> {
     let body = {
         let state = Arc::clone(&state);
         move || {
-            if !state.compactor_due.swap(false, Ordering::AcqRel) {
-                return COMPACTOR_IDLE;
-            }
-            match state.compact() {
-                Ok(_) if state.graph.load().delta_edges() > state.compaction_threshold() => {
-                    state.compactor_due.store(true, Ordering::Release);
-                    Duration::ZERO
-                }
-                Ok(_) => COMPACTOR_IDLE,
-                Err(e) => {
-                    tracing::warn!(error = %e, "background compaction failed");
-                    COMPACTOR_IDLE
-                }
-            }
+            let next = match state.living.due.swap(false, Ordering::AcqRel) {
+                false => COMPACTOR_IDLE,
+                // A panic must not end the thread (compaction would never run again).
+                true => match catch_unwind(AssertUnwindSafe(|| state.compact())) {
+                    Ok(Ok(_)) if state.graph.load().pending_changes() > state.compaction_threshold() => {
+                        state.living.due.store(true, Ordering::Release);
+                        Duration::ZERO
+                    }
+                    Ok(Ok(_)) => COMPACTOR_IDLE,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "background compaction failed");
+                        COMPACTOR_IDLE
+                    }
+                    Err(_) => {
+                        tracing::error!("background compaction panicked; the pending changes stay");
+                        COMPACTOR_IDLE
+                    }
+                },
+            };
+            if state.reclaim() { next.min(RECLAIM_POLL) } else { next }
         }
     };
     let worker = Worker::spawn("axonal-compactor", body)?;
-    // Batches before this point set `compactor_due`; the nudge makes the worker look at it now.
-    let _ = state.compactor.set(worker.nudger());
+    // Batches before this point set `due`; the nudge makes the worker look at it now.
+    let _ = state.living.compactor.set(worker.nudger());
     worker.nudger().nudge();
     Ok(worker)
 }

@@ -140,10 +140,7 @@ impl Engine {
         let first_version = graph.origin_version();
         let state = Arc::new(EngineState {
             graph: ArcSwap::from_pointee(GraphVersion::fresh(graph, first_version)),
-            writer: Mutex::new(Default::default()),
-            compaction: Mutex::new(()),
-            compactor_due: AtomicBool::new(false),
-            compactor: Default::default(),
+            living: Default::default(),
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
             tuning: Mutex::new(Tuning {
                 tuner: SpreadingAutoTuner::new(&config.spreading, &config.autotune),

@@ -109,14 +109,8 @@ pub(super) struct Tuning {
 pub(super) struct EngineState {
     /// The current version of the living graph; recalls load it and never wait.
     pub(super) graph: ArcSwap<GraphVersion>,
-    /// Serialises graph writers (batches, replacement, a compaction's swap).
-    pub(super) writer: Mutex<super::living::GraphWriter>,
-    /// One compaction at a time.
-    pub(super) compaction: Mutex<()>,
-    /// A batch left more pending changes than the threshold: the compactor's cue.
-    pub(super) compactor_due: AtomicBool,
-    /// Wakes the compactor (set once it runs).
-    pub(super) compactor: std::sync::OnceLock<crate::worker::Nudge>,
+    /// The writers' side of the living graph: locks, the compactor's cue, retired bases.
+    pub(super) living: super::living::Living,
     pub(super) live: ArcSwap<LiveConfig>,
     /// Serialises config writers — the operator's and the tuner's; readers never take it.
     pub(super) tuning: Mutex<Tuning>,

@@ -39,8 +39,8 @@ impl Labels {
         Ok(Labels { present: present.into(), offsets: offsets.into(), text: text.into() })
     }
 
-    /// The label of node `v`, if it has one. (Text from a snapshot is checked when loaded; a slice
-    /// that is not UTF-8 reads as no label rather than as garbage.)
+    /// The label of node `v`, if it has one. (Text from a snapshot is checked to be UTF-8 when
+    /// loaded; should a slice not be, it would read as no label rather than as garbage.)
     #[inline]
     pub(crate) fn get(&self, v: usize) -> Option<&str> {
         let word = *self.present.get(v / 64)?;

@@ -421,6 +421,12 @@ impl Reader<'_> {
         if m > u32::MAX as u64 {
             return Err(self.invalid(Kind::Meta as u32, format!("edge count {m} exceeds {}", u32::MAX)));
         }
+        // Versions count batches from here on; this bound keeps the count far from overflowing.
+        if origin_version > i64::MAX as u64 {
+            return Err(
+                self.invalid(Kind::Meta as u32, format!("version {origin_version} exceeds {}", i64::MAX))
+            );
+        }
         let what_n = format!("{n} nodes");
         let what_m = format!("{m} edges");
         let tier_bytes: Array<u8> = self.array(Kind::Tiers as u32, n, &what_n)?;
@@ -488,6 +494,16 @@ impl Reader<'_> {
                     Kind::LabelOffsets as u32,
                     format!("offsets are not non-decreasing from 0 to the text's {text_len} bytes"),
                 ));
+            }
+            for v in 0..n as usize {
+                let (start, end) = (labels.offsets[v] as usize, labels.offsets[v + 1] as usize);
+                let present = labels.present[v / 64] & (1 << (v % 64)) != 0;
+                if present && let Err(e) = std::str::from_utf8(&labels.text[start..end]) {
+                    return Err(self.invalid(
+                        Kind::LabelText as u32,
+                        format!("node {v}'s label is not UTF-8 (byte {} of it: {e})", e.valid_up_to()),
+                    ));
+                }
             }
             Some(labels)
         } else {

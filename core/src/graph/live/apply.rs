@@ -48,9 +48,16 @@ pub(super) fn apply(current: &GraphVersion, batch: &Batch, version: u64) -> Resu
             let mut all = Vec::new();
             memory::reserve(&mut all, total, || format!("the tiers of {total} nodes"))?;
             all.extend_from_slice(view.tiers);
-            let mut added_labels = (*delta.added_labels).clone();
-            let mut added_embeddings = (*delta.added_embeddings).clone();
-            for i in 0..*count as usize {
+            let (added, count) = (delta.added_labels.len(), *count as usize);
+            let mut added_labels = Vec::new();
+            memory::reserve(&mut added_labels, added + count, || format!("the labels of {count} new nodes"))?;
+            added_labels.extend_from_slice(&delta.added_labels);
+            let mut added_embeddings = Vec::new();
+            memory::reserve(&mut added_embeddings, added + count, || {
+                format!("the embeddings of {count} new nodes")
+            })?;
+            added_embeddings.extend_from_slice(&delta.added_embeddings);
+            for i in 0..count {
                 let tier = tiers.as_ref().map_or(Tier::Hot, |t| t[i]);
                 next.tier_counts[tier.index()] += 1;
                 all.push(tier);
@@ -67,7 +74,7 @@ pub(super) fn apply(current: &GraphVersion, batch: &Batch, version: u64) -> Resu
             delta.tiers = Some(Arc::new(all));
             delta.added_labels = Arc::new(added_labels);
             delta.added_embeddings = Arc::new(added_embeddings);
-            next.node_count += count;
+            next.node_count += count as u32;
         }
         Batch::AddEdges { src, dst, weight } => {
             // Out-lists: a source's new edges in batch order after its list. Packed keys sort fast.
@@ -551,7 +558,7 @@ fn validate(current: &GraphVersion, batch: &Batch) -> Result<()> {
                 }
             }
             if let Some((dim, values)) = embeddings {
-                if *dim == 0 || values.len() != count * dim {
+                if *dim == 0 || count.checked_mul(*dim) != Some(values.len()) {
                     return Err(Error::batch(
                         op,
                         format!("embeddings: {} values for {count} nodes of dimension {dim}", values.len()),

@@ -187,8 +187,9 @@ fn embeddings(view: View<'_>, n: usize, dim: usize) -> Result<Embeddings> {
 /// already appended (now in `base`); the rest is in `base`.
 ///
 /// With `prior` — `(earlier, rebased)`: `earlier`, a version between `start` and `current`, already
-/// rebased as `rebased` — only the entries written since `earlier` are visited, and merged into
-/// `rebased`'s: how a compaction does the bulk of the work before it takes the writer lock.
+/// rebased as `rebased` — only the entries written since `earlier` are moved and merged into
+/// `rebased`'s (the node maps are still walked once, a comparison per changed node): how a
+/// compaction does the bulk of the work before it takes the writer lock.
 pub(super) fn rebase(
     current: &GraphVersion,
     start: &GraphVersion,

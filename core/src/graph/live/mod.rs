@@ -310,6 +310,11 @@ impl GraphVersion {
         self.delta.as_ref().map_or(0, |d| d.pending_edges)
     }
 
+    /// What compaction would fold: the pending edge changes plus the nodes added since the base.
+    pub fn pending_changes(&self) -> u64 {
+        self.delta_edges() + (self.node_count - self.base.node_count) as u64
+    }
+
     /// Whether changes are pending on top of the base.
     pub fn has_changes(&self) -> bool {
         self.delta.is_some()
@@ -379,7 +384,8 @@ impl GraphVersion {
     }
 
     /// [`GraphVersion::rebase`] given `earlier` (between `start` and this version) already rebased
-    /// as `rebased` onto the same `base`: visits only what was written since `earlier`.
+    /// as `rebased` onto the same `base`: moves only what was written since `earlier` (the node
+    /// maps are walked once).
     pub fn rebase_after(
         &self,
         start: &GraphVersion,

@@ -87,7 +87,12 @@ struct Row {
     p99: Duration,
 }
 
-fn measure(queries: &[f32], dim: usize, truth: &[Vec<u64>], mut search: impl FnMut(&[f32]) -> Vec<u64>) -> Row {
+fn measure(
+    queries: &[f32],
+    dim: usize,
+    truth: &[Vec<u64>],
+    mut search: impl FnMut(&[f32]) -> Vec<u64>,
+) -> Row {
     let mut times = Vec::new();
     let mut hits = 0;
     for (q, want) in queries.chunks_exact(dim).zip(truth) {
@@ -115,7 +120,13 @@ fn report(name: &str, build: Duration, bytes: u64, n: usize, rows: &[Row]) {
     );
     println!("| ef_search | top-{K} agreement | p50 µs | p99 µs |\n|---|---|---|---|");
     for r in rows {
-        println!("| {} | {:.3} | {:.0} | {:.0} |", r.ef, r.recall, r.p50.as_secs_f64() * 1e6, r.p99.as_secs_f64() * 1e6);
+        println!(
+            "| {} | {:.3} | {:.0} | {:.0} |",
+            r.ef,
+            r.recall,
+            r.p50.as_secs_f64() * 1e6,
+            r.p99.as_secs_f64() * 1e6
+        );
     }
     println!();
 }
@@ -137,7 +148,9 @@ fn main() {
     let only: Vec<String> = std::env::args().skip(1).filter(|a| a.parse::<usize>().is_err()).collect();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let threads = rayon::current_num_threads();
-    println!("## {n} vectors × {dim}, {CLUSTERS} clusters, {nq} queries, top-{K}, M = {CONNECTIVITY}, ef_construction = {EF_CONSTRUCTION}, {threads} threads\n");
+    println!(
+        "## {n} vectors × {dim}, {CLUSTERS} clusters, {nq} queries, top-{K}, M = {CONNECTIVITY}, ef_construction = {EF_CONSTRUCTION}, {threads} threads\n"
+    );
 
     let mut rng = Rng(42);
     let centres: Vec<Vec<f32>> = (0..CLUSTERS).map(|_| (0..dim).map(|_| rng.normal()).collect()).collect();
@@ -230,7 +243,8 @@ fn main() {
     if want("hnsw_rs") {
         let before = rss_kib();
         let t = Instant::now();
-        let hnsw = hnsw_rs::hnsw::Hnsw::<f32, DistCosine>::new(CONNECTIVITY, n, 16, EF_CONSTRUCTION, DistCosine {});
+        let hnsw =
+            hnsw_rs::hnsw::Hnsw::<f32, DistCosine>::new(CONNECTIVITY, n, 16, EF_CONSTRUCTION, DistCosine {});
         let items: Vec<(&[f32], usize)> = data.chunks_exact(dim).enumerate().map(|(i, v)| (v, i)).collect();
         hnsw.parallel_insert_slice(&items);
         let build = t.elapsed();

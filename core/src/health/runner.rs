@@ -233,8 +233,15 @@ impl HealthRegistry {
             let Some(position) = probes.iter().position(|e| e.id == id) else { return false };
             probes.remove(position)
         };
-        retire(&entry);
+        let hung = retire(&entry);
         self.inner.refresh_overall();
+        // The runner holds an entry for a moment while it schedules checks: wait for it to let go,
+        // so the probe (and a host's userdata with it) is freed before this returns. A hung check's
+        // worker keeps it until that check returns (decision 0006).
+        let deadline = Instant::now() + RELEASE_WAIT;
+        while !hung && Arc::strong_count(&entry) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(100));
+        }
         true
     }
 
@@ -352,7 +359,12 @@ impl Drop for HealthRegistry {
 /// before it begins one); a check already running gets up to the probe's timeout to finish, then
 /// the worker is joined — or, if the check is hung, detached to finish on its own (also when we
 /// are that worker).
-fn retire(entry: &Entry) {
+/// How long unregistration waits for the runner to drop its passing reference to a probe.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+
+/// Stop `entry`'s worker: no check starts afterwards; one in progress may finish within the probe's
+/// timeout. Returns whether a check is still running (hung): its worker is detached, not joined.
+fn retire(entry: &Entry) -> bool {
     let busy = {
         let mut state = entry.lock();
         state.retired = true;
@@ -374,6 +386,7 @@ fn retire(entry: &Entry) {
     {
         let _ = worker.join();
     }
+    busy
 }
 
 impl Inner {

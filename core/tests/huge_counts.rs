@@ -19,6 +19,9 @@ fn capped(case: &str) -> String {
         .arg(format!("ulimit -v {CAP_KIB} && exec \"$0\" --exact child --nocapture --test-threads 1"))
         .arg(&exe)
         .env("AXONAL_HUGE_CASE", case)
+        // One malloc arena: each thread's own arena reserves 64 MiB of address space, which would make
+        // the room left under the cap depend on how many threads happened to allocate.
+        .env("MALLOC_ARENA_MAX", "1")
         .output()
         .expect("sh runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

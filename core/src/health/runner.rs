@@ -355,15 +355,13 @@ impl Drop for HealthRegistry {
     }
 }
 
-/// Stop the probe's worker: no new check starts (the worker checks `retired` under the state lock
-/// before it begins one); a check already running gets up to the probe's timeout to finish, then
-/// the worker is joined — or, if the check is hung, detached to finish on its own (also when we
-/// are that worker).
 /// How long unregistration waits for the runner to drop its passing reference to a probe.
 const RELEASE_WAIT: Duration = Duration::from_secs(1);
 
-/// Stop `entry`'s worker: no check starts afterwards; one in progress may finish within the probe's
-/// timeout. Returns whether a check is still running (hung): its worker is detached, not joined.
+/// Stop the probe's worker: no new check starts (the worker checks `retired` under the state lock
+/// before it begins one); a check already running gets up to the probe's timeout to finish, then
+/// the worker is joined — or, if the check is hung, detached to finish on its own (also when we
+/// are that worker). Returns whether the check is still running (hung, or we are its worker).
 fn retire(entry: &Entry) -> bool {
     let busy = {
         let mut state = entry.lock();

@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub callbacks: CallbacksConfig,
     /// Auto-tuner parameters (docs/spec.md §8).
     pub autotune: AutotuneConfig,
+    /// Embedding search: exact scan or approximate-nearest-neighbour index (docs/spec.md §18).
+    pub similarity: SimilarityConfig,
     /// Spreading pool threads; 0 = one per core. Fixed when the engine is created.
     pub threads: usize,
     /// OpenCL backend selection. Fixed when the engine is created.
@@ -47,6 +49,7 @@ impl Default for EngineConfig {
             compaction: CompactionConfig::default(),
             callbacks: CallbacksConfig::default(),
             autotune: AutotuneConfig::default(),
+            similarity: SimilarityConfig::default(),
             threads: 0,
             opencl: OpenClMode::Auto,
             opencl_min_edges: None,
@@ -182,6 +185,40 @@ pub struct CompactionConfig {
     /// Pending changes (edge changes plus added nodes) at which background compaction folds them
     /// into a fresh base; `None`: 1 % of the graph's edges, at least 10 000.
     pub max_delta_edges: Option<u64>,
+}
+
+/// How embedding queries are answered (docs/spec.md §18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexMode {
+    /// Exact below `exact_below` nodes with embeddings, the index from there on.
+    #[default]
+    Auto,
+    /// Always the exact scan (no index is built).
+    Exact,
+    /// Always the index.
+    Ann,
+}
+
+/// Embedding search (docs/spec.md §18). `ef_search` applies at once; a change of `connectivity` or
+/// one that calls for an index builds it in the background, with exact answers until it is ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimilarityConfig {
+    /// `auto`, `exact` or `ann`.
+    pub index: IndexMode,
+    /// With `auto`: below this many nodes with embeddings, the exact scan answers.
+    pub exact_below: usize,
+    /// Candidates the index's search keeps (recall against latency; docs/operations/runbook.md).
+    pub ef_search: usize,
+    /// Neighbours per node in the index's graph (quality and memory against build time).
+    pub connectivity: usize,
+}
+
+impl Default for SimilarityConfig {
+    fn default() -> Self {
+        SimilarityConfig { index: IndexMode::Auto, exact_below: 20_000, ef_search: 64, connectivity: 16 }
+    }
 }
 
 /// Host callback parameters.
@@ -516,6 +553,15 @@ impl EngineConfig {
             "autotune.guardrails.timeout_multiplier",
             format!("[{lo}, {hi}]"),
             "0 < low <= high <= 10",
+        )?;
+
+        let sim = &self.similarity;
+        check((1..=4096).contains(&sim.ef_search), "similarity.ef_search", sim.ef_search, "in 1..=4096")?;
+        check(
+            (4..=128).contains(&sim.connectivity),
+            "similarity.connectivity",
+            sim.connectivity,
+            "in 4..=128",
         )?;
 
         check(self.threads <= 1024, "threads", self.threads, "in 0..=1024 (0 = one per core)")?;

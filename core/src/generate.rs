@@ -154,3 +154,44 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+impl SplitMix64 {
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f32 {
+        let (u, v) = (self.unit().max(1e-12), self.unit());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+/// Clustered embeddings: `clusters` centres drawn from N(0, 1) in `dim` dimensions, and `n`
+/// vectors, each a random centre plus N(0, 0.5²) noise, scaled to unit length (row-major). The
+/// data the embedding index is measured on (docs/performance.md, "Embedding index"). The same
+/// `seed` gives the same centres, so [`mixture_queries`] with it draws from the same clusters.
+pub fn mixture(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    mixture_from(&centres(dim, clusters, seed), n, dim, seed ^ 0x5EED)
+}
+
+/// `n` query vectors from the clusters of [`mixture`] with the same `dim`, `clusters`, `seed`
+/// (fresh noise, not copies of the data).
+pub fn mixture_queries(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    mixture_from(&centres(dim, clusters, seed), n, dim, seed ^ 0x9E37)
+}
+
+fn centres(dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    (0..clusters.max(1) * dim).map(|_| rng.normal()).collect()
+}
+
+fn mixture_from(centres: &[f32], n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    let clusters = centres.len() / dim;
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = rng.below(clusters as u64) as usize;
+        let start = out.len();
+        out.extend(centres[c * dim..(c + 1) * dim].iter().map(|&x| x + 0.5 * rng.normal()));
+        let norm = out[start..].iter().map(|x| x * x).sum::<f32>().sqrt();
+        out[start..].iter_mut().for_each(|x| *x /= norm);
+    }
+    out
+}

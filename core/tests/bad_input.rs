@@ -131,6 +131,7 @@ fn config_defaults_are_the_spec() {
       "compaction": {"max_delta_edges": null},
       "autotune":  {"enabled": true, "interval_ms": 300000, "min_improvement": 0.1, "audit_capacity": 64,
                     "guardrails": {"batch_size": [8, 128], "max_depth": [2, 6], "timeout_multiplier": [0.5, 2.0]}},
+      "similarity": {"index": "auto", "exact_below": 20000, "ef_search": 64, "connectivity": 16},
       "threads": 0,
       "opencl": "auto",
       "opencl_min_edges": null

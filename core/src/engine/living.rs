@@ -98,8 +98,12 @@ impl EngineState {
             }
         };
         let pending = next.pending_changes();
+        let added_nodes = next.node_count() > nodes_before as usize;
         self.graph.store(Arc::new(next));
         drop(writer);
+        if added_nodes {
+            self.nudge_indexer();
+        }
         self.metrics.graph_batches_total.increment();
         self.sample_graph_gauges();
         if pending > self.compaction_threshold() {
@@ -120,6 +124,7 @@ impl EngineState {
         self.living.generation.fetch_add(1, Ordering::SeqCst);
         self.graph.store(Arc::new(GraphVersion::fresh(graph, version)));
         drop(writer);
+        self.nudge_indexer();
         self.sample_graph_gauges();
         version
     }

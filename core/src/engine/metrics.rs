@@ -98,6 +98,18 @@ pub struct EngineMetrics {
     pub graph_snapshot_save_seconds: Histogram,
     /// Time a snapshot load took.
     pub graph_snapshot_load_seconds: Histogram,
+    /// Time an embedding search (seeding or fallback) took, index or exact scan.
+    pub similarity_query_seconds: Histogram,
+    /// Time building (or loading from a snapshot) the embedding index took.
+    pub similarity_build_seconds: Histogram,
+    /// Time adding added nodes' embeddings to the index took, per catch-up.
+    pub similarity_update_seconds: Histogram,
+    /// Vectors in the embedding index (0: the exact scan answers).
+    pub similarity_index_size: Gauge,
+    /// Bytes the embedding index holds.
+    pub similarity_index_bytes: Gauge,
+    /// Nodes the index does not cover yet (scanned exactly until it does).
+    pub similarity_index_lag: Gauge,
 }
 
 impl EngineMetrics {
@@ -282,6 +294,39 @@ impl EngineMetrics {
                 "spreading_graph_snapshot_load_seconds",
                 None,
                 SLOW_BOUNDS,
+            )?,
+            similarity_query_seconds: histogram(
+                "spreading_similarity_query_seconds",
+                "Time an embedding search (seeding or fallback) took.",
+                "spreading_similarity_query_seconds",
+                None,
+                LATENCY_BOUNDS,
+            )?,
+            similarity_build_seconds: histogram(
+                "spreading_similarity_index_build_seconds",
+                "Time building or loading the embedding index took.",
+                "spreading_similarity_index_build_seconds",
+                None,
+                SLOW_BOUNDS,
+            )?,
+            similarity_update_seconds: histogram(
+                "spreading_similarity_index_update_seconds",
+                "Time adding new nodes' embeddings to the index took.",
+                "spreading_similarity_index_update_seconds",
+                None,
+                SLOW_BOUNDS,
+            )?,
+            similarity_index_size: gauge(
+                "spreading_similarity_index_size",
+                "Vectors in the embedding index (0: the exact scan answers).",
+            )?,
+            similarity_index_bytes: gauge(
+                "spreading_similarity_index_bytes",
+                "Bytes the embedding index holds.",
+            )?,
+            similarity_index_lag: gauge(
+                "spreading_similarity_index_lag_nodes",
+                "Nodes the embedding index does not cover yet (scanned exactly).",
             )?,
         })
     }

@@ -8,6 +8,7 @@ mod live_probe;
 mod living;
 mod metrics;
 mod probe;
+mod similarity;
 mod snapshot;
 mod state;
 
@@ -15,6 +16,7 @@ pub use live_probe::LiveSpreadingProbe;
 pub use living::{GraphProbe, GraphSection};
 pub use metrics::EngineMetrics;
 pub use probe::SpreadingHealthProbe;
+pub use similarity::SimilaritySection;
 pub use snapshot::{
     AutotuneSection, AutotuneView, BreakerView, CONFIG_VIEW_SCHEMA, ConfigView, FallbackSection, GpuSection,
     LatencySection, Percentiles, PoolSection, SNAPSHOT_SCHEMA, Snapshot, SpreadingSection,
@@ -69,6 +71,7 @@ pub struct Engine {
     health: HealthRegistry,
     dispatcher: Dispatcher,
     _compactor: Worker,
+    _indexer: Worker,
     spreading_probe: Arc<SpreadingHealthProbe>,
     state: Arc<EngineState>,
 }
@@ -141,6 +144,7 @@ impl Engine {
         let state = Arc::new(EngineState {
             graph: ArcSwap::from_pointee(GraphVersion::fresh(graph, first_version)),
             living: Default::default(),
+            similarity: Default::default(),
             live: ArcSwap::from_pointee(LiveConfig::new(config.clone())),
             tuning: Mutex::new(Tuning {
                 tuner: SpreadingAutoTuner::new(&config.spreading, &config.autotune),
@@ -185,6 +189,9 @@ impl Engine {
         let autotune = autotune::start(Arc::clone(&state), clock).map_err(|e| thread_error("autotune", e))?;
         let compactor =
             living::start_compactor(Arc::clone(&state)).map_err(|e| thread_error("compactor", e))?;
+        state.load_saved_index();
+        let indexer =
+            similarity::start_indexer(Arc::clone(&state)).map_err(|e| thread_error("indexer", e))?;
         state.sample_graph_gauges();
         Ok(Engine {
             _autotune: autotune,
@@ -192,6 +199,7 @@ impl Engine {
             health,
             dispatcher,
             _compactor: compactor,
+            _indexer: indexer,
             spreading_probe,
             state,
         })
@@ -288,10 +296,17 @@ impl Engine {
         self.state.compact()
     }
 
-    /// Save the current version as a snapshot (docs/spec.md §17); returns its version.
+    /// Save the current version as a snapshot (docs/spec.md §17), with the embedding index when
+    /// there is one (docs/spec.md §18); returns its version.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<u64> {
         let started = quanta::Instant::now();
-        let version = self.graph();
+        let (version, index) = {
+            // The index must cover exactly the saved version's nodes: no addition meanwhile.
+            let _holding = self.state.hold_index();
+            let version = self.graph();
+            let index = self.state.saved_index(&version)?;
+            (version, index)
+        };
         let materialized;
         let graph = if version.has_changes() {
             materialized = version.materialize()?;
@@ -299,9 +314,23 @@ impl Engine {
         } else {
             &**version.base()
         };
-        graph.save_as(version.version(), path.as_ref())?;
+        graph.save_as(version.version(), index.as_ref(), path.as_ref())?;
         self.state.metrics.graph_snapshot_save_seconds.observe_duration(started.elapsed());
         Ok(version.version())
+    }
+
+    /// The embedding index: what answers embedding queries now, its size and lag
+    /// (docs/spec.md §18).
+    pub fn similarity_status(&self) -> SimilaritySection {
+        self.state.similarity_section()
+    }
+
+    /// Wait, at most `timeout`, until embedding queries are answered as the config asks: the index
+    /// built (or loaded) and covering every node, or no index wanted. Returns whether they are.
+    /// Recalls never need this — until then they scan exactly — but a host that measures or
+    /// benchmarks may.
+    pub fn wait_for_similarity_index(&self, timeout: Duration) -> bool {
+        self.state.wait_for_index(timeout)
     }
 
     /// The live config.
@@ -649,6 +678,7 @@ impl Drop for Engine {
     /// transition callbacks, stop the probes (a check in flight gets its timeout to finish). The
     /// remaining fields then drop in order (tuner and telemetry threads, the state and its pool).
     fn drop(&mut self) {
+        self.state.stop_indexer();
         self.state.chaos.clear();
         self.dispatcher.shutdown();
         self.health.shutdown();

@@ -55,6 +55,8 @@ pub struct SpreadingSection {
     pub autotune: AutotuneSection,
     /// The living graph.
     pub graph: super::living::GraphSection,
+    /// The embedding index.
+    pub similarity: super::similarity::SimilaritySection,
     /// Recalls over the latency budget.
     pub budget_violations_total: u64,
     /// Recall calls.
@@ -215,6 +217,7 @@ impl EngineState {
                 last: self.tuning().tuner.last_change(),
             },
             graph: self.graph_section(),
+            similarity: self.similarity_section(),
             budget_violations_total: m.budget_violations_total.total(),
             recalls_total: m.recalls_total.total(),
             failures_total: m.failures_total.total(),

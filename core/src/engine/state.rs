@@ -111,6 +111,8 @@ pub(super) struct EngineState {
     pub(super) graph: ArcSwap<GraphVersion>,
     /// The writers' side of the living graph: locks, the compactor's cue, retired bases.
     pub(super) living: super::living::Living,
+    /// The embedding index and its indexer.
+    pub(super) similarity: super::similarity::Similarity,
     pub(super) live: ArcSwap<LiveConfig>,
     /// Serialises config writers — the operator's and the tuner's; readers never take it.
     pub(super) tuning: Mutex<Tuning>,
@@ -175,6 +177,7 @@ impl EngineState {
     /// Recall `cue` on `graph` into `out` through the pipeline, and record the call's telemetry.
     pub(super) fn recall(&self, graph: &GraphVersion, cue: &Cue, out: &mut Recall) -> Result<()> {
         let live = self.live.load();
+        let installed = self.installed_index();
         let pipeline = recall::Pipeline {
             graph: graph.view(),
             graph_version: graph.version(),
@@ -184,6 +187,7 @@ impl EngineState {
             chaos: &self.chaos,
             pool: self.pool.as_ref(),
             accelerator: self.accelerator(),
+            similarity: self.similarity_search(graph, &installed, &live.config.similarity),
         };
         let outcome = pipeline.run(cue, out)?;
         self.record(&live, out, outcome);
@@ -300,7 +304,9 @@ impl EngineState {
     pub(super) fn install_config(&self, config: EngineConfig) {
         self.breaker.update_settings(BreakerSettings::new(&config.breaker, config.latency_budget()));
         self.autotune_enabled.store(config.autotune.enabled, Ordering::Relaxed);
+        let similarity = config.similarity.clone();
         self.live.store(Arc::new(LiveConfig::new(config)));
+        self.apply_similarity_config(&similarity);
         self.sample_gauges();
     }
 
@@ -389,6 +395,7 @@ impl EngineState {
         m.config_max_depth.set(config.spreading.max_depth as f64);
         m.config_batch_size.set(config.spreading.batch_size as f64);
         self.sample_graph_gauges();
+        self.sample_similarity_gauges();
     }
 }
 

@@ -201,6 +201,7 @@ impl GraphBuilder {
             embeddings,
             origin_version: 0,
             label_index: OnceLock::new(),
+            index_image: None,
         })
     }
 

@@ -14,6 +14,7 @@ pub(crate) use array::Array;
 pub use builder::{GraphBuilder, weights_from_f64};
 pub(crate) use labels::Labels;
 pub use live::{Batch, GraphVersion, View};
+pub(crate) use snapshot::SavedIndex;
 pub use snapshot::{FORMAT_VERSION as SNAPSHOT_FORMAT_VERSION, SaveStats};
 
 use std::collections::HashMap;
@@ -143,6 +144,8 @@ pub struct Graph {
     /// a snapshot continues the numbering.
     pub(crate) origin_version: u64,
     pub(crate) label_index: OnceLock<HashMap<Box<str>, u32>>,
+    /// The embedding index saved with it, when it was loaded from a snapshot that has one.
+    pub(crate) index_image: Option<snapshot::IndexImage>,
 }
 
 impl Graph {
@@ -267,12 +270,22 @@ impl Graph {
     /// Save to `path` in the snapshot format (docs/spec.md §17): written to a temporary file beside
     /// it, synced and renamed over it, so a crash leaves the old file or the new one.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<snapshot::SaveStats> {
-        snapshot::save(self, self.origin_version, path.as_ref())
+        snapshot::save(self, self.origin_version, None, path.as_ref())
     }
 
     /// Save as graph version `version` (an engine's current version of this base).
-    pub(crate) fn save_as(&self, version: u64, path: &std::path::Path) -> Result<snapshot::SaveStats> {
-        snapshot::save(self, version, path)
+    pub(crate) fn save_as(
+        &self,
+        version: u64,
+        index: Option<&snapshot::SavedIndex>,
+        path: &std::path::Path,
+    ) -> Result<snapshot::SaveStats> {
+        snapshot::save(self, version, index, path)
+    }
+
+    /// Nodes with an embedding.
+    pub fn embedded_count(&self) -> usize {
+        self.embeddings.as_ref().map_or(0, |e| e.norms.iter().filter(|&&norm| norm > 0.0).count())
     }
 
     /// Load a snapshot written by [`Graph::save`]: the file is mapped, its arrays are used in place

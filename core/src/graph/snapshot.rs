@@ -51,7 +51,13 @@ enum Kind {
     LabelText = 17,
     EmbeddingValues = 18,
     EmbeddingNorms = 19,
+    // Optional: the embedding index (docs/spec.md §18) — its shape, then usearch's serialization.
+    SimilarityMeta = 20,
+    SimilarityIndex = 21,
 }
+
+/// The highest kind this library reads.
+const LAST_KIND: u32 = Kind::SimilarityIndex as u32;
 
 fn kind_name(kind: u32) -> String {
     const REVERSE: [&str; 3] = ["OFFSETS", "SOURCES", "WEIGHTS"];
@@ -70,6 +76,8 @@ fn kind_name(kind: u32) -> String {
         17 => "LABEL_TEXT".into(),
         18 => "EMBEDDING_VALUES".into(),
         19 => "EMBEDDING_NORMS".into(),
+        20 => "SIMILARITY_META".into(),
+        21 => "SIMILARITY_INDEX".into(),
         other => format!("section kind {other}"),
     }
 }
@@ -101,7 +109,12 @@ fn bytes_of<T: Plain>(values: &[T]) -> &[u8] {
 
 /// Save `graph` as version `version` to `path` atomically (temporary file, fsync, rename,
 /// directory fsync).
-pub(crate) fn save(graph: &Graph, version: u64, path: &Path) -> Result<SaveStats> {
+pub(crate) fn save(
+    graph: &Graph,
+    version: u64,
+    index: Option<&SavedIndex>,
+    path: &Path,
+) -> Result<SaveStats> {
     if cfg!(target_endian = "big") {
         return Err(error(path, "snapshots are little-endian; this host is big-endian"));
     }
@@ -117,7 +130,7 @@ pub(crate) fn save(graph: &Graph, version: u64, path: &Path) -> Result<SaveStats
     let io = |what: &str, e: std::io::Error| error(path, format!("{what}: {e}"));
     let result = (|| {
         let file = File::create(&temp).map_err(|e| io(&format!("creating {}", temp.display()), e))?;
-        let (bytes, file) = write(graph, version, file).map_err(|e| io("writing", e))?;
+        let (bytes, file) = write(graph, version, index, file).map_err(|e| io("writing", e))?;
         let syncing = std::time::Instant::now();
         file.sync_all().map_err(|e| io("syncing", e))?;
         std::fs::rename(&temp, path).map_err(|e| io(&format!("renaming {} over it", temp.display()), e))?;
@@ -151,8 +164,34 @@ fn meta(graph: &Graph, version: u64) -> [u64; 8] {
     ]
 }
 
-/// The sections of `graph` after its metadata, in file order.
-fn sections<'g>(graph: &'g Graph, meta: &'g [u64; 8]) -> Vec<(u32, &'g [u8])> {
+/// A serialized embedding index saved beside the graph (an optional section pair).
+#[derive(Debug)]
+pub(crate) struct SavedIndex {
+    /// Neighbours per node it was built with.
+    pub(crate) connectivity: usize,
+    /// Vectors it holds.
+    pub(crate) vectors: usize,
+    /// Node ids below this may be in it (the saved graph's node count).
+    pub(crate) covered: usize,
+    /// usearch's serialization.
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// A saved index as loaded: its shape and its bytes, mapped (read in place by the engine).
+#[derive(Debug, Clone)]
+pub(crate) struct IndexImage {
+    pub(crate) connectivity: usize,
+    pub(crate) vectors: usize,
+    pub(crate) covered: usize,
+    pub(crate) bytes: Array<u8>,
+}
+
+/// The sections of `graph` after its metadata, in file order, with their flags.
+fn sections<'g>(
+    graph: &'g Graph,
+    meta: &'g [u64; 8],
+    index: Option<(&'g [u64; 8], &'g [u8])>,
+) -> Vec<(u32, &'g [u8])> {
     let mut out: Vec<(u32, &[u8])> = vec![
         (Kind::Meta as u32, bytes_of(meta)),
         (Kind::Tiers as u32, bytes_of_tiers(&graph.tiers)),
@@ -174,7 +213,16 @@ fn sections<'g>(graph: &'g Graph, meta: &'g [u64; 8]) -> Vec<(u32, &'g [u8])> {
         out.push((Kind::EmbeddingValues as u32, bytes_of(&e.values)));
         out.push((Kind::EmbeddingNorms as u32, bytes_of(&e.norms)));
     }
+    if let Some((meta, bytes)) = index {
+        out.push((Kind::SimilarityMeta as u32, bytes_of(meta)));
+        out.push((Kind::SimilarityIndex as u32, bytes));
+    }
     out
+}
+
+/// Sections an older reader may skip.
+fn flags_of(kind: u32) -> u32 {
+    if kind == Kind::SimilarityMeta as u32 || kind == Kind::SimilarityIndex as u32 { OPTIONAL } else { 0 }
 }
 
 fn bytes_of_tiers(tiers: &[Tier]) -> &[u8] {
@@ -183,9 +231,17 @@ fn bytes_of_tiers(tiers: &[Tier]) -> &[u8] {
 }
 
 /// Write the whole file to `file` (not yet synced); returns its length and the file.
-fn write(graph: &Graph, version: u64, file: File) -> std::io::Result<(u64, File)> {
+fn write(
+    graph: &Graph,
+    version: u64,
+    index: Option<&SavedIndex>,
+    file: File,
+) -> std::io::Result<(u64, File)> {
     let meta = meta(graph, version);
-    let sections = sections(graph, &meta);
+    let index_meta =
+        index.map(|i| [i.connectivity as u64, i.vectors as u64, i.covered as u64, 0, 0, 0, 0, 0]);
+    let index = index_meta.as_ref().zip(index).map(|(m, i)| (m, i.bytes.as_slice()));
+    let sections = sections(graph, &meta, index);
     let count = sections.len();
     let table_end = (HEADER_LEN + count * ENTRY_LEN) as u64;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -200,7 +256,7 @@ fn write(graph: &Graph, version: u64, file: File) -> std::io::Result<(u64, File)
         out.write_all(bytes)?;
         let length = bytes.len() as u64;
         table.extend_from_slice(&kind.to_le_bytes());
-        table.extend_from_slice(&0u32.to_le_bytes());
+        table.extend_from_slice(&flags_of(kind).to_le_bytes());
         table.extend_from_slice(&position.to_le_bytes());
         table.extend_from_slice(&length.to_le_bytes());
         table.extend_from_slice(&xxh3_64(bytes).to_le_bytes());
@@ -309,7 +365,7 @@ pub(crate) fn load(path: &Path) -> Result<Graph> {
         let (kind, flags, offset, length, checksum) =
             (u32_at(at), u32_at(at + 4), u64_at(at + 8), u64_at(at + 16), u64_at(at + 24));
         let name = kind_name(kind);
-        let known = (1..=19).contains(&kind);
+        let known = (1..=LAST_KIND).contains(&kind);
         if !known && flags & OPTIONAL == 0 {
             return Err(error(
                 path,
@@ -535,6 +591,7 @@ impl Reader<'_> {
         } else {
             None
         };
+        let index_image = self.index_image(n, embeddings.as_ref())?;
         Ok(Graph {
             id: Graph::next_id(),
             node_count: n as u32,
@@ -546,7 +603,57 @@ impl Reader<'_> {
             embeddings,
             origin_version,
             label_index: Default::default(),
+            index_image,
         })
+    }
+
+    /// The saved embedding index, if the file has one: both sections or neither, of a graph with
+    /// embeddings, covering exactly its `n` nodes. Its bytes are usearch's; the engine loads them
+    /// (and rebuilds the index if they do not load).
+    fn index_image(&self, n: u64, embeddings: Option<&Embeddings>) -> Result<Option<IndexImage>> {
+        let (meta_kind, index_kind) = (Kind::SimilarityMeta as u32, Kind::SimilarityIndex as u32);
+        let (meta, index) = match (self.entry(meta_kind), self.entry(index_kind)) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(index)) => (self.array::<u64>(meta_kind, 8, "the index's shape")?, index),
+            (Some(_), None) => {
+                return Err(error(
+                    self.path,
+                    "section SIMILARITY_INDEX is missing (SIMILARITY_META is present)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    self.path,
+                    "section SIMILARITY_META is missing (SIMILARITY_INDEX is present)",
+                ));
+            }
+        };
+        let Some(embeddings) = embeddings else {
+            return Err(self.invalid(meta_kind, "an embedding index in a graph without embeddings".into()));
+        };
+        let (connectivity, vectors, covered) = (meta[0], meta[1], meta[2]);
+        if covered != n {
+            return Err(
+                self.invalid(meta_kind, format!("the index covers {covered} nodes, the graph has {n}"))
+            );
+        }
+        let embedded = embeddings.norms.iter().filter(|&&norm| norm > 0.0).count() as u64;
+        if vectors != embedded {
+            return Err(self.invalid(
+                meta_kind,
+                format!("the index holds {vectors} vectors, the graph has {embedded} embeddings"),
+            ));
+        }
+        if !(4..=128).contains(&connectivity) {
+            return Err(self.invalid(meta_kind, format!("connectivity {connectivity} is not in 4..=128")));
+        }
+        let bytes = self.array::<u8>(index_kind, index.length, "the index")?;
+        Ok(Some(IndexImage {
+            connectivity: connectivity as usize,
+            vectors: vectors as usize,
+            covered: n as usize,
+            bytes,
+        }))
     }
 
     /// Offsets start at 0, never decrease and end at the edge count; ids are below `n`; weights are

@@ -4,17 +4,25 @@
 
 use super::{Activation, Buffers, Cue};
 use crate::graph::View;
-use crate::similarity;
+use crate::similarity::{self, Search};
 use crate::spread;
 
 /// Write the fallback answer for `cue` to `out`, best first; `buffers.seeds` holds the resolved
 /// seeds and every buffer is clean afterwards.
-pub(crate) fn answer(graph: View<'_>, cue: &Cue, k: usize, buffers: &mut Buffers, out: &mut Vec<Activation>) {
+pub(crate) fn answer(
+    graph: View<'_>,
+    search: Search<'_>,
+    cue: &Cue,
+    k: usize,
+    buffers: &mut Buffers,
+    out: &mut Vec<Activation>,
+) {
     out.clear();
     if let Some(query) = &cue.embedding
         && let Ok(norm) = similarity::query_norm(graph, query)
     {
-        similarity::top_similar(graph, query, norm, k, f32::MIN, &mut buffers.similar);
+        let Buffers { similar, candidates, .. } = buffers;
+        search.top(graph, query, norm, k, f32::MIN, candidates, similar);
         out.extend(buffers.similar.iter().map(|&(node, s)| Activation {
             node,
             activation: s,

@@ -14,6 +14,7 @@ use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
 use crate::graph::View;
 use crate::pool::BufferPool;
+use crate::similarity::Search;
 use crate::spread::{self, Execution, PullAccelerator, SpreadParams, SpreadStats};
 
 /// What a recall reads from the live config, resolved once per config change.
@@ -63,6 +64,8 @@ pub(crate) struct Pipeline<'a> {
     pub(crate) chaos: &'a ChaosInjector,
     pub(crate) pool: Option<&'a rayon::ThreadPool>,
     pub(crate) accelerator: Option<&'a dyn PullAccelerator>,
+    /// How embedding cues are searched (the index, or the exact scan).
+    pub(crate) similarity: Search<'a>,
 }
 
 /// How far a call got, for its telemetry.
@@ -96,7 +99,15 @@ impl Pipeline<'_> {
         let reason = if attempted {
             if let Some(norm) = query_norm {
                 let s = self.settings;
-                seeds::add_similar(graph, cue, norm, s.seed_k, s.min_similarity, &mut buffers);
+                seeds::add_similar(
+                    graph,
+                    self.similarity,
+                    cue,
+                    norm,
+                    s.seed_k,
+                    s.min_similarity,
+                    &mut buffers,
+                );
             }
             // Slow means slow spreading: the clock for the breaker and the slow check starts here.
             let spread_start = Instant::now();
@@ -111,7 +122,7 @@ impl Pipeline<'_> {
         out.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
         out.reason = reason;
         if reason.is_some() {
-            fallback::answer(graph, cue, k, &mut buffers, &mut out.results);
+            fallback::answer(graph, self.similarity, cue, k, &mut buffers, &mut out.results);
         }
         out.latency = start.elapsed();
         tracing::debug!(

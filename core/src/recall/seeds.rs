@@ -5,7 +5,7 @@ use super::Cue;
 use crate::error::Result;
 use crate::graph::View;
 use crate::pool::Reusable;
-use crate::similarity;
+use crate::similarity::{self, Search};
 use crate::spread::{self, Scratch};
 
 /// Everything one recall writes to, lent by the engine's pool and returned clean.
@@ -17,6 +17,8 @@ pub struct Buffers {
     pub(crate) seeds: Vec<(u32, f32)>,
     /// Similarity search results (seeding and fallback).
     pub(crate) similar: Vec<(u32, f32)>,
+    /// The similarity index's candidates.
+    pub(crate) candidates: Vec<u32>,
 }
 
 impl Reusable for Buffers {
@@ -30,10 +32,13 @@ impl Reusable for Buffers {
     fn recycle(&mut self) {
         self.seeds.clear();
         self.similar.clear();
+        self.candidates.clear();
     }
 
     fn bytes(&self) -> usize {
-        self.spread.bytes() + (self.seeds.capacity() + self.similar.capacity()) * 8
+        self.spread.bytes()
+            + (self.seeds.capacity() + self.similar.capacity()) * 8
+            + self.candidates.capacity() * 4
     }
 }
 
@@ -52,6 +57,7 @@ pub(crate) fn validate(graph: View<'_>, cue: &Cue, buffers: &mut Buffers) -> Res
 /// with its similarity as activation, merged with the explicit seeds.
 pub(crate) fn add_similar(
     graph: View<'_>,
+    search: Search<'_>,
     cue: &Cue,
     norm: f32,
     seed_k: usize,
@@ -59,7 +65,8 @@ pub(crate) fn add_similar(
     buffers: &mut Buffers,
 ) {
     let Some(query) = &cue.embedding else { return };
-    similarity::top_similar(graph, query, norm, seed_k, min_similarity, &mut buffers.similar);
+    let Buffers { similar, candidates, .. } = buffers;
+    search.top(graph, query, norm, seed_k, min_similarity, candidates, similar);
     buffers.seeds.extend_from_slice(&buffers.similar);
     spread::merge_duplicate_seeds(&mut buffers.seeds);
 }

@@ -34,6 +34,7 @@ pub(super) fn apply(current: &GraphVersion, batch: &Batch, version: u64) -> Resu
     };
     let mut next = GraphVersion {
         version,
+        lineage: current.lineage,
         base: Arc::clone(&current.base),
         delta: None,
         node_count: current.node_count,

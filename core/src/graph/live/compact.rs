@@ -41,6 +41,7 @@ pub(super) fn materialize(current: &GraphVersion) -> Result<Graph> {
         embeddings,
         origin_version: current.version,
         label_index: Default::default(),
+        index_image: None,
     })
 }
 
@@ -198,6 +199,7 @@ pub(super) fn rebase(
 ) -> GraphVersion {
     let mut next = GraphVersion {
         version: current.version,
+        lineage: current.lineage,
         base,
         delta: None,
         node_count: current.node_count,

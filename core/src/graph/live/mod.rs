@@ -258,6 +258,9 @@ impl Delta {
 #[derive(Debug)]
 pub struct GraphVersion {
     version: u64,
+    /// Shared by every version descended by changes and compactions from one `fresh` version (what
+    /// an engine's embedding index is built for).
+    lineage: u64,
     base: Arc<Graph>,
     delta: Option<Delta>,
     node_count: u32,
@@ -269,8 +272,10 @@ pub struct GraphVersion {
 impl GraphVersion {
     /// Version `version` of `base` with no changes on top.
     pub fn fresh(base: Arc<Graph>, version: u64) -> GraphVersion {
+        static LINEAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         GraphVersion {
             version,
+            lineage: LINEAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             node_count: base.node_count,
             edge_count: base.edge_count() as u64,
             tier_counts: base.tier_counts,
@@ -283,6 +288,12 @@ impl GraphVersion {
     /// The version number: each batch makes a new one; compaction keeps it.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The lineage this version belongs to: the same for every version reached from one graph by
+    /// changes and compactions, different after a replacement.
+    pub fn lineage(&self) -> u64 {
+        self.lineage
     }
 
     /// The base graph the changes apply to.

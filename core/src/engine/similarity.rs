@@ -1,0 +1,335 @@
+//! The engine's embedding index (docs/spec.md §18): which index the config asks for, and the
+//! `axonal-indexer` thread that builds it, keeps it current and drops it.
+//!
+//! Nothing here blocks a recall or a writer. A recall uses the installed index when it was built
+//! for the recall's graph lineage and the config does not say `exact`; nodes the index does not
+//! cover yet are scanned exactly, so a change is visible at once. Writers only nudge the indexer,
+//! which adds what they added. A build (a new lineage, a connectivity change, `auto` crossing
+//! `exact_below`) runs on the indexer too; until it is installed, recalls scan exactly.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use quanta::Instant;
+use serde::Serialize;
+
+use super::state::EngineState;
+use crate::config::{IndexMode, SimilarityConfig};
+use crate::error::Result;
+use crate::graph::{GraphVersion, SavedIndex};
+use crate::similarity::{AnnIndex, IndexShape, Search};
+use crate::worker::{Nudge, Worker};
+
+/// An index and the lineage it was built for.
+pub(super) struct Installed {
+    lineage: u64,
+    index: AnnIndex,
+}
+
+/// The engine's side of the embedding index.
+#[derive(Default)]
+pub(super) struct Similarity {
+    installed: ArcSwapOption<Installed>,
+    /// Held while the index is written to (the indexer's additions, a save's serialization).
+    writing: Mutex<()>,
+    /// A build in progress (for the status).
+    building: AtomicBool,
+    /// The engine is shutting down: a build or catch-up stops at its next chunk.
+    stop: AtomicBool,
+    /// Wakes the indexer.
+    indexer: OnceLock<Nudge>,
+    /// The last build or update error, for the status.
+    last_error: Mutex<Option<String>>,
+}
+
+/// The embedding index in the snapshot's `spreading` section and `Engine::similarity_status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimilaritySection {
+    /// `similarity.index`: `auto`, `exact` or `ann`.
+    pub mode: IndexMode,
+    /// What answers embedding queries now: `exact` (no index wanted), `building` (wanted, exact
+    /// until ready) or `ann`.
+    pub method: &'static str,
+    /// Vectors in the index (0 without one).
+    pub size: u64,
+    /// Bytes it holds.
+    pub bytes: u64,
+    /// Nodes the index does not cover yet (scanned exactly).
+    pub lag_nodes: u64,
+    /// `similarity.ef_search` of the index in use.
+    pub ef_search: u64,
+    /// Neighbours per node of the index in use.
+    pub connectivity: u64,
+    /// The last build or update error, if any.
+    pub last_error: Option<String>,
+}
+
+/// The shape of index `config` asks for on `graph` (none: the exact scan answers).
+fn wanted(config: &SimilarityConfig, graph: &GraphVersion) -> Option<IndexShape> {
+    let view = graph.view();
+    let dim = view.embedding_dim()?;
+    let shape = IndexShape { dim, connectivity: config.connectivity };
+    match config.index {
+        IndexMode::Exact => None,
+        IndexMode::Ann => Some(shape),
+        IndexMode::Auto => {
+            let base = graph.base().embedded_count();
+            let added =
+                (graph.base().node_count()..view.node_count()).filter(|&v| view.embedding(v).is_some());
+            (base + added.count() >= config.exact_below).then_some(shape)
+        }
+    }
+}
+
+/// How long the indexer sleeps when nothing wakes it.
+const INDEXER_IDLE: Duration = Duration::from_secs(60);
+
+impl EngineState {
+    /// How a recall on `graph` searches embeddings: the installed index if it is of `graph`'s
+    /// lineage and the config allows it. `installed` is the caller's loaded guard.
+    pub(super) fn similarity_search<'a>(
+        &'a self,
+        graph: &GraphVersion,
+        installed: &'a Option<Arc<Installed>>,
+        config: &SimilarityConfig,
+    ) -> Search<'a> {
+        let index = installed
+            .as_deref()
+            .filter(|i| i.lineage == graph.lineage() && config.index != IndexMode::Exact)
+            .map(|i| &i.index);
+        let seconds =
+            self.telemetry_enabled.load(Ordering::Relaxed).then_some(&self.metrics.similarity_query_seconds);
+        Search { index, seconds }
+    }
+
+    /// The installed index, loaded for one recall.
+    pub(super) fn installed_index(&self) -> Option<Arc<Installed>> {
+        self.similarity.installed.load_full()
+    }
+
+    /// Wake the indexer: the graph or the config changed.
+    pub(super) fn nudge_indexer(&self) {
+        if let Some(indexer) = self.similarity.indexer.get() {
+            indexer.nudge();
+        }
+    }
+
+    /// A new `ef_search` applies to the installed index at once.
+    pub(super) fn apply_similarity_config(&self, config: &SimilarityConfig) {
+        if let Some(installed) = &*self.similarity.installed.load()
+            && installed.index.ef_search() != config.ef_search
+        {
+            installed.index.set_ef_search(config.ef_search);
+        }
+        self.nudge_indexer();
+    }
+
+    /// Install the index saved with the graph, if it is the one the config asks for (an engine
+    /// started from a snapshot: no rebuild). A saved index that does not load is rebuilt.
+    pub(super) fn load_saved_index(&self) {
+        let graph = self.graph.load_full();
+        let Some(image) = graph.base().index_image.as_ref() else { return };
+        let config = self.live.load().config.similarity.clone();
+        let Some(shape) = wanted(&config, &graph).filter(|s| s.connectivity == image.connectivity) else {
+            return;
+        };
+        let started = Instant::now();
+        match AnnIndex::from_bytes(&image.bytes, shape, config.ef_search, image.vectors, image.covered) {
+            Ok(index) => {
+                self.metrics.similarity_build_seconds.observe_duration(started.elapsed());
+                self.install(Some(Installed { lineage: graph.lineage(), index }));
+                tracing::info!(vectors = image.vectors, "similarity index loaded from the snapshot");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the snapshot's similarity index does not load; rebuilding it");
+                *self.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
+
+    fn install(&self, installed: Option<Installed>) {
+        self.similarity.installed.store(installed.map(Arc::new));
+        self.sample_similarity_gauges();
+    }
+
+    /// One pass of the indexer: drop an index nobody asks for, build the one the config asks for,
+    /// or add what the writers added. Returns whether to run again at once.
+    fn index_step(&self) -> Result<bool> {
+        let graph = self.graph.load_full();
+        let config = self.live.load().config.similarity.clone();
+        let want = wanted(&config, &graph);
+        let installed = self.similarity.installed.load_full();
+        let current =
+            installed.as_ref().filter(|i| i.lineage == graph.lineage() && Some(i.index.shape()) == want);
+        let stop = || self.similarity.stop.load(Ordering::Relaxed);
+        match (want, current) {
+            (None, _) => {
+                if installed.is_some() {
+                    self.install(None);
+                    tracing::info!("similarity index dropped; the exact scan answers");
+                }
+                Ok(false)
+            }
+            (Some(_), Some(installed)) => {
+                let _writing = self.similarity.writing.lock().unwrap_or_else(|p| p.into_inner());
+                let started = Instant::now();
+                let added = installed.index.catch_up(graph.view(), &stop)?;
+                if added > 0 {
+                    self.metrics.similarity_update_seconds.observe_duration(started.elapsed());
+                }
+                self.sample_similarity_gauges();
+                // More may have been written meanwhile.
+                Ok(self.graph.load().node_count() > installed.index.indexed() && !stop())
+            }
+            (Some(shape), None) => {
+                self.similarity.building.store(true, Ordering::Relaxed);
+                self.sample_similarity_gauges();
+                let started = Instant::now();
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // A build outlived by a replacement or a config change stops early.
+                let stale = || {
+                    let now = self.live.load().config.similarity.clone();
+                    stop()
+                        || self.graph.load().lineage() != graph.lineage()
+                        || now.index == IndexMode::Exact
+                        || now.connectivity != shape.connectivity
+                };
+                let built =
+                    AnnIndex::build(graph.view(), shape.connectivity, config.ef_search, threads, &stale);
+                self.similarity.building.store(false, Ordering::Relaxed);
+                // Stopped: look again at once (unless shutting down).
+                let Some(index) = built? else { return Ok(!stop()) };
+                let took = started.elapsed();
+                self.metrics.similarity_build_seconds.observe_duration(took);
+                tracing::info!(vectors = index.len(), seconds = took.as_secs_f64(), "similarity index built");
+                self.install(Some(Installed { lineage: graph.lineage(), index }));
+                // Catch up with what was written during the build (or find the config changed).
+                Ok(!stop())
+            }
+        }
+    }
+
+    /// Serialize the index for a snapshot of `graph` (the current version, which the caller holds
+    /// while no addition runs): the index must cover exactly its nodes. `None` without an index.
+    pub(super) fn saved_index(&self, graph: &GraphVersion) -> Result<Option<SavedIndex>> {
+        let installed = self.similarity.installed.load_full();
+        let Some(installed) = installed.filter(|i| i.lineage == graph.lineage()) else { return Ok(None) };
+        installed.index.catch_up(graph.view(), &|| false)?;
+        if installed.index.indexed() != graph.node_count() {
+            return Ok(None);
+        }
+        Ok(Some(SavedIndex {
+            connectivity: installed.index.shape().connectivity,
+            vectors: installed.index.len(),
+            covered: graph.node_count(),
+            bytes: installed.index.to_bytes()?,
+        }))
+    }
+
+    /// Keep additions to the index out (a save serializing it).
+    pub(super) fn hold_index(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.similarity.writing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index gauges.
+    pub(super) fn sample_similarity_gauges(&self) {
+        let section = self.similarity_section();
+        let m = &self.metrics;
+        m.similarity_index_size.set(section.size as f64);
+        m.similarity_index_bytes.set(section.bytes as f64);
+        m.similarity_index_lag.set(section.lag_nodes as f64);
+    }
+
+    /// The embedding index's state.
+    pub(super) fn similarity_section(&self) -> SimilaritySection {
+        let graph = self.graph.load();
+        let config = self.live.load().config.similarity.clone();
+        let installed = self.similarity.installed.load_full();
+        let index =
+            installed.as_ref().filter(|i| i.lineage == graph.lineage() && config.index != IndexMode::Exact);
+        let method = match index {
+            Some(_) => "ann",
+            None if self.similarity.building.load(Ordering::Relaxed) => "building",
+            // Asked for and not there yet (with `auto`, exact until `exact_below` is reached).
+            None if config.index == IndexMode::Ann && graph.view().embedding_dim().is_some() => "building",
+            None => "exact",
+        };
+        SimilaritySection {
+            mode: config.index,
+            method,
+            size: index.map_or(0, |i| i.index.len() as u64),
+            bytes: index.map_or(0, |i| i.index.bytes() as u64),
+            lag_nodes: index.map_or(0, |i| graph.node_count().saturating_sub(i.index.indexed()) as u64),
+            ef_search: index.map_or(config.ef_search, |i| i.index.ef_search()) as u64,
+            connectivity: index.map_or(config.connectivity, |i| i.index.shape().connectivity) as u64,
+            last_error: self.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    /// Wait until embedding queries are answered as the config asks (an index ready and caught up,
+    /// or none wanted), at most `timeout`; returns whether they are.
+    pub(super) fn wait_for_index(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let graph = self.graph.load_full();
+            let config = self.live.load().config.similarity.clone();
+            let ready = match wanted(&config, &graph) {
+                None => true,
+                Some(shape) => self.similarity.installed.load().as_ref().is_some_and(|i| {
+                    i.lineage == graph.lineage()
+                        && i.index.shape() == shape
+                        && i.index.indexed() >= graph.node_count()
+                }),
+            };
+            if ready {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            self.nudge_indexer();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Stop a build or catch-up at its next chunk (the engine is shutting down).
+    pub(super) fn stop_indexer(&self) {
+        self.similarity.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The `axonal-indexer` thread: woken by changes and config updates, it builds, updates or drops
+/// the index. A failed step is logged, the index dropped (recalls scan exactly) and retried at the
+/// next nudge; a panic does not end the thread.
+pub(super) fn start_indexer(state: Arc<EngineState>) -> std::io::Result<Worker> {
+    let body = {
+        let state = Arc::clone(&state);
+        move || {
+            if state.similarity.stop.load(Ordering::Relaxed) {
+                return INDEXER_IDLE;
+            }
+            match catch_unwind(AssertUnwindSafe(|| state.index_step())) {
+                Ok(Ok(true)) => Duration::ZERO,
+                Ok(Ok(false)) => INDEXER_IDLE,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "similarity index step failed; the exact scan answers");
+                    *state.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(e.to_string());
+                    state.install(None);
+                    INDEXER_IDLE
+                }
+                Err(_) => {
+                    tracing::error!("similarity indexer panicked; the exact scan answers");
+                    state.install(None);
+                    INDEXER_IDLE
+                }
+            }
+        }
+    };
+    let worker = Worker::spawn("axonal-indexer", body)?;
+    let _ = state.similarity.indexer.set(worker.nudger());
+    Ok(worker)
+}

@@ -940,6 +940,56 @@ static void test_living_graph(void) {
     axonal_graph_free(g);
 }
 
+/* Embedding cues through the ANN index (docs/spec.md §18): a JSON cue with an embedding, nodes
+   added with embeddings found by the next recall, a saved index in the snapshot's status, and
+   queries of the wrong dimension or all zeros refused with the value named. */
+static void test_embedding_index(void) {
+    enum { N = 400, DIM = 8 };
+    axonal_graph_builder *b = NULL;
+    axonal_graph *g = NULL;
+    CHECK(axonal_graph_builder_new(N, &b) == AXONAL_STATUS_OK, "builder");
+    for (uint32_t v = 0; v < N; v++) {
+        float row[DIM];
+        for (int i = 0; i < DIM; i++) row[i] = (float)((v * 7 + (uint32_t)i * 13) % 17) + 1.0f;
+        axonal_graph_builder_set_embedding(b, v, row, DIM);
+    }
+    CHECK(axonal_graph_builder_build(b, &g) == AXONAL_STATUS_OK, "build: %s", error_text());
+    axonal_engine *e = engine_of(g, "{\"similarity\": {\"index\": \"ann\"}, \"autotune\": {\"enabled\": false}}");
+    /* A node added with its own direction is the best match at once (indexed or not yet). */
+    const float added[DIM] = {100, -3, 0, 0, 0, 0, 0, 1};
+    uint32_t first = 0;
+    uint64_t version = 0;
+    CHECK(axonal_engine_add_nodes(e, 1, NULL, NULL, added, DIM, &first, &version) == AXONAL_STATUS_OK && first == N, "add_nodes: %s",
+          error_text());
+    char *json = NULL;
+    size_t len = 0;
+    axonal_status s =
+        axonal_engine_recall(e, "{\"embedding\": [100, -3, 0, 0, 0, 0, 0, 1], \"k\": 3}", &json, &len);
+    cJSON *r = take_json(json);
+    const cJSON *results = r ? cJSON_GetObjectItem(r, "results") : NULL;
+    const cJSON *best = results ? cJSON_GetArrayItem(results, 0) : NULL;
+    CHECK(s == AXONAL_STATUS_OK && best && (uint32_t)cJSON_GetObjectItem(best, "node")->valuedouble == N, "the added node first: %s",
+          error_text());
+    cJSON_Delete(r);
+    s = axonal_engine_recall(e, "{\"embedding\": [1, 2, 3]}", &json, &len);
+    CHECK(s != AXONAL_STATUS_OK && message_has("embedding") && message_has("dimension 3"), "wrong dimension: %s", error_text());
+    s = axonal_engine_recall(e, "{\"embedding\": [0, 0, 0, 0, 0, 0, 0, 0]}", &json, &len);
+    CHECK(s != AXONAL_STATUS_OK && message_has("zero vector"), "all zeros: %s", error_text());
+    const float mixed[DIM + 1] = {1};
+    CHECK(axonal_engine_add_nodes(e, 1, NULL, NULL, mixed, DIM + 1, &first, &version) != AXONAL_STATUS_OK && message_has("dimension"),
+          "mixed dimensions refused: %s", error_text());
+    /* The snapshot's spreading.similarity section says what answers. */
+    CHECK(axonal_engine_snapshot_json(e, &json, &len) == AXONAL_STATUS_OK, "snapshot");
+    cJSON *snap = take_json(json);
+    const cJSON *sim = snap ? cJSON_GetObjectItem(cJSON_GetObjectItem(snap, "spreading"), "similarity") : NULL;
+    const cJSON *method = sim ? cJSON_GetObjectItem(sim, "method") : NULL;
+    CHECK(cJSON_IsString(method) && (strcmp(method->valuestring, "ann") == 0 || strcmp(method->valuestring, "building") == 0),
+          "similarity section: %s", method && cJSON_IsString(method) ? method->valuestring : "(none)");
+    cJSON_Delete(snap);
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
 int main(void) {
     test_versions();
     test_worked_examples();
@@ -954,5 +1004,6 @@ int main(void) {
 #endif
     test_hardening();
     test_living_graph();
+    test_embedding_index();
     return REPORT();
 }

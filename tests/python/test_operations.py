@@ -114,6 +114,10 @@ def test_the_dashboard_shows_what_operators_need():
         "axonal_spreading_graph_batches_rejected_total",
         "axonal_spreading_graph_compaction_seconds_bucket",
         "axonal_spreading_graph_snapshot_load_seconds_bucket",
+        "axonal_spreading_similarity_query_seconds_bucket",
+        "axonal_spreading_similarity_index_size",
+        "axonal_spreading_similarity_index_lag_nodes",
+        "axonal_spreading_similarity_index_build_seconds_bucket",
     ]:
         assert needle in text, f"the dashboard has no query with {needle!r}"
     ids = [p["id"] for p in dashboard["panels"]]

@@ -13,3 +13,4 @@ def test_the_readme_python_example_runs(capsys):
     assert "[0 3 1]" in out and "spreading" in out
     assert "spreading.decay" in out
     assert "\n200\n" in out, "the example served /health/spreading"
+    assert "True ann" in out, "the embedding cue found its own node through the index"

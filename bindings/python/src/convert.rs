@@ -12,6 +12,27 @@ use serde_json::{Map, Number, Value};
 
 use crate::errors::{ConfigError, GraphError, py_err};
 
+/// A query embedding: a 1-D float32 array (read in place) or float64 array, or a sequence of
+/// numbers; anything else is a `TypeError` naming `embedding` and what it got.
+pub(crate) fn query_embedding(object: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    if let Ok(array) = object.extract::<PyReadonlyArray1<'_, f32>>() {
+        return Ok(array.as_array().to_vec());
+    }
+    if let Ok(array) = object.extract::<PyReadonlyArray1<'_, f64>>() {
+        return Ok(array.as_array().iter().map(|&x| x as f32).collect());
+    }
+    if let Ok(array) = object.cast::<numpy::PyUntypedArray>() {
+        return Err(PyTypeError::new_err(format!(
+            "embedding: expected a 1-D float array, got shape {:?} of {}",
+            array.shape(),
+            array.dtype()
+        )));
+    }
+    object.extract::<Vec<f32>>().map_err(|e| {
+        PyTypeError::new_err(format!("embedding: expected a 1-D array or sequence of floats ({e})"))
+    })
+}
+
 /// A 1-D input: a NumPy array of exactly `T` read in place (C-contiguous), or any other sequence
 /// converted element by element.
 pub(crate) enum Column<'py, T: Element> {

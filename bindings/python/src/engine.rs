@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use axonal_core::{BreakerOverride, Cue, Host};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -130,10 +131,11 @@ impl Engine {
         py: Python<'_>,
         seeds: Option<Bound<'_, PyAny>>,
         k: Option<usize>,
-        embedding: Option<Vec<f32>>,
+        embedding: Option<Bound<'_, PyAny>>,
     ) -> PyResult<RecallResult> {
         let engine = self.engine()?;
         let seeds = seeds.map(|s| self::seeds(&s)).transpose()?.unwrap_or_default();
+        let embedding = embedding.map(|e| crate::convert::query_embedding(&e)).transpose()?;
         let cue = Cue { seeds, embedding, k };
         let (recall, graph) = py.detach(|| engine.recall_with_graph(&cue)).map_err(py_err)?;
         Ok(RecallResult { recall, graph })
@@ -411,6 +413,25 @@ impl Engine {
         let engine = self.engine()?;
         let batch = living::set_tiers(&nodes, &tiers)?;
         py.detach(|| engine.apply(batch)).map_err(py_err)
+    }
+
+    /// The embedding index (docs/spec.md §18): what answers embedding queries now (`exact`,
+    /// `building`, `ann`), its size, bytes, lag, `ef_search` and connectivity.
+    fn similarity<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let status = py.detach(|| engine.similarity_status());
+        to_py(py, &status)
+    }
+
+    /// Wait at most `timeout_s` seconds until the embedding index is built and covers every node
+    /// (or none is wanted); returns whether it is. Recalls never need to: they scan exactly meanwhile.
+    #[pyo3(signature = (timeout_s=60.0))]
+    fn wait_for_similarity_index(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let engine = self.engine()?;
+        let timeout = std::time::Duration::try_from_secs_f64(timeout_s).map_err(|_| {
+            PyValueError::new_err(format!("timeout_s: must be >= 0 and finite, got {timeout_s}"))
+        })?;
+        Ok(py.detach(|| engine.wait_for_similarity_index(timeout)))
     }
 
     /// The current graph version.

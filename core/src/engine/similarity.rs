@@ -128,24 +128,32 @@ impl EngineState {
     }
 
     /// Install the index saved with the graph, if it is the one the config asks for (an engine
-    /// started from a snapshot: no rebuild). A saved index that does not load is rebuilt.
+    /// started from a snapshot: no rebuild, and recalls use it from the first).
     pub(super) fn load_saved_index(&self) {
         let graph = self.graph.load_full();
-        let Some(image) = graph.base().index_image.as_ref() else { return };
         let config = self.live.load().config.similarity.clone();
-        let Some(shape) = wanted(&config, &graph).filter(|s| s.connectivity == image.connectivity) else {
-            return;
-        };
+        if let Some(shape) = wanted(&config, &graph)
+            && let Some(index) = self.saved_index_of(&graph, shape, config.ef_search)
+        {
+            self.install(Some(Installed { lineage: graph.lineage(), index }));
+        }
+    }
+
+    /// The index saved with `graph`'s base, loaded, if it has `shape`. One that does not load is
+    /// logged and left for a rebuild.
+    fn saved_index_of(&self, graph: &GraphVersion, shape: IndexShape, ef_search: usize) -> Option<AnnIndex> {
+        let image = graph.base().index_image.as_ref().filter(|i| i.connectivity == shape.connectivity)?;
         let started = Instant::now();
-        match AnnIndex::from_bytes(&image.bytes, shape, config.ef_search, image.vectors, image.covered) {
+        match AnnIndex::from_bytes(&image.bytes, shape, ef_search, image.vectors, image.covered) {
             Ok(index) => {
                 self.metrics.similarity_build_seconds.observe_duration(started.elapsed());
-                self.install(Some(Installed { lineage: graph.lineage(), index }));
                 tracing::info!(vectors = image.vectors, "similarity index loaded from the snapshot");
+                Some(index)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the snapshot's similarity index does not load; rebuilding it");
                 *self.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                None
             }
         }
     }
@@ -185,6 +193,11 @@ impl EngineState {
                 Ok(self.graph.load().node_count() > installed.index.indexed() && !stop())
             }
             (Some(shape), None) => {
+                // A graph loaded from a snapshot (and swapped in) brings its index.
+                if let Some(index) = self.saved_index_of(&graph, shape, config.ef_search) {
+                    self.install(Some(Installed { lineage: graph.lineage(), index }));
+                    return Ok(!stop());
+                }
                 self.similarity.building.store(true, Ordering::Relaxed);
                 self.sample_similarity_gauges();
                 let started = Instant::now();

@@ -202,6 +202,7 @@ impl GraphBuilder {
             origin_version: 0,
             label_index: OnceLock::new(),
             index_image: None,
+            embedded: OnceLock::new(),
         })
     }
 

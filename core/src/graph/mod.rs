@@ -146,6 +146,8 @@ pub struct Graph {
     pub(crate) label_index: OnceLock<HashMap<Box<str>, u32>>,
     /// The embedding index saved with it, when it was loaded from a snapshot that has one.
     pub(crate) index_image: Option<snapshot::IndexImage>,
+    /// Nodes with an embedding, counted once when first asked.
+    pub(crate) embedded: OnceLock<usize>,
 }
 
 impl Graph {
@@ -285,7 +287,9 @@ impl Graph {
 
     /// Nodes with an embedding.
     pub fn embedded_count(&self) -> usize {
-        self.embeddings.as_ref().map_or(0, |e| e.norms.iter().filter(|&&norm| norm > 0.0).count())
+        *self.embedded.get_or_init(|| {
+            self.embeddings.as_ref().map_or(0, |e| e.norms.iter().filter(|&&norm| norm > 0.0).count())
+        })
     }
 
     /// Load a snapshot written by [`Graph::save`]: the file is mapped, its arrays are used in place

@@ -604,6 +604,7 @@ impl Reader<'_> {
             origin_version,
             label_index: Default::default(),
             index_image,
+            embedded: Default::default(),
         })
     }
 

@@ -42,6 +42,7 @@ pub(super) fn materialize(current: &GraphVersion) -> Result<Graph> {
         origin_version: current.version,
         label_index: Default::default(),
         index_image: None,
+        embedded: Default::default(),
     })
 }
 

@@ -210,6 +210,46 @@ fn bad_queries_and_embeddings_are_errors_that_change_nothing() {
     assert!(engine.wait_for_similarity_index(WAIT));
     assert_eq!(engine.similarity_status().size, 500);
     engine.recall(&Cue::embedding(vec![0.1; DIM])).unwrap();
+    // A `k` far past the node count asks the index for no more than it holds.
+    engine.set_breaker_override(BreakerOverride::ForcedOpen);
+    let all = engine.recall(&Cue::embedding(vec![0.1; DIM]).with_k(usize::MAX / 2)).unwrap();
+    let mut nodes: Vec<u32> = all.results.iter().map(|a| a.node).collect();
+    let positive = exact(&engine, &[0.1; DIM], 500).len();
+    assert!(!nodes.is_empty() && nodes.len() <= positive, "{} of {positive}", nodes.len());
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(nodes.len(), all.results.len(), "no node twice");
+    assert!(engine.wait_for_similarity_index(Duration::MAX), "no deadline overflow");
+}
+
+#[test]
+fn an_index_that_starts_empty_fills_while_it_is_searched() {
+    // Embeddings of the graph's dimension, all zero: no node has one, the built index is empty.
+    let mut b = GraphBuilder::new(50);
+    for v in 0..50 {
+        b.set_embedding(v, &[0.0; DIM]).unwrap();
+    }
+    let engine = Engine::new(b.build().unwrap(), config(IndexMode::Ann)).unwrap();
+    assert!(engine.wait_for_similarity_index(WAIT));
+    assert_eq!(engine.similarity_status().size, 0);
+    engine.set_breaker_override(BreakerOverride::ForcedOpen);
+    let searching = std::sync::atomic::AtomicBool::new(true);
+    let fresh = mixture_queries(300, DIM, 10, 11);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while searching.load(std::sync::atomic::Ordering::Relaxed) {
+                engine.recall(&Cue::embedding(fresh[..DIM].to_vec()).with_k(3)).unwrap();
+            }
+        });
+        for batch in fresh.chunks_exact(30 * DIM) {
+            let first = engine.add_nodes(30, None, None, Some((DIM, batch.to_vec()))).unwrap();
+            assert_eq!(similar(&engine, &batch[..DIM], 1)[0].0, first);
+        }
+        assert!(engine.wait_for_similarity_index(WAIT));
+        searching.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(engine.similarity_status().size, 300);
+    assert!(engine.similarity_status().bytes > 0);
 }
 
 #[test]

@@ -941,8 +941,9 @@ static void test_living_graph(void) {
 }
 
 /* Embedding cues through the ANN index (docs/spec.md §18): a JSON cue with an embedding, nodes
-   added with embeddings found by the next recall, a saved index in the snapshot's status, and
-   queries of the wrong dimension or all zeros refused with the value named. */
+   added with embeddings found by the next recall, the index in the streaming snapshot's
+   spreading.similarity section, and queries of the wrong dimension or all zeros refused with the
+   value named. */
 static void test_embedding_index(void) {
     enum { N = 400, DIM = 8 };
     axonal_graph_builder *b = NULL;

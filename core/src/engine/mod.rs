@@ -304,7 +304,7 @@ impl Engine {
             // The index must cover exactly the saved version's nodes: no addition meanwhile.
             let _holding = self.state.hold_index();
             let version = self.graph();
-            let index = self.state.saved_index(&version)?;
+            let index = self.state.saved_index(&version);
             (version, index)
         };
         let materialized;

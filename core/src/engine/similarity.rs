@@ -1,11 +1,13 @@
 //! The engine's embedding index (docs/spec.md §18): which index the config asks for, and the
 //! `axonal-indexer` thread that builds it, keeps it current and drops it.
 //!
-//! Nothing here blocks a recall or a writer. A recall uses the installed index when it was built
-//! for the recall's graph lineage and the config does not say `exact`; nodes the index does not
-//! cover yet are scanned exactly, so a change is visible at once. Writers only nudge the indexer,
-//! which adds what they added. A build (a new lineage, a connectivity change, `auto` crossing
-//! `exact_below`) runs on the indexer too; until it is installed, recalls scan exactly.
+//! Writers never wait for the index, and recalls only for the rare moment the index grows its
+//! capacity. A recall uses the installed index when it was built for the recall's graph lineage
+//! and the config does not say `exact`; nodes the index does not cover yet are scanned exactly, so
+//! a change is visible at once. Writers only nudge the indexer, which adds what they added. A build
+//! (a new lineage, `auto` crossing `exact_below`, a connectivity change) runs on the indexer too;
+//! until it is installed, recalls scan exactly — or, after a connectivity change, keep the index
+//! they had.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,8 +43,26 @@ pub(super) struct Similarity {
     stop: AtomicBool,
     /// Wakes the indexer.
     indexer: OnceLock<Nudge>,
-    /// The last build or update error, for the status.
+    /// The last build or update error, for the status (cleared by the next success).
     last_error: Mutex<Option<String>>,
+    /// The lineage and shape whose build failed, and when: not retried before [`BUILD_RETRY`].
+    failed_build: Mutex<Option<(u64, IndexShape, std::time::Instant)>>,
+}
+
+/// How long a failed build of one lineage and shape waits before it is tried again.
+const BUILD_RETRY: Duration = Duration::from_secs(60);
+
+/// How long the indexer waits for recalls to let go of a replaced index before it leaves the
+/// freeing to the last of them.
+const RETIRE_WAIT: Duration = Duration::from_secs(1);
+
+/// Clears the `building` flag however a build ends.
+struct Building<'a>(&'a AtomicBool);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 /// The embedding index in the snapshot's `spreading` section and `Engine::similarity_status`.
@@ -148,19 +168,33 @@ impl EngineState {
             Ok(index) => {
                 self.metrics.similarity_build_seconds.observe_duration(started.elapsed());
                 tracing::info!(vectors = image.vectors, "similarity index loaded from the snapshot");
+                self.record_error(None);
                 Some(index)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the snapshot's similarity index does not load; rebuilding it");
-                *self.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.record_error(Some(e.to_string()));
                 None
             }
         }
     }
 
+    /// Install `installed` (or none). The replaced index is freed here, on the indexer's thread,
+    /// once the recalls that still use it are done (at most [`RETIRE_WAIT`]), so no recall pays for
+    /// freeing it.
     fn install(&self, installed: Option<Installed>) {
-        self.similarity.installed.store(installed.map(Arc::new));
+        let replaced = self.similarity.installed.swap(installed.map(Arc::new));
         self.sample_similarity_gauges();
+        if let Some(replaced) = replaced {
+            let since = std::time::Instant::now();
+            while Arc::strong_count(&replaced) > 1 && since.elapsed() < RETIRE_WAIT {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    fn record_error(&self, error: Option<String>) {
+        *self.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 
     /// One pass of the indexer: drop an index nobody asks for, build the one the config asks for,
@@ -183,10 +217,24 @@ impl EngineState {
             }
             (Some(_), Some(installed)) => {
                 let _writing = self.similarity.writing.lock().unwrap_or_else(|p| p.into_inner());
+                // An `ef_search` set while this index was being built applies now.
+                if installed.index.ef_search() != config.ef_search {
+                    installed.index.set_ef_search(config.ef_search);
+                }
                 let started = Instant::now();
-                let added = installed.index.catch_up(graph.view(), &stop)?;
-                if added > 0 {
-                    self.metrics.similarity_update_seconds.observe_duration(started.elapsed());
+                match installed.index.catch_up(graph.view(), &stop) {
+                    Ok(added) if added > 0 => {
+                        self.metrics.similarity_update_seconds.observe_duration(started.elapsed())
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // The index stays: what it lacks is scanned exactly, and the next nudge
+                        // retries (skipping what this call added).
+                        tracing::warn!(error = %e, "adding to the similarity index failed; the lagging nodes are scanned exactly");
+                        self.record_error(Some(e.to_string()));
+                        self.sample_similarity_gauges();
+                        return Ok(false);
+                    }
                 }
                 self.sample_similarity_gauges();
                 // More may have been written meanwhile.
@@ -198,7 +246,16 @@ impl EngineState {
                     self.install(Some(Installed { lineage: graph.lineage(), index }));
                     return Ok(!stop());
                 }
+                let failed = *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((lineage, failed_shape, at)) = failed
+                    && lineage == graph.lineage()
+                    && failed_shape == shape
+                    && at.elapsed() < BUILD_RETRY
+                {
+                    return Ok(false);
+                }
                 self.similarity.building.store(true, Ordering::Relaxed);
+                let building = Building(&self.similarity.building);
                 self.sample_similarity_gauges();
                 let started = Instant::now();
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -212,12 +269,25 @@ impl EngineState {
                 };
                 let built =
                     AnnIndex::build(graph.view(), shape.connectivity, config.ef_search, threads, &stale);
-                self.similarity.building.store(false, Ordering::Relaxed);
-                // Stopped: look again at once (unless shutting down).
-                let Some(index) = built? else { return Ok(!stop()) };
+                drop(building);
+                let index = match built {
+                    Ok(Some(index)) => index,
+                    // Stopped: look again at once (unless shutting down).
+                    Ok(None) => return Ok(!stop()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "building the similarity index failed; the exact scan answers");
+                        self.record_error(Some(e.to_string()));
+                        *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((graph.lineage(), shape, std::time::Instant::now()));
+                        self.sample_similarity_gauges();
+                        return Ok(false);
+                    }
+                };
                 let took = started.elapsed();
                 self.metrics.similarity_build_seconds.observe_duration(took);
                 tracing::info!(vectors = index.len(), seconds = took.as_secs_f64(), "similarity index built");
+                self.record_error(None);
+                *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.install(Some(Installed { lineage: graph.lineage(), index }));
                 // Catch up with what was written during the build (or find the config changed).
                 Ok(!stop())
@@ -226,20 +296,28 @@ impl EngineState {
     }
 
     /// Serialize the index for a snapshot of `graph` (the current version, which the caller holds
-    /// while no addition runs): the index must cover exactly its nodes. `None` without an index.
-    pub(super) fn saved_index(&self, graph: &GraphVersion) -> Result<Option<SavedIndex>> {
+    /// while no addition runs): caught up to cover exactly its nodes. `None` without an index, or
+    /// when it cannot be caught up or serialized (logged: the snapshot is saved without it and
+    /// the index rebuilt on load).
+    pub(super) fn saved_index(&self, graph: &GraphVersion) -> Option<SavedIndex> {
         let installed = self.similarity.installed.load_full();
-        let Some(installed) = installed.filter(|i| i.lineage == graph.lineage()) else { return Ok(None) };
-        installed.index.catch_up(graph.view(), &|| false)?;
-        if installed.index.indexed() != graph.node_count() {
-            return Ok(None);
+        let installed = installed.filter(|i| i.lineage == graph.lineage())?;
+        let saved = installed.index.catch_up(graph.view(), &|| false).and_then(|_| {
+            Ok(SavedIndex {
+                connectivity: installed.index.shape().connectivity,
+                vectors: installed.index.len(),
+                covered: graph.node_count(),
+                bytes: installed.index.to_bytes()?,
+            })
+        });
+        match saved {
+            Ok(saved) if installed.index.indexed() == graph.node_count() => Some(saved),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the snapshot is saved without its similarity index");
+                None
+            }
         }
-        Ok(Some(SavedIndex {
-            connectivity: installed.index.shape().connectivity,
-            vectors: installed.index.len(),
-            covered: graph.node_count(),
-            bytes: installed.index.to_bytes()?,
-        }))
     }
 
     /// Keep additions to the index out (a save serializing it).
@@ -285,7 +363,7 @@ impl EngineState {
     /// Wait until embedding queries are answered as the config asks (an index ready and caught up,
     /// or none wanted), at most `timeout`; returns whether they are.
     pub(super) fn wait_for_index(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
             let graph = self.graph.load_full();
             let config = self.live.load().config.similarity.clone();
@@ -300,7 +378,7 @@ impl EngineState {
             if ready {
                 return true;
             }
-            if std::time::Instant::now() >= deadline {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return false;
             }
             self.nudge_indexer();
@@ -315,8 +393,8 @@ impl EngineState {
 }
 
 /// The `axonal-indexer` thread: woken by changes and config updates, it builds, updates or drops
-/// the index. A failed step is logged, the index dropped (recalls scan exactly) and retried at the
-/// next nudge; a panic does not end the thread.
+/// the index. Failures are handled in the step (logged, in the status, retried later); a panic
+/// drops the index (its state is unknown; recalls scan exactly) and does not end the thread.
 pub(super) fn start_indexer(state: Arc<EngineState>) -> std::io::Result<Worker> {
     let body = {
         let state = Arc::clone(&state);
@@ -328,14 +406,13 @@ pub(super) fn start_indexer(state: Arc<EngineState>) -> std::io::Result<Worker> 
                 Ok(Ok(true)) => Duration::ZERO,
                 Ok(Ok(false)) => INDEXER_IDLE,
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "similarity index step failed; the exact scan answers");
-                    *state.similarity.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(e.to_string());
-                    state.install(None);
+                    tracing::warn!(error = %e, "similarity index step failed");
+                    state.record_error(Some(e.to_string()));
                     INDEXER_IDLE
                 }
                 Err(_) => {
                     tracing::error!("similarity indexer panicked; the exact scan answers");
+                    state.record_error(Some("the indexer panicked; the index was dropped".into()));
                     state.install(None);
                     INDEXER_IDLE
                 }

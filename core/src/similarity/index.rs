@@ -10,7 +10,7 @@
 //! and additions run concurrently; only growing the capacity (amortised: it doubles) waits for the
 //! searches in flight.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, RwLock};
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
@@ -45,6 +45,14 @@ pub struct AnnIndex {
     covered: AtomicUsize,
     /// Every embedded node below this is in the index (raised after nodes are added).
     indexed: AtomicUsize,
+    /// At least one vector is completely in: usearch's first insertion publishes its count before
+    /// its node, so an empty index is not searched while one is added.
+    populated: AtomicBool,
+    /// Bytes held: usearch's own count where it is safe to take (built or loaded, no addition
+    /// running; it walks every node), extrapolated per vector added since.
+    bytes: AtomicUsize,
+    /// Bytes per vector at the last count, for the extrapolation.
+    bytes_per_vector: AtomicUsize,
 }
 
 impl std::fmt::Debug for AnnIndex {
@@ -85,6 +93,9 @@ impl AnnIndex {
             shape,
             covered: AtomicUsize::new(0),
             indexed: AtomicUsize::new(0),
+            populated: AtomicBool::new(false),
+            bytes: AtomicUsize::new(0),
+            bytes_per_vector: AtomicUsize::new(0),
         })
     }
 
@@ -143,13 +154,24 @@ impl AnnIndex {
         });
         let built = outcome?;
         index.indexed.store(n, Ordering::SeqCst);
+        index.settle();
         Ok(built.then_some(index))
     }
 
+    /// Record what a private (or no longer growing) index holds: whether it has a vector, and its
+    /// bytes. usearch walks every node to count them, so never while an addition runs.
+    fn settle(&self) {
+        let inner = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let (len, bytes) = (inner.size(), inner.memory_usage());
+        self.populated.store(len > 0, Ordering::SeqCst);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        self.bytes_per_vector.store(bytes.checked_div(len).unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Add the embedded nodes from `indexed` up to `graph`'s node count, in id order, raising
-    /// `indexed` after each chunk (one writer at a time: the engine's indexer). `stop` is polled
-    /// between chunks. Returns how many vectors it added. On an error some may be in; the caller
-    /// drops the index.
+    /// `indexed` after each chunk (one writer at a time: the engine's indexer, or a save holding
+    /// it off). `stop` is polled between chunks. Returns how many vectors it added. After an error
+    /// the nodes added stay in and `indexed` stays below them; a later call skips them.
     pub fn catch_up(&self, graph: View<'_>, stop: &dyn Fn() -> bool) -> Result<usize> {
         let to = graph.node_count();
         let mut from = self.indexed.load(Ordering::SeqCst);
@@ -159,16 +181,31 @@ impl AnnIndex {
             let rows: Vec<usize> = (from..end).filter(|&v| graph.embedding(v).is_some()).collect();
             self.covered.fetch_max(end, Ordering::SeqCst);
             self.reserve(self.len() + rows.len())?;
-            let inner = self.index.read().unwrap_or_else(|p| p.into_inner());
             for &v in &rows {
                 let Some((row, _)) = graph.embedding(v) else { continue };
-                let _slot = self.gate.enter();
-                inner.add(v as u64, row).map_err(|e| failed(&format!("adding node {v}"), e))?;
+                let key = v as u64;
+                if self.populated.load(Ordering::SeqCst) {
+                    let inner = self.index.read().unwrap_or_else(|p| p.into_inner());
+                    if inner.contains(key) {
+                        continue; // added by a call that failed after it
+                    }
+                    let _slot = self.gate.enter();
+                    inner.add(key, row).map_err(|e| failed(&format!("adding node {v}"), e))?;
+                } else {
+                    // The first vector: no search may run while usearch publishes it.
+                    let inner = self.index.write().unwrap_or_else(|p| p.into_inner());
+                    if !inner.contains(key) {
+                        inner.add(key, row).map_err(|e| failed(&format!("adding node {v}"), e))?;
+                    }
+                    self.populated.store(true, Ordering::SeqCst);
+                }
+                added += 1;
             }
-            added += rows.len();
             self.indexed.store(end, Ordering::SeqCst);
             from = end;
         }
+        let per_vector = self.bytes_per_vector.load(Ordering::Relaxed);
+        self.bytes.fetch_add(added * per_vector, Ordering::Relaxed);
         Ok(added)
     }
 
@@ -197,11 +234,17 @@ impl AnnIndex {
         out: &mut Vec<u32>,
     ) -> Result<usize> {
         out.clear();
+        if !self.populated.load(Ordering::SeqCst) {
+            return Ok(0); // nothing in it: the caller scans everything
+        }
         let limit = self.indexed.load(Ordering::SeqCst).min(node_count);
-        if count == 0 || limit == 0 {
+        let inner = self.index.read().unwrap_or_else(|p| p.into_inner());
+        // usearch sizes its answer (and grows its per-context buffers) by `count`: never more than
+        // it holds, whatever `k` a cue asks for.
+        let count = count.min(limit).min(inner.size());
+        if count == 0 {
             return Ok(limit);
         }
-        let inner = self.index.read().unwrap_or_else(|p| p.into_inner());
         let _slot = self.gate.enter();
         let matches = if self.covered.load(Ordering::SeqCst) <= limit {
             inner.search(query, count)
@@ -214,9 +257,10 @@ impl AnnIndex {
         Ok(limit)
     }
 
-    /// Set the candidates a search keeps (`similarity.ef_search`); applies to the next search.
+    /// Set the candidates a search keeps (`similarity.ef_search`); applies to the next search
+    /// (waits for those in flight: usearch reads it unsynchronised).
     pub fn set_ef_search(&self, ef_search: usize) {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).change_expansion_search(ef_search);
+        self.index.write().unwrap_or_else(|p| p.into_inner()).change_expansion_search(ef_search);
     }
 
     /// The candidates a search keeps.
@@ -244,9 +288,10 @@ impl AnnIndex {
         self.indexed.load(Ordering::SeqCst)
     }
 
-    /// Bytes it holds in memory.
+    /// Bytes it holds in memory: counted by usearch when it was built or loaded, plus the bytes
+    /// per vector then for each vector added since.
     pub fn bytes(&self) -> usize {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).memory_usage()
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// The index serialized (usearch's format). The caller keeps additions out meanwhile and
@@ -291,13 +336,14 @@ impl AnnIndex {
         {
             let inner = index.index.write().unwrap_or_else(|p| p.into_inner());
             inner.load_from_buffer(bytes).map_err(|e| failed("loading the saved index", e))?;
-            if inner.connectivity() != shape.connectivity || inner.size() != vectors {
+            if inner.connectivity() != shape.connectivity || inner.size() != vectors || inner.multi() {
                 return Err(failed(
                     "loading the saved index",
                     format!(
-                        "connectivity {} with {} vectors; expected {} with {vectors}",
+                        "connectivity {} with {} vectors{}; expected {} with {vectors}, one per key",
                         inner.connectivity(),
                         inner.size(),
+                        if inner.multi() { ", several per key" } else { "" },
                         shape.connectivity
                     ),
                 ));
@@ -310,6 +356,7 @@ impl AnnIndex {
         }
         index.covered.store(covered, Ordering::SeqCst);
         index.indexed.store(covered, Ordering::SeqCst);
+        index.settle();
         Ok(index)
     }
 }

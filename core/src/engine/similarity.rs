@@ -109,15 +109,15 @@ const INDEXER_IDLE: Duration = Duration::from_secs(60);
 
 impl EngineState {
     /// How a recall on `graph` searches embeddings: the installed index if it is of `graph`'s
-    /// lineage and the config allows it. `installed` is the caller's loaded guard.
+    /// lineage and the config allows it (`installed`: the caller's loaded index, if its cue has an
+    /// embedding).
     pub(super) fn similarity_search<'a>(
         &'a self,
         graph: &GraphVersion,
-        installed: &'a Option<Arc<Installed>>,
+        installed: Option<&'a Installed>,
         config: &SimilarityConfig,
     ) -> Search<'a> {
         let index = installed
-            .as_deref()
             .filter(|i| i.lineage == graph.lineage() && config.index != IndexMode::Exact)
             .map(|i| &i.index);
         let seconds =
@@ -125,9 +125,9 @@ impl EngineState {
         Search { index, seconds }
     }
 
-    /// The installed index, loaded for one recall.
-    pub(super) fn installed_index(&self) -> Option<Arc<Installed>> {
-        self.similarity.installed.load_full()
+    /// The installed index, loaded for one recall (a guard: no reference count is touched).
+    pub(super) fn installed_index(&self) -> arc_swap::Guard<Option<Arc<Installed>>> {
+        self.similarity.installed.load()
     }
 
     /// Wake the indexer: the graph or the config changed.

@@ -177,7 +177,8 @@ impl EngineState {
     /// Recall `cue` on `graph` into `out` through the pipeline, and record the call's telemetry.
     pub(super) fn recall(&self, graph: &GraphVersion, cue: &Cue, out: &mut Recall) -> Result<()> {
         let live = self.live.load();
-        let installed = self.installed_index();
+        // Only a cue with an embedding searches: others do not touch the index.
+        let installed = cue.embedding.as_ref().map(|_| self.installed_index());
         let pipeline = recall::Pipeline {
             graph: graph.view(),
             graph_version: graph.version(),
@@ -187,7 +188,11 @@ impl EngineState {
             chaos: &self.chaos,
             pool: self.pool.as_ref(),
             accelerator: self.accelerator(),
-            similarity: self.similarity_search(graph, &installed, &live.config.similarity),
+            similarity: self.similarity_search(
+                graph,
+                installed.as_ref().and_then(|g| g.as_deref()),
+                &live.config.similarity,
+            ),
         };
         let outcome = pipeline.run(cue, out)?;
         self.record(&live, out, outcome);

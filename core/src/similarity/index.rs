@@ -95,7 +95,8 @@ impl AnnIndex {
             indexed: AtomicUsize::new(0),
             populated: AtomicBool::new(false),
             bytes: AtomicUsize::new(0),
-            bytes_per_vector: AtomicUsize::new(0),
+            // Until counted: the vector, its base-layer links (2 × connectivity ids) and a key.
+            bytes_per_vector: AtomicUsize::new(shape.dim * 4 + shape.connectivity * 8 + 16),
         })
     }
 
@@ -165,7 +166,9 @@ impl AnnIndex {
         let (len, bytes) = (inner.size(), inner.memory_usage());
         self.populated.store(len > 0, Ordering::SeqCst);
         self.bytes.store(bytes, Ordering::Relaxed);
-        self.bytes_per_vector.store(bytes.checked_div(len).unwrap_or(0), Ordering::Relaxed);
+        if let Some(per_vector) = bytes.checked_div(len) {
+            self.bytes_per_vector.store(per_vector, Ordering::Relaxed);
+        }
     }
 
     /// Add the embedded nodes from `indexed` up to `graph`'s node count, in id order, raising

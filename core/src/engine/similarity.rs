@@ -204,12 +204,14 @@ impl EngineState {
         let config = self.live.load().config.similarity.clone();
         let want = wanted(&config, &graph);
         let installed = self.similarity.installed.load_full();
-        let current =
-            installed.as_ref().filter(|i| i.lineage == graph.lineage() && Some(i.index.shape()) == want);
+        let had_index = installed.is_some();
+        let current = installed.filter(|i| i.lineage == graph.lineage() && Some(i.index.shape()) == want);
+        // Below, `install` frees the index it replaces once no one else holds it: this step holds
+        // only the index it keeps.
         let stop = || self.similarity.stop.load(Ordering::Relaxed);
         match (want, current) {
             (None, _) => {
-                if installed.is_some() {
+                if had_index {
                     self.install(None);
                     tracing::info!("similarity index dropped; the exact scan answers");
                 }

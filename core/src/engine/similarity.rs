@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use super::state::EngineState;
 use crate::config::{IndexMode, SimilarityConfig};
-use crate::error::Result;
 use crate::graph::{GraphVersion, SavedIndex};
 use crate::similarity::{AnnIndex, IndexShape, Search};
 use crate::worker::{Nudge, Worker};
@@ -198,8 +197,9 @@ impl EngineState {
     }
 
     /// One pass of the indexer: drop an index nobody asks for, build the one the config asks for,
-    /// or add what the writers added. Returns whether to run again at once.
-    fn index_step(&self) -> Result<bool> {
+    /// or add what the writers added. Failures are logged and kept in the status, never returned.
+    /// Returns whether to run again at once.
+    fn index_step(&self) -> bool {
         let graph = self.graph.load_full();
         let config = self.live.load().config.similarity.clone();
         let want = wanted(&config, &graph);
@@ -215,7 +215,7 @@ impl EngineState {
                     self.install(None);
                     tracing::info!("similarity index dropped; the exact scan answers");
                 }
-                Ok(false)
+                false
             }
             (Some(_), Some(installed)) => {
                 let _writing = self.similarity.writing.lock().unwrap_or_else(|p| p.into_inner());
@@ -235,18 +235,18 @@ impl EngineState {
                         tracing::warn!(error = %e, "adding to the similarity index failed; the lagging nodes are scanned exactly");
                         self.record_error(Some(e.to_string()));
                         self.sample_similarity_gauges();
-                        return Ok(false);
+                        return false;
                     }
                 }
                 self.sample_similarity_gauges();
                 // More may have been written meanwhile.
-                Ok(self.graph.load().node_count() > installed.index.indexed() && !stop())
+                self.graph.load().node_count() > installed.index.indexed() && !stop()
             }
             (Some(shape), None) => {
                 // A graph loaded from a snapshot (and swapped in) brings its index.
                 if let Some(index) = self.saved_index_of(&graph, shape, config.ef_search) {
                     self.install(Some(Installed { lineage: graph.lineage(), index }));
-                    return Ok(!stop());
+                    return !stop();
                 }
                 let failed = *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some((lineage, failed_shape, at)) = failed
@@ -254,7 +254,7 @@ impl EngineState {
                     && failed_shape == shape
                     && at.elapsed() < BUILD_RETRY
                 {
-                    return Ok(false);
+                    return false;
                 }
                 self.similarity.building.store(true, Ordering::Relaxed);
                 let building = Building(&self.similarity.building);
@@ -275,14 +275,14 @@ impl EngineState {
                 let index = match built {
                     Ok(Some(index)) => index,
                     // Stopped: look again at once (unless shutting down).
-                    Ok(None) => return Ok(!stop()),
+                    Ok(None) => return !stop(),
                     Err(e) => {
                         tracing::warn!(error = %e, "building the similarity index failed; the exact scan answers");
                         self.record_error(Some(e.to_string()));
                         *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some((graph.lineage(), shape, std::time::Instant::now()));
                         self.sample_similarity_gauges();
-                        return Ok(false);
+                        return false;
                     }
                 };
                 let took = started.elapsed();
@@ -292,7 +292,7 @@ impl EngineState {
                 *self.similarity.failed_build.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.install(Some(Installed { lineage: graph.lineage(), index }));
                 // Catch up with what was written during the build (or find the config changed).
-                Ok(!stop())
+                !stop()
             }
         }
     }
@@ -405,13 +405,8 @@ pub(super) fn start_indexer(state: Arc<EngineState>) -> std::io::Result<Worker> 
                 return INDEXER_IDLE;
             }
             match catch_unwind(AssertUnwindSafe(|| state.index_step())) {
-                Ok(Ok(true)) => Duration::ZERO,
-                Ok(Ok(false)) => INDEXER_IDLE,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "similarity index step failed");
-                    state.record_error(Some(e.to_string()));
-                    INDEXER_IDLE
-                }
+                Ok(true) => Duration::ZERO,
+                Ok(false) => INDEXER_IDLE,
                 Err(_) => {
                     tracing::error!("similarity indexer panicked; the exact scan answers");
                     state.record_error(Some("the indexer panicked; the index was dropped".into()));

@@ -591,8 +591,7 @@ impl Reader<'_> {
         } else {
             None
         };
-        let index_image = self.index_image(n, embeddings.as_ref())?;
-        Ok(Graph {
+        let mut graph = Graph {
             id: Graph::next_id(),
             node_count: n as u32,
             forward,
@@ -603,15 +602,18 @@ impl Reader<'_> {
             embeddings,
             origin_version,
             label_index: Default::default(),
-            index_image,
+            index_image: None,
             embedded: Default::default(),
-        })
+        };
+        graph.index_image = self.index_image(&graph)?;
+        Ok(graph)
     }
 
-    /// The saved embedding index, if the file has one: both sections or neither, of a graph with
-    /// embeddings, covering exactly its `n` nodes. Its bytes are usearch's; the engine loads them
-    /// (and rebuilds the index if they do not load).
-    fn index_image(&self, n: u64, embeddings: Option<&Embeddings>) -> Result<Option<IndexImage>> {
+    /// The saved embedding index, if the file has one: both sections or neither, of a `graph` with
+    /// embeddings, covering exactly its nodes. Its bytes are usearch's; the engine loads them (and
+    /// rebuilds the index if they do not load).
+    fn index_image(&self, graph: &Graph) -> Result<Option<IndexImage>> {
+        let n = graph.node_count() as u64;
         let (meta_kind, index_kind) = (Kind::SimilarityMeta as u32, Kind::SimilarityIndex as u32);
         let (meta, index) = match (self.entry(meta_kind), self.entry(index_kind)) {
             (None, None) => return Ok(None),
@@ -629,16 +631,17 @@ impl Reader<'_> {
                 ));
             }
         };
-        let Some(embeddings) = embeddings else {
+        if graph.embedding_dim().is_none() {
             return Err(self.invalid(meta_kind, "an embedding index in a graph without embeddings".into()));
-        };
+        }
         let (connectivity, vectors, covered) = (meta[0], meta[1], meta[2]);
         if covered != n {
             return Err(
                 self.invalid(meta_kind, format!("the index covers {covered} nodes, the graph has {n}"))
             );
         }
-        let embedded = embeddings.norms.iter().filter(|&&norm| norm > 0.0).count() as u64;
+        // Counted once here; the engine's `auto` threshold reads the same cached count.
+        let embedded = graph.embedded_count() as u64;
         if vectors != embedded {
             return Err(self.invalid(
                 meta_kind,

@@ -125,6 +125,23 @@ impl Error {
     pub(crate) fn cue(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidCue { field: field.into(), message: message.into() }
     }
+
+    /// This error as the error of cue `index` of a batch: a cue's error names `cues[index]` in its
+    /// field (`cues[3].seeds`); any other error is unchanged.
+    pub(crate) fn in_cue(self, index: usize) -> Self {
+        let field = |field: &str| format!("cues[{index}].{field}");
+        match self {
+            Error::InvalidCue { field: f, message } => Error::InvalidCue { field: field(&f), message },
+            Error::SeedOutOfRange { node, node_count } => {
+                Error::cue(field("seeds"), format!("node {node} out of range (graph has {node_count} nodes)"))
+            }
+            Error::InvalidSeedActivation { node, activation } => Error::cue(
+                field("seeds"),
+                format!("node {node} activation {activation} must be finite and in (0, 1]"),
+            ),
+            other => other,
+        }
+    }
 }
 
 /// A JSON value that must be an object (every object-shaped input of docs/spec.md §15): its map, or

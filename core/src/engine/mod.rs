@@ -421,6 +421,32 @@ impl Engine {
         Ok((out, graph))
     }
 
+    /// Recall every cue of `cues` on one graph version (docs/spec.md §19): one result per cue, in
+    /// order, each the answer its own [`Engine::recall`] gives on that version, with its own source,
+    /// reason, breaker admission and telemetry. Every cue is checked first: an invalid cue fails the
+    /// whole call with an error naming it (`cues[3].seeds: …`) and nothing is recalled. Cues run in
+    /// parallel on the engine's pool when the batch is large enough to pay for it. An empty batch
+    /// answers an empty list.
+    pub fn recall_batch(&self, cues: &[Cue]) -> Result<Vec<Recall>> {
+        let mut out = Vec::with_capacity(cues.len());
+        self.recall_batch_into(cues, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Engine::recall_batch`] into `out` (resized to one entry per cue; result buffers reused).
+    pub fn recall_batch_into(&self, cues: &[Cue], out: &mut Vec<Recall>) -> Result<()> {
+        let graph = self.state.graph.load();
+        self.state.recall_batch(&graph, cues, out)
+    }
+
+    /// [`Engine::recall_batch`], and the graph version every cue ran on.
+    pub fn recall_batch_with_graph(&self, cues: &[Cue]) -> Result<(Vec<Recall>, Arc<GraphVersion>)> {
+        let graph = self.state.graph.load_full();
+        let mut out = Vec::with_capacity(cues.len());
+        self.state.recall_batch(&graph, cues, &mut out)?;
+        Ok((out, graph))
+    }
+
     /// Recall from cue JSON to result JSON (docs/spec.md §15; labels from the graph the recall ran on).
     pub fn recall_json(&self, cue_json: &str) -> Result<String> {
         self.recall_cue_json(&Cue::from_json(cue_json)?)

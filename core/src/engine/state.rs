@@ -174,12 +174,14 @@ impl EngineState {
         }
     }
 
-    /// Recall `cue` on `graph` into `out` through the pipeline, and record the call's telemetry.
-    pub(super) fn recall(&self, graph: &GraphVersion, cue: &Cue, out: &mut Recall) -> Result<()> {
-        let live = self.live.load();
-        // Only a cue with an embedding searches: others do not touch the index.
-        let installed = cue.embedding.as_ref().map(|_| self.installed_index());
-        let pipeline = recall::Pipeline {
+    /// The pipeline of one recall (or one batch) on `graph` with the live config `live`.
+    fn pipeline<'a>(
+        &'a self,
+        graph: &'a GraphVersion,
+        live: &'a LiveConfig,
+        installed: Option<&'a super::similarity::Installed>,
+    ) -> recall::Pipeline<'a> {
+        recall::Pipeline {
             graph: graph.view(),
             graph_version: graph.version(),
             settings: &live.recall,
@@ -188,15 +190,59 @@ impl EngineState {
             chaos: &self.chaos,
             pool: self.pool.as_ref(),
             accelerator: self.accelerator(),
-            similarity: self.similarity_search(
-                graph,
-                installed.as_ref().and_then(|g| g.as_deref()),
-                &live.config.similarity,
-            ),
-        };
+            similarity: self.similarity_search(graph, installed, &live.config.similarity),
+        }
+    }
+
+    /// Recall `cue` on `graph` into `out` through the pipeline, and record the call's telemetry.
+    pub(super) fn recall(&self, graph: &GraphVersion, cue: &Cue, out: &mut Recall) -> Result<()> {
+        let live = self.live.load();
+        // Only a cue with an embedding searches: others do not touch the index.
+        let installed = cue.embedding.as_ref().map(|_| self.installed_index());
+        let pipeline = self.pipeline(graph, &live, installed.as_ref().and_then(|g| g.as_deref()));
         let outcome = pipeline.run(cue, out)?;
         self.record(&live, out, outcome);
         Ok(())
+    }
+
+    /// Recall every cue of `cues` on `graph`, one result per cue in `out` (resized to match), each
+    /// through the same pipeline as [`EngineState::recall`] — so each answer is the one its own recall
+    /// gives, with its own breaker admission and telemetry. Every cue is checked before any runs: an
+    /// invalid cue fails the call, naming it, and nothing is recalled. Cues run in parallel on the
+    /// pool when the batch is worth entering it ([`batch_parallel`]).
+    pub(super) fn recall_batch(
+        &self,
+        graph: &GraphVersion,
+        cues: &[Cue],
+        out: &mut Vec<Recall>,
+    ) -> Result<()> {
+        let live = self.live.load();
+        let installed = cues.iter().any(|c| c.embedding.is_some()).then(|| self.installed_index());
+        let pipeline = self.pipeline(graph, &live, installed.as_ref().and_then(|g| g.as_deref()));
+        for (i, cue) in cues.iter().enumerate() {
+            pipeline.check(cue).map_err(|e| e.in_cue(i))?;
+        }
+        out.truncate(cues.len());
+        out.resize_with(cues.len(), Recall::default);
+        let run = |i: usize, cue: &Cue, slot: &mut Recall| {
+            let outcome = pipeline.run(cue, slot).map_err(|e| e.in_cue(i))?;
+            self.record(&live, slot, outcome);
+            Ok(())
+        };
+        let pool = self.pool.as_ref().filter(|p| p.current_num_threads() > 1);
+        match pool {
+            Some(pool) if batch_parallel(graph, cues) => pool.install(|| {
+                use rayon::prelude::*;
+                cues.par_iter()
+                    .zip(out.par_iter_mut())
+                    .enumerate()
+                    .with_max_len(1)
+                    .try_for_each(|(i, (cue, slot))| run(i, cue, slot))
+            }),
+            _ => {
+                cues.iter().zip(out.iter_mut()).enumerate().try_for_each(|(i, (cue, slot))| run(i, cue, slot))
+            }
+        }
     }
 
     /// One health-probe spread on `graph` with the live config, pool and chaos, bypassing the breaker.
@@ -472,4 +518,28 @@ pub(super) fn build_pool(
             feature: "threads",
             message: format!("cannot start the spreading pool: {e}"),
         })
+}
+
+/// Out-edges of a batch's seeds (first-hop work, an estimate of the whole) at and above which its
+/// cues spread in parallel on the pool: below it, entering the pool (15–90 µs here) costs more than
+/// running the cues one after another. Cues with an embedding count as this much each.
+const BATCH_PARALLEL_MIN_EDGES: u64 = 2048;
+
+/// Whether the cues of a batch are worth running in parallel on the pool.
+fn batch_parallel(graph: &GraphVersion, cues: &[Cue]) -> bool {
+    if cues.len() < 2 {
+        return false;
+    }
+    let view = graph.view();
+    let mut edges = 0u64;
+    for cue in cues {
+        if cue.embedding.is_some() {
+            return true;
+        }
+        edges += cue.seeds.iter().map(|&(node, _)| view.out_degree(node as usize) as u64 + 1).sum::<u64>();
+        if edges >= BATCH_PARALLEL_MIN_EDGES {
+            return true;
+        }
+    }
+    false
 }

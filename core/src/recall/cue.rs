@@ -65,6 +65,63 @@ impl Cue {
     }
 }
 
+/// The cues of a batch given in CSR form (docs/spec.md §19): cue `i` is seeded by
+/// `seed_ids[offsets[i]..offsets[i + 1]]` (activations from the parallel `activations`, or 1), with
+/// `k` results each. `offsets` has one entry per cue plus one, starts at 0, never decreases and ends
+/// at `seed_ids.len()`; anything else is an error naming the entry. Ids are checked when the batch
+/// runs.
+pub fn batch_from_csr(
+    seed_ids: &[u32],
+    activations: Option<&[f32]>,
+    offsets: &[usize],
+    k: Option<usize>,
+) -> Result<Vec<Cue>> {
+    let Some((&first, _)) = offsets.split_first() else {
+        return Err(Error::cue("offsets", "must hold one entry per cue plus one (at least [0])"));
+    };
+    if first != 0 {
+        return Err(Error::cue("offsets[0]", format!("must be 0, got {first}")));
+    }
+    if let Some(activations) = activations
+        && activations.len() != seed_ids.len()
+    {
+        return Err(Error::cue(
+            "activations",
+            format!("has {} entries, seed_ids has {}", activations.len(), seed_ids.len()),
+        ));
+    }
+    let last = offsets[offsets.len() - 1];
+    if last != seed_ids.len() {
+        return Err(Error::cue(
+            format!("offsets[{}]", offsets.len() - 1),
+            format!("must equal the number of seed ids ({}), got {last}", seed_ids.len()),
+        ));
+    }
+    let mut cues = Vec::with_capacity(offsets.len() - 1);
+    for (i, pair) in offsets.windows(2).enumerate() {
+        let (start, end) = (pair[0], pair[1]);
+        if end < start {
+            return Err(Error::cue(
+                format!("offsets[{}]", i + 1),
+                format!("{end} is less than offsets[{i}] = {start} (offsets never decrease)"),
+            ));
+        }
+        if end > seed_ids.len() {
+            return Err(Error::cue(
+                format!("offsets[{}]", i + 1),
+                format!("{end} overruns the {} seed ids", seed_ids.len()),
+            ));
+        }
+        let ids = &seed_ids[start..end];
+        let seeds = match activations {
+            Some(a) => ids.iter().copied().zip(a[start..end].iter().copied()).collect(),
+            None => ids.iter().map(|&id| (id, 1.0)).collect(),
+        };
+        cues.push(Cue { seeds, embedding: None, k });
+    }
+    Ok(cues)
+}
+
 /// A seed's node id as a host gave it (any integer): the `u32` id, or an error naming `field` and
 /// the value.
 pub fn seed_id(id: i128, field: impl Fn() -> String) -> Result<u32> {

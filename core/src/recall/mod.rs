@@ -9,7 +9,7 @@ pub mod pipeline;
 mod result;
 mod seeds;
 
-pub use cue::{Cue, seed_activation, seed_id};
+pub use cue::{Cue, batch_from_csr, seed_activation, seed_id};
 pub(crate) use pipeline::{Outcome, Pipeline};
 pub use pipeline::{Settings, classify};
 pub use result::{Activation, FallbackReason, Recall, Source, StatsView};

@@ -79,13 +79,24 @@ pub(crate) struct Outcome {
 }
 
 impl Pipeline<'_> {
+    /// Every check [`Pipeline::run`] makes before it asks the breaker, with no buffer taken: a batch
+    /// checks all its cues this way before any of them runs.
+    pub(crate) fn check(&self, cue: &Cue) -> Result<()> {
+        self.k(cue)?;
+        seeds::check(self.graph, cue)
+    }
+
+    fn k(&self, cue: &Cue) -> Result<usize> {
+        match cue.k.unwrap_or(self.settings.k) {
+            0 => Err(Error::cue("k", "must be >= 1")),
+            k => Ok(k),
+        }
+    }
+
     /// Recall `cue` into `out` (its result buffer is reused: no allocation once warm).
     pub(crate) fn run(&self, cue: &Cue, out: &mut Recall) -> Result<Outcome> {
         let start = Instant::now();
-        let k = cue.k.unwrap_or(self.settings.k);
-        if k == 0 {
-            return Err(Error::cue("k", "must be >= 1"));
-        }
+        let k = self.k(cue)?;
         let _span = tracing::debug_span!("recall", k).entered();
         let graph = self.graph;
         let mut buffers = self.buffers.checkout(graph.node_count())?;

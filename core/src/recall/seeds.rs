@@ -46,11 +46,27 @@ impl Reusable for Buffers {
 /// and put its explicit seeds, merged and sorted, in `buffers.seeds`. Returns the query embedding's
 /// norm when the cue has one.
 pub(crate) fn validate(graph: View<'_>, cue: &Cue, buffers: &mut Buffers) -> Result<Option<f32>> {
+    require_seeds_or_embedding(cue)?;
+    spread::normalise_seeds(graph, &cue.seeds, &mut buffers.seeds)?;
+    cue.embedding.as_deref().map(|query| similarity::query_norm(graph, query)).transpose()
+}
+
+/// Every check [`validate`] makes, without a buffer: a batch checks all its cues this way before
+/// any of them runs.
+pub(crate) fn check(graph: View<'_>, cue: &Cue) -> Result<()> {
+    require_seeds_or_embedding(cue)?;
+    spread::check_seeds(graph, &cue.seeds)?;
+    if let Some(query) = cue.embedding.as_deref() {
+        similarity::query_norm(graph, query)?;
+    }
+    Ok(())
+}
+
+fn require_seeds_or_embedding(cue: &Cue) -> Result<()> {
     if cue.seeds.is_empty() && cue.embedding.is_none() {
         return Err(crate::error::Error::cue("seeds", "a cue needs seeds or an embedding"));
     }
-    spread::normalise_seeds(graph, &cue.seeds, &mut buffers.seeds)?;
-    cue.embedding.as_deref().map(|query| similarity::query_norm(graph, query)).transpose()
+    Ok(())
 }
 
 /// Add the top `seed_k` nodes similar to the cue's embedding (validated, with norm `norm`), each

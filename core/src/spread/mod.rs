@@ -255,6 +255,14 @@ pub(crate) fn spread(
 /// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread`] takes them.
 pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
     out.clear();
+    check_seeds(graph, seeds)?;
+    out.extend_from_slice(seeds);
+    merge_duplicate_seeds(out);
+    Ok(())
+}
+
+/// Check seeds against `graph`: ids in range, activations in (0, 1].
+pub(crate) fn check_seeds(graph: View<'_>, seeds: &[(u32, f32)]) -> Result<()> {
     let node_count = graph.node_count() as u32;
     for &(node, activation) in seeds {
         if node >= node_count {
@@ -263,9 +271,7 @@ pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32
         if !(activation.is_finite() && activation > 0.0 && activation <= 1.0) {
             return Err(Error::InvalidSeedActivation { node, activation });
         }
-        out.push((node, activation));
     }
-    merge_duplicate_seeds(out);
     Ok(())
 }
 

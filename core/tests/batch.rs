@@ -165,7 +165,8 @@ fn an_invalid_cue_fails_the_whole_batch_naming_it_and_recalls_nothing() {
 #[test]
 fn malformed_csr_offsets_are_errors_naming_the_entry() {
     let ids = [1u32, 2, 3, 4];
-    let cases: Vec<(&[usize], Option<&[f32]>, &str)> = vec![
+    type Case<'a> = (&'a [usize], Option<&'a [f32]>, &'a str);
+    let cases: Vec<Case> = vec![
         (&[], None, "offsets: must hold one entry per cue plus one"),
         (&[1, 4], None, "offsets[0]: must be 0, got 1"),
         (&[0, 3, 2, 4], None, "offsets[2]: 2 is less than offsets[1] = 3"),

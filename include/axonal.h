@@ -65,6 +65,26 @@
 #define AXONAL_RECALL_FLAG_TRUNCATED 2
 
 /*
+ Flag bit of a recall's flags: the breaker refused the call (the fallback answered).
+ */
+#define AXONAL_RECALL_FLAG_BREAKER_OPEN 4
+
+/*
+ Flag bit of a recall's flags: spreading failed (injected faults included; the fallback answered).
+ */
+#define AXONAL_RECALL_FLAG_ERROR 8
+
+/*
+ Flag bit of a recall's flags: spreading was too slow (the fallback answered).
+ */
+#define AXONAL_RECALL_FLAG_SLOW 16
+
+/*
+ Flag bit of a recall's flags: spreading delivered too little activation (the fallback answered).
+ */
+#define AXONAL_RECALL_FLAG_LOW_MASS 32
+
+/*
  A spreading-activation engine. Thread-safe: every `axonal_engine_*` call except
  `axonal_engine_free` may run concurrently from any thread. `axonal_engine_free` stops and joins the
  engine's threads and must be the handle's last call.
@@ -268,6 +288,20 @@ axonal_status axonal_engine_recall(const struct axonal_engine *e, const char *cu
  `*out_flags` (NULL: not wanted). No JSON; no allocation once warm.
  */
 axonal_status axonal_engine_recall_seeds(const struct axonal_engine *e, const uint32_t *seeds, const float *activations, size_t seed_count, uint32_t *out_nodes, float *out_activations, size_t capacity, size_t *out_count, uint32_t *out_flags);
+
+/*
+ Recall a batch of `cue_count` cues in CSR form (docs/spec.md §19): cue `i` is seeded by
+ `seed_ids[seed_offsets[i] .. seed_offsets[i + 1]]` (activations: parallel array, or NULL for all
+ 1.0); `seed_offsets` has `cue_count + 1` entries, starts at 0 and never decreases. Each cue gets
+ the top `k` results (0: the configured `recall.k`), exactly as its own recall would: cue `i`'s are
+ `out_nodes` / `out_activations` at `out_offsets[i] .. out_offsets[i + 1]` (`out_offsets` has
+ `cue_count + 1` entries), and its `AXONAL_RECALL_FLAG_*` bits go to `out_flags[i]` (NULL: not
+ wanted). `capacity` (entries of `out_nodes` and `out_activations`) must be at least
+ `cue_count × k`, checked before anything runs (`AXONAL_STATUS_BUFFER_TOO_SMALL`). Every cue is
+ checked before any runs: an invalid cue or offset fails the call (`AXONAL_STATUS_RECALL`, the
+ message naming it) and recalls nothing. `cue_count` 0 answers nothing (`out_offsets[0] = 0`).
+ */
+axonal_status axonal_engine_recall_batch(const struct axonal_engine *e, const uint32_t *seed_ids, const float *activations, const size_t *seed_offsets, size_t cue_count, size_t k, size_t *out_offsets, uint32_t *out_nodes, float *out_activations, size_t capacity, uint32_t *out_flags);
 
 /*
  The streaming snapshot JSON (docs/spec.md §5; docs/telemetry.md).

@@ -194,12 +194,13 @@ private:
     axonal_graph_builder *b_ = nullptr;
 };
 
-/* The answer of Engine::recall_seeds. */
+/* The answer of Engine::recall_seeds (and of each cue of Engine::recall_batch). */
 struct Results {
     std::vector<uint32_t> nodes;
     std::vector<float> activations;
     bool fallback = false;
     bool truncated = false;
+    uint32_t flags = 0; /* AXONAL_RECALL_FLAG_* bits: who answered, why */
 };
 
 #ifdef AXONAL_FEATURE_HTTP
@@ -302,7 +303,34 @@ public:
         r.activations.resize(count);
         r.fallback = flags & AXONAL_RECALL_FLAG_FALLBACK;
         r.truncated = flags & AXONAL_RECALL_FLAG_TRUNCATED;
+        r.flags = flags;
         return r;
+    }
+
+    /* The top k results of each cue (seed ids, activation 1.0), exactly as recall_seeds answers it,
+       in one call (docs/spec.md §19). An invalid cue throws, naming it, and nothing is recalled. */
+    std::vector<Results> recall_batch(const std::vector<std::vector<uint32_t>> &cues, size_t k) const {
+        std::vector<uint32_t> ids;
+        std::vector<size_t> offsets{0};
+        for (const auto &cue : cues) {
+            ids.insert(ids.end(), cue.begin(), cue.end());
+            offsets.push_back(ids.size());
+        }
+        std::vector<size_t> out_offsets(cues.size() + 1);
+        std::vector<uint32_t> nodes(cues.size() * k);
+        std::vector<float> activations(cues.size() * k);
+        std::vector<uint32_t> flags(cues.size());
+        detail::check(axonal_engine_recall_batch(e_, ids.data(), nullptr, offsets.data(), cues.size(), k, out_offsets.data(), nodes.data(),
+                                                 activations.data(), nodes.size(), flags.data()));
+        std::vector<Results> out(cues.size());
+        for (size_t i = 0; i < cues.size(); ++i) {
+            out[i].nodes.assign(nodes.begin() + out_offsets[i], nodes.begin() + out_offsets[i + 1]);
+            out[i].activations.assign(activations.begin() + out_offsets[i], activations.begin() + out_offsets[i + 1]);
+            out[i].fallback = flags[i] & AXONAL_RECALL_FLAG_FALLBACK;
+            out[i].truncated = flags[i] & AXONAL_RECALL_FLAG_TRUNCATED;
+            out[i].flags = flags[i];
+        }
+        return out;
     }
 
     /* Recall from a cue JSON to the result JSON (docs/spec.md §15). */

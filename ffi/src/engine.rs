@@ -101,6 +101,31 @@ pub const AXONAL_RECALL_FLAG_FALLBACK: u32 = 1;
 /// Flag bit of `axonal_engine_recall_seeds`: a tier timeout truncated the spread.
 pub const AXONAL_RECALL_FLAG_TRUNCATED: u32 = 2;
 
+/// Flag bit of a recall's flags: the breaker refused the call (the fallback answered).
+pub const AXONAL_RECALL_FLAG_BREAKER_OPEN: u32 = 4;
+/// Flag bit of a recall's flags: spreading failed (injected faults included; the fallback answered).
+pub const AXONAL_RECALL_FLAG_ERROR: u32 = 8;
+/// Flag bit of a recall's flags: spreading was too slow (the fallback answered).
+pub const AXONAL_RECALL_FLAG_SLOW: u32 = 16;
+/// Flag bit of a recall's flags: spreading delivered too little activation (the fallback answered).
+pub const AXONAL_RECALL_FLAG_LOW_MASS: u32 = 32;
+
+/// A recall's `AXONAL_RECALL_FLAG_*` bits: who answered, why, and whether a timeout truncated it.
+fn recall_flags(recall: &Recall) -> u32 {
+    use axonal_core::FallbackReason;
+    let reason = match recall.reason {
+        None => 0,
+        Some(FallbackReason::BreakerOpen) => AXONAL_RECALL_FLAG_BREAKER_OPEN,
+        Some(FallbackReason::Error) => AXONAL_RECALL_FLAG_ERROR,
+        Some(FallbackReason::Slow) => AXONAL_RECALL_FLAG_SLOW,
+        Some(FallbackReason::LowMass) => AXONAL_RECALL_FLAG_LOW_MASS,
+        Some(_) => 0,
+    };
+    reason
+        | if recall.source == Source::Fallback { AXONAL_RECALL_FLAG_FALLBACK } else { 0 }
+        | if recall.stats.truncated { AXONAL_RECALL_FLAG_TRUNCATED } else { 0 }
+}
+
 /// Recall from `seed_count` seed ids (activations: parallel array, or NULL for all 1.0) into caller
 /// buffers: the top `capacity` results (activation descending, then id) go to `out_nodes` and
 /// `out_activations`, their number to `*out_count`, and flags (`AXONAL_RECALL_FLAG_*`) to
@@ -163,11 +188,107 @@ pub unsafe extern "C" fn axonal_engine_recall_seeds(
             }
             *out_count = n;
             if let Some(flags) = unsafe { out_flags.as_mut() } {
-                *flags = if recall.source == Source::Fallback { AXONAL_RECALL_FLAG_FALLBACK } else { 0 }
-                    | if recall.stats.truncated { AXONAL_RECALL_FLAG_TRUNCATED } else { 0 };
+                *flags = recall_flags(recall);
             }
             Ok(())
         })
+    })
+}
+
+/// Recall a batch of `cue_count` cues in CSR form (docs/spec.md §19): cue `i` is seeded by
+/// `seed_ids[seed_offsets[i] .. seed_offsets[i + 1]]` (activations: parallel array, or NULL for all
+/// 1.0); `seed_offsets` has `cue_count + 1` entries, starts at 0 and never decreases. Each cue gets
+/// the top `k` results (0: the configured `recall.k`), exactly as its own recall would: cue `i`'s are
+/// `out_nodes` / `out_activations` at `out_offsets[i] .. out_offsets[i + 1]` (`out_offsets` has
+/// `cue_count + 1` entries), and its `AXONAL_RECALL_FLAG_*` bits go to `out_flags[i]` (NULL: not
+/// wanted). `capacity` (entries of `out_nodes` and `out_activations`) must be at least
+/// `cue_count × k`, checked before anything runs (`AXONAL_STATUS_BUFFER_TOO_SMALL`). Every cue is
+/// checked before any runs: an invalid cue or offset fails the call (`AXONAL_STATUS_RECALL`, the
+/// message naming it) and recalls nothing. `cue_count` 0 answers nothing (`out_offsets[0] = 0`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn axonal_engine_recall_batch(
+    e: *const axonal_engine,
+    seed_ids: *const u32,
+    activations: *const f32,
+    seed_offsets: *const usize,
+    cue_count: usize,
+    k: usize,
+    out_offsets: *mut usize,
+    out_nodes: *mut u32,
+    out_activations: *mut f32,
+    capacity: usize,
+    out_flags: *mut u32,
+) -> axonal_status {
+    run(|| {
+        let engine = engine_ref(e)?;
+        if seed_offsets.is_null() {
+            return Err(FfiError::null("seed_offsets"));
+        }
+        if out_offsets.is_null() {
+            return Err(FfiError::null("out_offsets"));
+        }
+        // A length whose byte size passes isize::MAX cannot describe a real buffer.
+        let too_large = |n: usize| n > isize::MAX as usize / 8;
+        if too_large(cue_count) || too_large(capacity) {
+            return Err(FfiError::invalid("cue_count or capacity is larger than any buffer can be"));
+        }
+        let cues = {
+            let offsets = unsafe { std::slice::from_raw_parts(seed_offsets, cue_count + 1) };
+            let seed_count = offsets[cue_count];
+            if too_large(seed_count) {
+                return Err(FfiError::invalid(format!(
+                    "seed_offsets[{cue_count}] = {seed_count} is larger than any buffer can be"
+                )));
+            }
+            if seed_count > 0 && seed_ids.is_null() {
+                return Err(FfiError::null("seed_ids"));
+            }
+            let ids: &[u32] =
+                if seed_count == 0 { &[] } else { unsafe { std::slice::from_raw_parts(seed_ids, seed_count) } };
+            let weights = (!activations.is_null() && seed_count > 0)
+                .then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
+            axonal_core::recall::batch_from_csr(ids, weights, offsets, (k > 0).then_some(k))?
+        };
+        let k = if k > 0 { k } else { engine.config().recall.k };
+        let needed = cue_count.saturating_mul(k);
+        if cue_count > 0 && (out_nodes.is_null() || out_activations.is_null()) {
+            return Err(FfiError::null(if out_nodes.is_null() { "out_nodes" } else { "out_activations" }));
+        }
+        if capacity < needed {
+            return Err(FfiError::new(
+                AXONAL_STATUS_BUFFER_TOO_SMALL,
+                format!("capacity {capacity} is less than cue_count × k = {cue_count} × {k} = {needed}"),
+            ));
+        }
+        let recalls = engine.recall_batch(&cues)?;
+        let offsets = unsafe { std::slice::from_raw_parts_mut(out_offsets, cue_count + 1) };
+        let total: usize = recalls.iter().map(|r| r.results.len()).sum();
+        let (nodes, acts): (&mut [u32], &mut [f32]) = if total == 0 {
+            (&mut [], &mut [])
+        } else {
+            unsafe {
+                (
+                    std::slice::from_raw_parts_mut(out_nodes, total),
+                    std::slice::from_raw_parts_mut(out_activations, total),
+                )
+            }
+        };
+        let mut flags = (!out_flags.is_null() && cue_count > 0)
+            .then(|| unsafe { std::slice::from_raw_parts_mut(out_flags, cue_count) });
+        let mut at = 0;
+        offsets[0] = 0;
+        for (i, recall) in recalls.iter().enumerate() {
+            for a in &recall.results {
+                nodes[at] = a.node;
+                acts[at] = a.activation;
+                at += 1;
+            }
+            offsets[i + 1] = at;
+            if let Some(flags) = flags.as_deref_mut() {
+                flags[i] = recall_flags(recall);
+            }
+        }
+        Ok(())
     })
 }
 

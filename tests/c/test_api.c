@@ -995,6 +995,75 @@ static void test_embedding_index(void) {
     axonal_graph_free(g);
 }
 
+/* A batch answers each cue exactly as its own recall; malformed batches fail naming what is wrong. */
+static void test_recall_batch(void) {
+    enum { N = 300, M = 1500, CUES = 40, K = 8 };
+    uint32_t src[M], dst[M];
+    float w[M];
+    for (uint32_t i = 0; i < M; i++) {
+        src[i] = (i * 7919u) % N;
+        dst[i] = (i * 104729u + 13u) % N;
+        w[i] = 0.2f + (float)(i % 8) / 10.0f;
+    }
+    axonal_graph *g = graph_of(N, src, dst, w, M);
+    axonal_engine *e = engine_of(g, "{\"threads\": 2, \"autotune\": {\"enabled\": false}}");
+    uint32_t ids[CUES * 4];
+    size_t offsets[CUES + 1] = {0};
+    size_t at = 0;
+    for (uint32_t c = 0; c < CUES; c++) {
+        for (uint32_t j = 0; j < 1 + c % 4; j++) ids[at++] = (c * 31u + j * 17u) % N;
+        offsets[c + 1] = at;
+    }
+    size_t out_offsets[CUES + 1];
+    uint32_t nodes[CUES * K], flags[CUES];
+    float acts[CUES * K];
+    axonal_status s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_OK, "recall_batch: %s", error_text());
+    int same = 1;
+    for (uint32_t c = 0; c < CUES && s == AXONAL_STATUS_OK; c++) {
+        uint32_t one_nodes[K], one_flags = 0;
+        float one_acts[K];
+        size_t count = 0;
+        axonal_engine_recall_seeds(e, ids + offsets[c], NULL, offsets[c + 1] - offsets[c], one_nodes, one_acts, K, &count, &one_flags);
+        same &= count == out_offsets[c + 1] - out_offsets[c] && one_flags == flags[c];
+        for (size_t i = 0; i < count && same; i++)
+            same &= one_nodes[i] == nodes[out_offsets[c] + i] && memcmp(&one_acts[i], &acts[out_offsets[c] + i], sizeof(float)) == 0;
+    }
+    CHECK(same, "each cue of the batch answers as its own recall");
+
+    /* An empty batch answers nothing. */
+    size_t empty_offsets[1] = {0}, empty_out[1] = {99};
+    s = axonal_engine_recall_batch(e, NULL, NULL, empty_offsets, 0, K, empty_out, NULL, NULL, 0, NULL);
+    CHECK(s == AXONAL_STATUS_OK && empty_out[0] == 0, "empty batch: %s", error_text());
+
+    /* Bad input: each an error naming the problem. */
+    uint32_t bad_ids[] = {1, 2, 9999, 3};
+    size_t good_offsets[] = {0, 2, 3, 4}, backwards[] = {0, 3, 2, 4}, overrun[] = {0, 2, 5, 4};
+    s = axonal_engine_recall_batch(e, bad_ids, NULL, good_offsets, 3, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_RECALL && message_has("cues[1].seeds") && message_has("9999"), "id out of range: %s", error_text());
+    s = axonal_engine_recall_batch(e, ids, NULL, backwards, 3, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_RECALL && message_has("offsets[2]"), "offsets decrease: %s", error_text());
+    s = axonal_engine_recall_batch(e, ids, NULL, overrun, 3, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_RECALL && message_has("offsets[2]: 5 overruns the 4 seed ids"), "a cue past the ids: %s", error_text());
+    size_t empty_cue[] = {0, 1, 1, 2};
+    s = axonal_engine_recall_batch(e, ids, NULL, empty_cue, 3, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_RECALL && message_has("cues[1].seeds"), "an empty cue: %s", error_text());
+    s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, K, out_offsets, nodes, acts, CUES * K - 1, flags);
+    CHECK(s == AXONAL_STATUS_BUFFER_TOO_SMALL && message_has("capacity"), "capacity too small: %s", error_text());
+    s = axonal_engine_recall_batch(e, ids, NULL, NULL, CUES, K, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_NULL_ARGUMENT && message_has("seed_offsets"), "NULL offsets: %s", error_text());
+
+    /* A forced-open breaker: every cue answered by the fallback, its reason in its flags. */
+    CHECK(axonal_engine_set_breaker_override(e, "forced_open") == AXONAL_STATUS_OK, "override");
+    s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, K, out_offsets, nodes, acts, CUES * K, flags);
+    int refused = s == AXONAL_STATUS_OK;
+    for (uint32_t c = 0; c < CUES && refused; c++)
+        refused = (flags[c] & AXONAL_RECALL_FLAG_FALLBACK) && (flags[c] & AXONAL_RECALL_FLAG_BREAKER_OPEN);
+    CHECK(refused, "forced open: every cue flagged fallback + breaker_open");
+    axonal_engine_free(e);
+    axonal_graph_free(g);
+}
+
 int main(void) {
     test_versions();
     test_worked_examples();
@@ -1010,5 +1079,6 @@ int main(void) {
     test_hardening();
     test_living_graph();
     test_embedding_index();
+    test_recall_batch();
     return REPORT();
 }

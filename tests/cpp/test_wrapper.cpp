@@ -40,6 +40,18 @@ int main() {
     std::string json = engine.recall(R"({"seeds": [0], "k": 2})");
     CHECK(json.find("\"label\":\"start\"") != std::string::npos, json.c_str());
 
+    // A batch answers each cue as recall_seeds does; a bad cue throws, naming it.
+    auto batch = engine.recall_batch({{0}, {2, 3}, {4}}, 10);
+    CHECK(batch.size() == 3 && batch[0].nodes == r.nodes && batch[0].activations == r.activations, "batch cue 0 as its own recall");
+    auto third = engine.recall_seeds({4}, 10);
+    CHECK(batch[2].nodes == third.nodes && batch[2].flags == third.flags, "batch cue 2 as its own recall");
+    try {
+        engine.recall_batch({{0}, {77}}, 4);
+        CHECK(false, "no exception");
+    } catch (const axonal::Error &e) {
+        CHECK(e.status() == AXONAL_STATUS_RECALL && std::string(e.what()).find("cues[1].seeds") != std::string::npos, e.what());
+    }
+
     // Errors are exceptions with the status and the message.
     try {
         engine.update_config(R"({"spreading": {"max_depht": 3}})");

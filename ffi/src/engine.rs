@@ -243,8 +243,11 @@ pub unsafe extern "C" fn axonal_engine_recall_batch(
             if seed_count > 0 && seed_ids.is_null() {
                 return Err(FfiError::null("seed_ids"));
             }
-            let ids: &[u32] =
-                if seed_count == 0 { &[] } else { unsafe { std::slice::from_raw_parts(seed_ids, seed_count) } };
+            let ids: &[u32] = if seed_count == 0 {
+                &[]
+            } else {
+                unsafe { std::slice::from_raw_parts(seed_ids, seed_count) }
+            };
             let weights = (!activations.is_null() && seed_count > 0)
                 .then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
             axonal_core::recall::batch_from_csr(ids, weights, offsets, (k > 0).then_some(k))?

@@ -20,6 +20,7 @@ from ._native import (
     GraphError,
     HttpServer,
     RecallError,
+    RecallBatch,
     RecallResult,
     __version__,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "GraphError",
     "HttpServer",
     "RecallError",
+    "RecallBatch",
     "RecallResult",
     "__version__",
 ]

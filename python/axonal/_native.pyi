@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from os import PathLike
-from typing import Any, Union, final
+from typing import Any, Literal, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ __all__ = [
     "Graph",
     "GraphError",
     "HttpServer",
+    "RecallBatch",
     "RecallError",
     "RecallResult",
     "__version__",
@@ -84,6 +85,25 @@ class RecallResult:
     def __iter__(self) -> Iterator[tuple[int, float, int, str]]: ...
 
 @final
+class RecallBatch:
+    @property
+    def offsets(self) -> npt.NDArray[np.uint64]: ...
+    @property
+    def nodes(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def activations(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def hops(self) -> npt.NDArray[np.uint32]: ...
+    @property
+    def fallback(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def reasons(self) -> list[str | None]: ...
+    @property
+    def graph_version(self) -> int: ...
+    def __getitem__(self, key: int, /) -> RecallResult: ...
+    def __len__(self) -> int: ...
+
+@final
 class Engine:
     def __new__(cls, graph: Graph, config: Mapping[str, Any] | None = None) -> Engine: ...
     def recall(
@@ -92,6 +112,22 @@ class Engine:
         k: int | None = None,
         embedding: Sequence[float] | npt.NDArray[np.floating[Any]] | None = None,
     ) -> RecallResult: ...
+    @overload
+    def recall_batch(
+        self,
+        cues: Sequence[_Seeds] | tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]],
+        k: int | None = None,
+        *,
+        columnar: Literal[False] = False,
+    ) -> list[RecallResult]: ...
+    @overload
+    def recall_batch(
+        self,
+        cues: Sequence[_Seeds] | tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.integer[Any]]],
+        k: int | None = None,
+        *,
+        columnar: Literal[True],
+    ) -> RecallBatch: ...
     def similarity(self) -> dict[str, Any]: ...
     def wait_for_similarity_index(self, timeout_s: float = 60.0) -> bool: ...
     def snapshot(self) -> dict[str, Any]: ...

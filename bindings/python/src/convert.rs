@@ -305,3 +305,65 @@ fn integer_array(object: &Bound<'_, PyAny>) -> PyResult<Option<Vec<i128>>> {
     try_dtype!(u32, i64, u64, i32, u16, i16, u8, i8);
     Ok(None)
 }
+
+/// The cues of a batch as Python gives them (docs/spec.md §19): a tuple of two NumPy integer arrays
+/// `(seed_ids, offsets)` in CSR form, or a sequence of seed specs (each as `recall`'s `seeds`).
+/// Errors name the cue (`cues[3].seeds[1]: …`) or the array entry at fault.
+pub(crate) fn batch_cues(cues: &Bound<'_, PyAny>, k: Option<usize>) -> PyResult<Vec<axonal_core::Cue>> {
+    use axonal_core::recall::{batch_from_csr, seed_id};
+    let py = cues.py();
+    if let Ok(pair) = cues.cast::<PyTuple>()
+        && pair.len() == 2
+        && pair.iter().all(|a| a.cast::<numpy::PyUntypedArray>().is_ok())
+    {
+        let (ids, offsets) = (pair.get_item(0)?, pair.get_item(1)?);
+        let not_integers = |what: &str, array: &Bound<'_, PyAny>| {
+            let array =
+                array.cast::<numpy::PyUntypedArray>().map(|a| format!("{:?} of {}", a.shape(), a.dtype()));
+            PyTypeError::new_err(format!(
+                "{what}: expected a 1-D NumPy integer array, got shape {}",
+                array.unwrap_or_default()
+            ))
+        };
+        let ids = integer_array(&ids)?.ok_or_else(|| not_integers("seed_ids", &ids))?;
+        let offsets = integer_array(&offsets)?.ok_or_else(|| not_integers("offsets", &offsets))?;
+        let ids = ids
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| seed_id(id, || format!("seed_ids[{i}]")))
+            .collect::<axonal_core::Result<Vec<u32>>>()
+            .map_err(py_err)?;
+        let offsets = offsets
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                usize::try_from(o).map_err(|_| {
+                    crate::errors::RecallError::new_err(format!(
+                        "cue offsets[{i}]: {o} is not an offset (offsets are >= 0)"
+                    ))
+                })
+            })
+            .collect::<PyResult<Vec<usize>>>()?;
+        return batch_from_csr(&ids, None, &offsets, k).map_err(py_err);
+    }
+    let expected =
+        "cues: expected a list of seed specs or a tuple (seed_ids, offsets) of NumPy integer arrays";
+    if is_text(cues) || cues.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!("{expected}, got {}", describe(cues))));
+    }
+    let items =
+        cues.try_iter().map_err(|_| PyTypeError::new_err(format!("{expected}, got {}", describe(cues))))?;
+    let mut out = Vec::new();
+    for (i, item) in items.enumerate() {
+        let seeds = seeds(&item?).map_err(|e| {
+            let message = e.value(py).to_string();
+            let message = match message.strip_prefix("cue ") {
+                Some(rest) => format!("cue cues[{i}].{rest}"),
+                None => format!("cues[{i}].{message}"),
+            };
+            PyErr::from_type(e.get_type(py), message)
+        })?;
+        out.push(axonal_core::Cue { seeds, embedding: None, k });
+    }
+    Ok(out)
+}

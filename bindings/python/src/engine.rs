@@ -141,6 +141,31 @@ impl Engine {
         Ok(RecallResult { recall, graph })
     }
 
+    /// Recall every cue of `cues` on one graph version (docs/spec.md §19): a list of seed specs (each
+    /// as `recall`'s `seeds`) or a tuple `(seed_ids, offsets)` of NumPy integer arrays in CSR form.
+    /// Each cue's answer is the one its own `recall` gives. Returns a list of `RecallResult`, or with
+    /// `columnar=True` one `RecallBatch` of flat arrays (for large batches).
+    #[pyo3(signature = (cues, k=None, *, columnar=false))]
+    fn recall_batch<'py>(
+        &self,
+        py: Python<'py>,
+        cues: Bound<'py, PyAny>,
+        k: Option<usize>,
+        columnar: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine()?;
+        let cues = crate::convert::batch_cues(&cues, k)?;
+        let (recalls, graph) = py.detach(|| engine.recall_batch_with_graph(&cues)).map_err(py_err)?;
+        if columnar {
+            return Ok(Bound::new(py, crate::result::RecallBatch { recalls, graph })?.into_any());
+        }
+        let results = recalls
+            .into_iter()
+            .map(|recall| Bound::new(py, RecallResult { recall, graph: Arc::clone(&graph) }))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(pyo3::types::PyList::new(py, results)?.into_any())
+    }
+
     /// The streaming snapshot (docs/spec.md §5).
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine()?;

@@ -20,6 +20,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<graph::Graph>()?;
     module.add_class::<engine::Engine>()?;
     module.add_class::<result::RecallResult>()?;
+    module.add_class::<result::RecallBatch>()?;
     module.add_class::<http::HttpServer>()?;
     module.add_function(wrap_pyfunction!(engine::_close_all, module)?)?;
     errors::register(module)

@@ -91,3 +91,101 @@ impl RecallResult {
         )
     }
 }
+
+/// The answers of a batch in columnar form (`recall_batch(..., columnar=True)`): cue `i`'s results
+/// are `nodes[offsets[i]:offsets[i + 1]]` (and the same slice of `activations` and `hops`). Arrays
+/// are built on access.
+#[pyclass(frozen, module = "axonal._native")]
+pub(crate) struct RecallBatch {
+    pub(crate) recalls: Vec<axonal_core::Recall>,
+    /// The graph every cue ran on.
+    pub(crate) graph: Arc<axonal_core::GraphVersion>,
+}
+
+impl RecallBatch {
+    fn flat<'py, T: numpy::Element>(
+        &self,
+        py: Python<'py>,
+        value: impl Fn(&axonal_core::Activation) -> T,
+    ) -> Bound<'py, PyArray1<T>> {
+        self.recalls.iter().flat_map(|r| r.results.iter().map(&value)).collect::<Vec<_>>().into_pyarray(py)
+    }
+}
+
+#[pymethods]
+impl RecallBatch {
+    /// Where each cue's results start, and where the last ends (`len(self) + 1` entries, uint64).
+    #[getter]
+    fn offsets<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        let mut at = 0u64;
+        std::iter::once(0)
+            .chain(self.recalls.iter().map(|r| {
+                at += r.results.len() as u64;
+                at
+            }))
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Node ids, each cue's best first (uint32).
+    #[getter]
+    fn nodes<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.flat(py, |a| a.node)
+    }
+
+    /// Activations (float32).
+    #[getter]
+    fn activations<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        self.flat(py, |a| a.activation)
+    }
+
+    /// Hops from the nearest seed (uint32).
+    #[getter]
+    fn hops<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.flat(py, |a| a.hops)
+    }
+
+    /// Per cue: whether the fallback answered (bool).
+    #[getter]
+    fn fallback<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+        self.recalls
+            .iter()
+            .map(|r| r.source == axonal_core::Source::Fallback)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Per cue: why the fallback answered, or None.
+    #[getter]
+    fn reasons(&self) -> Vec<Option<&'static str>> {
+        self.recalls.iter().map(|r| r.reason.map(|r| r.as_str())).collect()
+    }
+
+    /// The version of the graph every cue ran on.
+    #[getter]
+    fn graph_version(&self) -> u64 {
+        self.graph.version()
+    }
+
+    /// Cue `i`'s answer as a `RecallResult`.
+    fn __getitem__(&self, index: isize) -> PyResult<RecallResult> {
+        let n = self.recalls.len() as isize;
+        let i = if index < 0 { index + n } else { index };
+        if !(0..n).contains(&i) {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "cue {index} is out of range for a batch of {n}"
+            )));
+        }
+        Ok(RecallResult { recall: self.recalls[i as usize].clone(), graph: Arc::clone(&self.graph) })
+    }
+
+    /// The number of cues.
+    fn __len__(&self) -> usize {
+        self.recalls.len()
+    }
+
+    fn __repr__(&self) -> String {
+        let fallbacks = self.recalls.iter().filter(|r| r.source == axonal_core::Source::Fallback).count();
+        format!("RecallBatch(cues={}, fallbacks={fallbacks})", self.recalls.len())
+    }
+}

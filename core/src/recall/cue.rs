@@ -90,13 +90,6 @@ pub fn batch_from_csr(
             format!("has {} entries, seed_ids has {}", activations.len(), seed_ids.len()),
         ));
     }
-    let last = offsets[offsets.len() - 1];
-    if last != seed_ids.len() {
-        return Err(Error::cue(
-            format!("offsets[{}]", offsets.len() - 1),
-            format!("must equal the number of seed ids ({}), got {last}", seed_ids.len()),
-        ));
-    }
     let mut cues = Vec::with_capacity(offsets.len() - 1);
     for (i, pair) in offsets.windows(2).enumerate() {
         let (start, end) = (pair[0], pair[1]);
@@ -118,6 +111,13 @@ pub fn batch_from_csr(
             None => ids.iter().map(|&id| (id, 1.0)).collect(),
         };
         cues.push(Cue { seeds, embedding: None, k });
+    }
+    let last = offsets[offsets.len() - 1];
+    if last != seed_ids.len() {
+        return Err(Error::cue(
+            format!("offsets[{}]", offsets.len() - 1),
+            format!("must equal the number of seed ids ({}), got {last}", seed_ids.len()),
+        ));
     }
     Ok(cues)
 }

@@ -176,7 +176,17 @@ proptest! {
             for batch_size in [8, 64, 128] {
                 // Push first, then switch to pull once the frontier reaches half the edges.
                 let switching = Execution { pull_share: 2, pull_min_edges: 0, ..Execution::pull_always() };
-                for execution in [Execution::pull_always(), Execution::default(), switching] {
+                // Seeds in the dense arrays: pushes after a dense marking, and switches both ways.
+                let dense_switching = Execution { pull_share: 2, pull_min_edges: 0, ..Execution::dense_seeds() };
+                let dense_parallel = Execution { parallel_min_work: 0, nodes_per_batch_unit: 1, ..dense_switching };
+                for execution in [
+                    Execution::pull_always(),
+                    Execution::default(),
+                    switching,
+                    Execution::dense_seeds(),
+                    dense_switching,
+                    dense_parallel,
+                ] {
                     let p = params(&case, batch_size, execution);
                     let (results, stats) = spread_standalone(&graph, &p, &case.seeds, Some(pool), None).unwrap();
                     prop_assert_eq!(bits(&results), bits(&baseline),

@@ -271,7 +271,7 @@ impl EngineState {
                 self.accelerator(),
             );
             self.count_device_use(&stats);
-            spread::collect_results(graph, params.threshold, usize::MAX, scratch, out)
+            spread::collect_results(graph, params.threshold, usize::MAX, scratch, out, self.pool.as_ref())
         }));
         arm_device_chaos(false);
         let latency = start.elapsed();

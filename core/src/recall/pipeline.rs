@@ -162,7 +162,8 @@ impl Pipeline<'_> {
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let mut stats =
                 spread::spread(graph, params, seeds, scratch, self.pool, self.chaos, self.accelerator);
-            stats.mass = spread::collect_results(graph, params.threshold, k, scratch, &mut out.results);
+            stats.mass =
+                spread::collect_results(graph, params.threshold, k, scratch, &mut out.results, self.pool);
             stats
         }));
         arm_device_chaos(false);

@@ -147,6 +147,11 @@ pub struct Execution {
     pub parallel_min_work: usize,
     /// Destination nodes per unit of `batch_size` in a parallel task.
     pub nodes_per_batch_unit: usize,
+    /// Seeds go straight into the dense arrays (no lists) when there are at least
+    /// 1/`dense_seeds_share` as many as nodes…
+    pub dense_seeds_share: usize,
+    /// …and the graph has at least this many nodes (below it, lists cost next to nothing).
+    pub dense_seeds_min_nodes: usize,
 }
 
 impl Default for Execution {
@@ -156,6 +161,8 @@ impl Default for Execution {
             pull_min_edges: 4096,
             parallel_min_work: 200_000,
             nodes_per_batch_unit: 256,
+            dense_seeds_share: 16,
+            dense_seeds_min_nodes: 1 << 16,
         }
     }
 }
@@ -173,7 +180,19 @@ impl Execution {
 
     /// Always pull, on the pool whenever one is given, in tasks of `batch_size` destinations.
     pub fn pull_always() -> Self {
-        Execution { pull_share: u64::MAX, pull_min_edges: 0, parallel_min_work: 0, nodes_per_batch_unit: 1 }
+        Execution {
+            pull_share: u64::MAX,
+            pull_min_edges: 0,
+            parallel_min_work: 0,
+            nodes_per_batch_unit: 1,
+            ..Execution::default()
+        }
+    }
+
+    /// Seeds always go into the dense arrays, so the first depth marks its frontier with a pass
+    /// over all nodes (and pushes or pulls by the usual rule).
+    pub fn dense_seeds() -> Self {
+        Execution { dense_seeds_share: usize::MAX, dense_seeds_min_nodes: 0, ..Execution::default() }
     }
 }
 
@@ -316,7 +335,7 @@ pub fn spread_standalone_with_accelerator<'g>(
     normalise_seeds(graph, seeds, &mut merged)?;
     let mut stats = spread(graph, params, &merged, &mut scratch, pool, hook.unwrap_or(&NoHook), accelerator);
     let mut out = Vec::new();
-    stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out);
+    stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out, pool);
     Ok((out, stats))
 }
 
@@ -400,7 +419,7 @@ pub fn time_full_frontier_step_with_accelerator(
             let start = Instant::now();
             run.depth(0, &NoHook);
             let elapsed = start.elapsed();
-            scratch.reset();
+            scratch.reset(pool);
             elapsed
         })
         .collect()
@@ -426,9 +445,10 @@ pub(crate) fn collect_results(
     k: usize,
     scratch: &mut Scratch,
     out: &mut Vec<Activation>,
+    pool: Option<&rayon::ThreadPool>,
 ) -> f64 {
-    let mass = scratch.collect(graph, threshold, k, out);
-    scratch.reset();
+    let mass = scratch.collect(graph, threshold, k, out, pool);
+    scratch.reset(pool);
     mass
 }
 

@@ -36,7 +36,8 @@ pub(crate) struct Scratch {
     pub(crate) fired_list: Vec<u32>,
     /// A pull step ran: the sparse lists are incomplete and state lives in the dense arrays alone.
     pub(crate) dense: bool,
-    candidates: Vec<u32>,
+    /// Result candidates as [`order_key`]s.
+    candidates: Vec<u64>,
 }
 
 impl Scratch {
@@ -78,69 +79,110 @@ impl Scratch {
     }
 
     /// Top-`k` qualifying nodes into `out`; returns the activation mass (over all non-seed nodes).
+    /// A dense state is scanned in fixed chunks, in parallel on `pool` when it is large; the answer
+    /// and the mass do not depend on the order nodes are visited in.
     pub(crate) fn collect(
         &mut self,
         graph: View<'_>,
         threshold: f32,
         k: usize,
         out: &mut Vec<Activation>,
+        pool: Option<&rayon::ThreadPool>,
     ) -> f64 {
         out.clear();
-        self.candidates.clear();
-        let mut mass = 0.0f64;
-        let mut visit = |v: u32, candidates: &mut Vec<u32>| {
-            let (a, hops) = (self.activation[v as usize], self.hops[v as usize]);
-            if hops != 0 {
-                mass += a as f64;
-            }
-            if hops == 0 || a >= threshold {
-                candidates.push(v);
-            }
-        };
         let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        let (activation, hops) = (&self.activation, &self.hops);
+        let mut units = 0u128;
         if self.dense {
-            for v in 0..self.activation.len() {
-                if self.activation[v] > 0.0 {
-                    visit(v as u32, &mut candidates);
+            let n = activation.len();
+            match pool.filter(|p| p.current_num_threads() > 1 && n >= PARALLEL_COLLECT_MIN_NODES) {
+                Some(pool) => {
+                    use rayon::prelude::*;
+                    let parts: Vec<(u128, Vec<u64>)> = pool.install(|| {
+                        (activation.par_chunks(COLLECT_CHUNK), hops.par_chunks(COLLECT_CHUNK))
+                            .into_par_iter()
+                            .enumerate()
+                            .map(|(c, (a, h))| {
+                                let mut keys = Vec::new();
+                                let units = scan(c * COLLECT_CHUNK, a, h, threshold, &mut keys);
+                                super::keep_top_k(&mut keys, k, u64::cmp);
+                                (units, keys)
+                            })
+                            .collect()
+                    });
+                    for (u, keys) in parts {
+                        units += u;
+                        candidates.extend_from_slice(&keys);
+                    }
                 }
+                None => units = scan(0, activation, hops, threshold, &mut candidates),
             }
         } else {
-            // Ascending order makes the mass sum independent of the order nodes were reached in.
-            self.reached.sort_unstable();
             for &v in &self.reached {
-                visit(v, &mut candidates);
+                let (a, h) = (activation[v as usize], hops[v as usize]);
+                units += visit(v, a, h, threshold, &mut candidates);
             }
         }
-        let activation = &self.activation;
-        let order =
-            |a: &u32, b: &u32| activation[*b as usize].total_cmp(&activation[*a as usize]).then(a.cmp(b));
-        super::keep_top_k(&mut candidates, k, order);
-        out.extend(candidates.iter().map(|&v| Activation {
-            node: v,
-            activation: activation[v as usize],
-            hops: self.hops[v as usize] as u32,
-            tier: graph.tiers()[v as usize],
+        super::keep_top_k(&mut candidates, k, u64::cmp);
+        let tiers = graph.tiers();
+        out.extend(candidates.iter().map(|&key| {
+            let v = key as u32;
+            Activation {
+                node: v,
+                activation: activation[v as usize],
+                hops: hops[v as usize] as u32,
+                tier: tiers[v as usize],
+            }
         }));
         self.candidates = candidates;
-        mass
+        units as f64 * (1.0 / MASS_SCALE)
     }
 
     /// Restore the between-uses invariant whatever state the buffer is in (after a caught panic).
     pub(crate) fn reset_all(&mut self) {
+        self.next.fill(0.0);
+        self.in_next.fill(false);
         self.dense = true;
-        self.reset();
+        self.reset(None);
     }
 
-    /// Restore the between-uses invariant.
-    pub(crate) fn reset(&mut self) {
+    /// Restore the between-uses invariant after a spread that ran to its end (every depth's finish
+    /// leaves `next` and `in_next` clear). A dense state is cleared in parallel on `pool` when large.
+    pub(crate) fn reset(&mut self, pool: Option<&rayon::ThreadPool>) {
         if self.dense {
-            self.current.fill(0.0);
-            self.next.fill(0.0);
-            self.send.fill(0.0);
-            self.activation.fill(0.0);
-            self.hops.fill(UNREACHED);
-            self.fired.fill(false);
-            self.in_next.fill(false);
+            debug_assert!(self.next.iter().all(|&x| x == 0.0) && !self.in_next.contains(&true));
+            let clear = |base: (&mut [f32], &mut [f32], &mut [f32], &mut [u8], &mut [bool])| {
+                let (current, send, activation, hops, fired) = base;
+                current.fill(0.0);
+                send.fill(0.0);
+                activation.fill(0.0);
+                hops.fill(UNREACHED);
+                fired.fill(false);
+            };
+            let n = self.current.len();
+            match pool.filter(|p| p.current_num_threads() > 1 && n >= PARALLEL_COLLECT_MIN_NODES) {
+                Some(pool) => pool.install(|| {
+                    use rayon::prelude::*;
+                    let c = COLLECT_CHUNK;
+                    (
+                        self.current.par_chunks_mut(c),
+                        self.send.par_chunks_mut(c),
+                        self.activation.par_chunks_mut(c),
+                        self.hops.par_chunks_mut(c),
+                        self.fired.par_chunks_mut(c),
+                    )
+                        .into_par_iter()
+                        .for_each(clear)
+                }),
+                None => clear((
+                    &mut self.current,
+                    &mut self.send,
+                    &mut self.activation,
+                    &mut self.hops,
+                    &mut self.fired,
+                )),
+            }
         } else {
             for &v in &self.reached {
                 self.current[v as usize] = 0.0;
@@ -160,4 +202,40 @@ impl Scratch {
             list.clear();
         }
     }
+}
+
+/// Dense states of at least this many nodes are collected in parallel (when a pool is given).
+const PARALLEL_COLLECT_MIN_NODES: usize = 1 << 18;
+/// Nodes per task of a parallel collection.
+const COLLECT_CHUNK: usize = 1 << 16;
+
+/// 2⁴⁰: the mass is summed as integers in units of 2⁻⁴⁰, so it does not depend on the order nodes
+/// are visited in (exact for every activation ≥ 2⁻¹⁷; smaller ones are truncated, by under 10⁻¹²).
+const MASS_SCALE: f64 = 1_099_511_627_776.0;
+
+/// A result's sort key: activation descending, then node id ascending, as one integer. Activations
+/// are positive, so their bit patterns order as their values.
+#[inline]
+fn order_key(node: u32, activation: f32) -> u64 {
+    (u64::from(u32::MAX - activation.to_bits()) << 32) | u64::from(node)
+}
+
+/// One reached node: its mass units (non-seeds), and a candidate key when it qualifies.
+#[inline]
+fn visit(v: u32, a: f32, hops: u8, threshold: f32, candidates: &mut Vec<u64>) -> u128 {
+    if hops == 0 || a >= threshold {
+        candidates.push(order_key(v, a));
+    }
+    if hops != 0 { (f64::from(a) * MASS_SCALE) as u128 } else { 0 }
+}
+
+/// Visit every node of a dense chunk starting at `base` with A > 0; returns the mass units.
+fn scan(base: usize, activation: &[f32], hops: &[u8], threshold: f32, candidates: &mut Vec<u64>) -> u128 {
+    let mut units = 0u128;
+    for (i, (&a, &h)) in activation.iter().zip(hops).enumerate() {
+        if a > 0.0 {
+            units += visit((base + i) as u32, a, h, threshold, candidates);
+        }
+    }
+    units
 }

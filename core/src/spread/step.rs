@@ -15,8 +15,12 @@ pub(super) struct Run<'a> {
     accelerator: Option<&'a dyn PullAccelerator>,
     stats: SpreadStats,
     exhausted: [bool; 3],
-    /// `s.active` lists every node with x_d > 0 (false after a pull step: scan instead).
+    /// `s.active` lists every node with x_d > 0 (false after a pull step or a dense seeding: scan
+    /// instead).
     active_is_list: bool,
+    /// This depth's frontier was marked from the dense arrays: `send` holds x_d · decay for it and
+    /// `current` was cleared, so a push reads `send`.
+    frontier_in_send: bool,
     /// In a pull depth: the last tier with frontier nodes (its gather also finishes the depth) and the
     /// hop number nodes first reached now get.
     finishing_tier: usize,
@@ -44,6 +48,7 @@ impl<'a> Run<'a> {
             stats: SpreadStats::default(),
             exhausted: [false; 3],
             active_is_list: true,
+            frontier_in_send: false,
             finishing_tier: 0,
             hop: 0,
             delivered: 0,
@@ -51,6 +56,12 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn seed(&mut self, seeds: &[(u32, f32)]) {
+        let n = self.graph.node_count();
+        let e = &self.params.execution;
+        if n >= e.dense_seeds_min_nodes && seeds.len().saturating_mul(e.dense_seeds_share) >= n {
+            self.seed_dense(seeds);
+            return;
+        }
         for &(v, a) in seeds {
             let i = v as usize;
             self.s.current[i] = a;
@@ -58,6 +69,40 @@ impl<'a> Run<'a> {
             self.s.hops[i] = 0;
             self.s.reached.push(v);
             self.s.active.push(v);
+        }
+    }
+
+    /// Seeds covering a large share of the graph go straight into the dense arrays (no lists to
+    /// build, sort or walk): the first depth then marks its frontier with one pass over all nodes,
+    /// in parallel when the graph is large. `seeds` are unique and sorted by id.
+    fn seed_dense(&mut self, seeds: &[(u32, f32)]) {
+        self.s.dense = true;
+        self.active_is_list = false;
+        let write = |base: usize, current: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
+            let lo = seeds.partition_point(|&(v, _)| (v as usize) < base);
+            let hi = seeds.partition_point(|&(v, _)| (v as usize) < base + current.len());
+            for &(v, a) in &seeds[lo..hi] {
+                let i = v as usize - base;
+                current[i] = a;
+                activation[i] = a;
+                hops[i] = 0;
+            }
+        };
+        let chunk = self.chunk_len();
+        let worthwhile = self.parallel_worthwhile();
+        let s = &mut *self.s;
+        match self.pool {
+            Some(pool) if worthwhile => pool.install(|| {
+                (
+                    s.current.par_chunks_mut(chunk),
+                    s.activation.par_chunks_mut(chunk),
+                    s.hops.par_chunks_mut(chunk),
+                )
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(|(k, (c, a, h))| write(k * chunk, c, a, h))
+            }),
+            _ => write(0, &mut s.current, &mut s.activation, &mut s.hops),
         }
     }
 
@@ -84,11 +129,15 @@ impl<'a> Run<'a> {
         self.stats.nodes_fired[d] = fired;
         self.stats.edges_traversed[d] = total_work;
         let edges = self.graph.edge_count() as u64;
-        // Once a call has pulled it keeps pulling: its state lives in the dense arrays alone.
-        let pull = !self.active_is_list
-            || (total_work >= self.params.execution.pull_min_edges
-                && total_work.saturating_mul(self.params.execution.pull_share) >= edges);
-        if pull {
+        let pull = total_work >= self.params.execution.pull_min_edges
+            && total_work.saturating_mul(self.params.execution.pull_share) >= edges;
+        if !pull && !self.active_is_list {
+            // A small frontier after a dense depth: push it rather than pass over every edge, and
+            // continue from lists (the depth's finish builds them).
+            self.frontier_from_send(counts);
+            self.propagate(d, counts, hook, Self::push_tier);
+            self.finish_dense_push(d);
+        } else if pull {
             if self.active_is_list {
                 self.mark_from_lists();
             }
@@ -124,6 +173,7 @@ impl<'a> Run<'a> {
 
     /// Sparse frontier: filter the (sorted) active list into per-tier lists.
     fn frontier_from_list(&mut self) -> ([u32; 3], [u64; 3]) {
+        self.frontier_in_send = false;
         let mut counts = [0u32; 3];
         let mut work = [0u64; 3];
         let mut active = std::mem::take(&mut self.s.active);
@@ -163,7 +213,7 @@ impl<'a> Run<'a> {
         let worthwhile = self.parallel_worthwhile();
         let s = &mut *self.s;
         let tiers = graph.tiers();
-        let body = |base: usize, current: &[f32], send: &mut [f32], fired: &mut [bool]| {
+        let body = |base: usize, current: &mut [f32], send: &mut [f32], fired: &mut [bool]| {
             let mut counts = [0u32; 3];
             let mut work = [0u64; 3];
             // Changed sources of this chunk, walked in step with the nodes (no lookup per node).
@@ -176,6 +226,8 @@ impl<'a> Run<'a> {
                 if x <= 0.0 {
                     continue;
                 }
+                // x_d is read here only: a pull's finish rewrites `current`, a push reads `send`.
+                current[i] = 0.0;
                 let mut entry = None;
                 if let Some(changed) = changed.as_mut() {
                     while let Some(&(v, loc)) = changed.peek()
@@ -207,16 +259,47 @@ impl<'a> Run<'a> {
                 [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]],
             )
         };
-        match self.pool {
+        let result = match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
-                (s.current.par_chunks(chunk), s.send.par_chunks_mut(chunk), s.fired.par_chunks_mut(chunk))
+                (s.current.par_chunks_mut(chunk), s.send.par_chunks_mut(chunk), s.fired.par_chunks_mut(chunk))
                     .into_par_iter()
                     .enumerate()
                     .map(|(k, (c, sd, f))| body(k * chunk, c, sd, f))
                     .reduce(|| ([0; 3], [0; 3]), add)
             }),
-            _ => body(0, &s.current, &mut s.send, &mut s.fired),
+            _ => body(0, &mut s.current, &mut s.send, &mut s.fired),
+        };
+        self.frontier_in_send = true;
+        result
+    }
+
+    /// A push after a dense marking: list the frontier (nodes with `send` > 0) per tier, in id order.
+    fn frontier_from_send(&mut self, counts: [u32; 3]) {
+        let s = &mut *self.s;
+        let tiers = self.graph.tiers();
+        for t in 0..3 {
+            s.frontier[t].reserve(counts[t] as usize);
         }
+        for (u, &y) in s.send.iter().enumerate() {
+            if y > 0.0 {
+                s.frontier[tiers[u].index()].push(u as u32);
+            }
+        }
+    }
+
+    /// Finish a push that followed a dense marking: clear the frontier's `send` (the next marking
+    /// from lists writes only its own entries), then finish as after any push. `current` was cleared
+    /// by the marking and the active list is empty, so from here on the lists are complete again.
+    fn finish_dense_push(&mut self, d: usize) {
+        for t in 0..3 {
+            for &u in &self.s.frontier[t] {
+                self.s.send[u as usize] = 0.0;
+            }
+        }
+        debug_assert!(self.s.active.is_empty());
+        self.finish_sparse(d);
+        self.active_is_list = true;
+        self.frontier_in_send = false;
     }
 
     /// Run `step` for each tier with frontier nodes, in tier order, timing each phase against its timeout.
@@ -299,10 +382,12 @@ impl<'a> Run<'a> {
         let decay = self.params.decay;
         let graph = self.graph;
         let s = &mut *self.s;
-        let fire_once = self.params.cycle_policy == CyclePolicy::FireOnce;
+        // After a dense marking the frontier is already marked fired, and its x_d · decay is in `send`.
+        let in_send = self.frontier_in_send;
+        let fire_once = self.params.cycle_policy == CyclePolicy::FireOnce && !in_send;
         for &u in &s.frontier[tier.index()] {
             let i = u as usize;
-            let y = s.current[i] * decay;
+            let y = if in_send { s.send[i] } else { s.current[i] * decay };
             if fire_once {
                 s.fired[i] = true;
                 s.fired_list.push(u);

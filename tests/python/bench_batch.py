@@ -243,7 +243,7 @@ def ba(rounds=21):
     with axonal.Engine(g, config) as e:
         r = e.recall([hub])
         nodes, acts = scipy_spread(into, [hub], 0.8, 0.01, 4)
-        assert len(r) == len(nodes) == n, (len(r), len(nodes))
+        assert len(r) == len(nodes), (len(r), len(nodes))
         assert np.allclose(np.sort(r.activations), np.sort(acts), rtol=1e-5)
         times = {"SciPy pull loop, 1 thread": [], "Axonal recall, all results": []}
         for _ in range(rounds):

@@ -229,6 +229,18 @@ pub(crate) fn to_value(object: &Bound<'_, PyAny>, what: &str) -> PyResult<Value>
 /// refused.
 pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
     use axonal_core::recall::{seed_activation, seed_id};
+    // The common arrays are read in place and converted in one pass.
+    if let Ok(array) = seeds.extract::<PyReadonlyArray1<'_, u32>>() {
+        return Ok(array.as_array().iter().map(|&id| (id, 1.0)).collect());
+    }
+    if let Ok(array) = seeds.extract::<PyReadonlyArray1<'_, i64>>() {
+        return array
+            .as_array()
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| Ok((seed_id(i128::from(id), || format!("seeds[{i}]")).map_err(py_err)?, 1.0)))
+            .collect();
+    }
     if let Some(ids) = integer_array(seeds)? {
         return ids
             .into_iter()

@@ -274,15 +274,20 @@ pub(crate) fn spread(
 /// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread`] takes them.
 pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
     out.clear();
-    check_seeds(graph, seeds)?;
+    let ascending = check_seeds(graph, seeds)?;
     out.extend_from_slice(seeds);
-    merge_duplicate_seeds(out);
+    if !ascending {
+        merge_duplicate_seeds(out);
+    }
     Ok(())
 }
 
-/// Check seeds against `graph`: ids in range, activations in (0, 1].
-pub(crate) fn check_seeds(graph: View<'_>, seeds: &[(u32, f32)]) -> Result<()> {
+/// Check seeds against `graph`: ids in range, activations in (0, 1]. Returns whether the ids are
+/// strictly ascending (already unique and sorted: nothing to merge).
+pub(crate) fn check_seeds(graph: View<'_>, seeds: &[(u32, f32)]) -> Result<bool> {
     let node_count = graph.node_count() as u32;
+    let mut ascending = true;
+    let mut previous = None;
     for &(node, activation) in seeds {
         if node >= node_count {
             return Err(Error::SeedOutOfRange { node: node as u64, node_count });
@@ -290,8 +295,10 @@ pub(crate) fn check_seeds(graph: View<'_>, seeds: &[(u32, f32)]) -> Result<()> {
         if !(activation.is_finite() && activation > 0.0 && activation <= 1.0) {
             return Err(Error::InvalidSeedActivation { node, activation });
         }
+        ascending &= previous < Some(node);
+        previous = Some(node);
     }
-    Ok(())
+    Ok(ascending)
 }
 
 /// Sort seeds by id and merge duplicates: activations summed, capped at 1.

@@ -26,6 +26,8 @@ pub(crate) struct Scratch {
     /// Depth at which a node was first reached; `UNREACHED` otherwise.
     pub(crate) hops: Vec<u8>,
     pub(crate) fired: Vec<bool>,
+    /// Whether a node is in `next_active` (one-hop answers; a push lists a node when its `next`
+    /// leaves 0).
     pub(crate) in_next: Vec<bool>,
     /// Nodes with x_d > 0, when `active_is_list`.
     pub(crate) active: Vec<u32>,
@@ -104,25 +106,32 @@ impl Scratch {
                             .into_par_iter()
                             .enumerate()
                             .map(|(c, (a, h))| {
-                                let mut keys = Vec::new();
-                                let units = scan(c * COLLECT_CHUNK, a, h, threshold, &mut keys);
-                                super::keep_top_k(&mut keys, k, u64::cmp);
-                                (units, keys)
+                                let mut top = TopK::new(k, Vec::new());
+                                let units = scan(c * COLLECT_CHUNK, a, h, threshold, &mut top);
+                                (units, top.into_keys())
                             })
                             .collect()
                     });
+                    let mut top = TopK::new(k, candidates);
                     for (u, keys) in parts {
                         units += u;
-                        candidates.extend_from_slice(&keys);
+                        keys.into_iter().for_each(|key| top.offer(key));
                     }
+                    candidates = top.into_keys();
                 }
-                None => units = scan(0, activation, hops, threshold, &mut candidates),
+                None => {
+                    let mut top = TopK::new(k, candidates);
+                    units = scan(0, activation, hops, threshold, &mut top);
+                    candidates = top.into_keys();
+                }
             }
         } else {
+            let mut top = TopK::new(k, candidates);
             for &v in &self.reached {
                 let (a, h) = (activation[v as usize], hops[v as usize]);
-                units += visit(v, a, h, threshold, &mut candidates);
+                units += visit(v, a, h, threshold, &mut top);
             }
+            candidates = top.into_keys();
         }
         super::keep_top_k(&mut candidates, k, u64::cmp);
         let tiers = graph.tiers();
@@ -220,22 +229,94 @@ fn order_key(node: u32, activation: f32) -> u64 {
     (u64::from(u32::MAX - activation.to_bits()) << 32) | u64::from(node)
 }
 
-/// One reached node: its mass units (non-seeds), and a candidate key when it qualifies.
-#[inline]
-fn visit(v: u32, a: f32, hops: u8, threshold: f32, candidates: &mut Vec<u64>) -> u128 {
-    if hops == 0 || a >= threshold {
-        candidates.push(order_key(v, a));
+/// The `k` smallest keys offered so far (and possibly some more): keys are kept in a buffer that is
+/// cut back to the best `k` whenever it reaches twice that, and a key beyond the `k`-th best seen
+/// at the last cut is refused at once — so a large scan for a small `k` keeps almost nothing.
+struct TopK {
+    k: usize,
+    keys: Vec<u64>,
+    /// Keys above this cannot be among the best `k` (`u64::MAX` until the first cut).
+    bound: u64,
+}
+
+impl TopK {
+    fn new(k: usize, mut keys: Vec<u64>) -> Self {
+        keys.clear();
+        TopK { k, keys, bound: u64::MAX }
     }
-    if hops != 0 { (f64::from(a) * MASS_SCALE) as u128 } else { 0 }
+
+    #[inline]
+    fn offer(&mut self, key: u64) {
+        if key > self.bound {
+            return;
+        }
+        self.keys.push(key);
+        if self.keys.len() >= self.k.saturating_mul(2).max(TOP_K_MIN_BUFFER) && self.k > 0 {
+            let (_, &mut kth, _) = self.keys.select_nth_unstable(self.k - 1);
+            self.keys.truncate(self.k);
+            self.bound = kth;
+        }
+    }
+
+    /// The kept keys, unsorted (a superset of the best `k`).
+    fn into_keys(self) -> Vec<u64> {
+        self.keys
+    }
+}
+
+/// A top-k buffer holds at least this many keys before it is cut back.
+const TOP_K_MIN_BUFFER: usize = 1024;
+
+/// One reached node: its mass units (non-seeds); offered as a candidate when it qualifies.
+#[inline]
+fn visit(v: u32, a: f32, hops: u8, threshold: f32, top: &mut TopK) -> u128 {
+    if hops == 0 || a >= threshold {
+        top.offer(order_key(v, a));
+    }
+    // a ≤ 1, so its units fit a u64 (a u128 conversion would be a library call).
+    if hops != 0 { u128::from((f64::from(a) * MASS_SCALE) as u64) } else { 0 }
 }
 
 /// Visit every node of a dense chunk starting at `base` with A > 0; returns the mass units.
-fn scan(base: usize, activation: &[f32], hops: &[u8], threshold: f32, candidates: &mut Vec<u64>) -> u128 {
+fn scan(base: usize, activation: &[f32], hops: &[u8], threshold: f32, top: &mut TopK) -> u128 {
     let mut units = 0u128;
     for (i, (&a, &h)) in activation.iter().zip(hops).enumerate() {
         if a > 0.0 {
-            units += visit((base + i) as u32, a, h, threshold, candidates);
+            units += visit((base + i) as u32, a, h, threshold, top);
         }
     }
     units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopK;
+
+    #[test]
+    fn top_k_keeps_the_k_smallest_keys_whatever_the_order() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut keys: Vec<u64> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            })
+            .collect();
+        for k in [1, 5, 10, 1000, 1024, 5000, 30_000, usize::MAX] {
+            for pass in 0..2 {
+                if pass == 1 {
+                    keys.sort_unstable_by(|a, b| b.cmp(a)); // worst order: every key improves the bound
+                }
+                let mut top = TopK::new(k, Vec::new());
+                keys.iter().for_each(|&key| top.offer(key));
+                let mut kept = top.into_keys();
+                crate::spread::keep_top_k(&mut kept, k, u64::cmp);
+                let mut expected = keys.clone();
+                expected.sort_unstable();
+                expected.truncate(k);
+                assert_eq!(kept, expected, "k {k} pass {pass}");
+            }
+        }
+    }
 }

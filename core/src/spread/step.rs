@@ -394,12 +394,13 @@ impl<'a> Run<'a> {
             }
             for (targets, weights) in graph.out(i).parts() {
                 for (&v, &w) in targets.iter().zip(weights) {
-                    let j = v as usize;
-                    if !s.in_next[j] {
-                        s.in_next[j] = true;
+                    // A node is listed when its first contribution arrives (a contribution that
+                    // underflows to 0 may list it twice; the finish skips the second).
+                    let slot = &mut s.next[v as usize];
+                    if *slot == 0.0 {
                         s.next_active.push(v);
                     }
-                    s.next[j] += y * w;
+                    *slot += y * w;
                 }
             }
         }
@@ -459,7 +460,6 @@ impl<'a> Run<'a> {
             let j = v as usize;
             let x = s.next[j].min(1.0);
             s.next[j] = 0.0;
-            s.in_next[j] = false;
             if x > 0.0 {
                 delivered += delivered_units(x);
                 s.current[j] = x;

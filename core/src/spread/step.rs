@@ -21,6 +21,8 @@ pub(super) struct Run<'a> {
     /// This depth's frontier was marked from the dense arrays: `send` holds x_d · decay for it and
     /// `current` was cleared, so a push reads `send`.
     frontier_in_send: bool,
+    /// The first depth's frontier counts and work, when dense seeding marked it already.
+    premarked: Option<([u32; 3], [u64; 3])>,
     /// In a pull depth: the last tier with frontier nodes (its gather also finishes the depth) and the
     /// hop number nodes first reached now get.
     finishing_tier: usize,
@@ -49,6 +51,7 @@ impl<'a> Run<'a> {
             exhausted: [false; 3],
             active_is_list: true,
             frontier_in_send: false,
+            premarked: None,
             finishing_tier: 0,
             hop: 0,
             delivered: 0,
@@ -73,37 +76,56 @@ impl<'a> Run<'a> {
     }
 
     /// Seeds covering a large share of the graph go straight into the dense arrays (no lists to
-    /// build, sort or walk): the first depth then marks its frontier with one pass over all nodes,
-    /// in parallel when the graph is large. `seeds` are unique and sorted by id.
+    /// build, sort or walk), and the first depth's frontier is marked in the same pass over the
+    /// seeds — in parallel when the graph is large. `seeds` are unique and sorted by id.
     fn seed_dense(&mut self, seeds: &[(u32, f32)]) {
         self.s.dense = true;
         self.active_is_list = false;
-        let write = |base: usize, current: &mut [f32], activation: &mut [f32], hops: &mut [u8]| {
-            let lo = seeds.partition_point(|&(v, _)| (v as usize) < base);
-            let hi = seeds.partition_point(|&(v, _)| (v as usize) < base + current.len());
-            for &(v, a) in &seeds[lo..hi] {
-                let i = v as usize - base;
-                current[i] = a;
-                activation[i] = a;
-                hops[i] = 0;
-            }
-        };
+        let p = *self.params;
+        let graph = self.graph;
+        let tiers = graph.tiers();
+        // As `mark_dense` would at depth 0: a firing seed publishes x0 · decay in `send` and is marked
+        // fired; `current` stays 0 (it is read nowhere after the marking).
+        let write =
+            |base: usize, activation: &mut [f32], hops: &mut [u8], send: &mut [f32], fired: &mut [bool]| {
+                let mut counts = [0u32; 3];
+                let mut work = [0u64; 3];
+                let lo = seeds.partition_point(|&(v, _)| (v as usize) < base);
+                let hi = seeds.partition_point(|&(v, _)| (v as usize) < base + activation.len());
+                for &(v, a) in &seeds[lo..hi] {
+                    let (u, i) = (v as usize, v as usize - base);
+                    activation[i] = a;
+                    hops[i] = 0;
+                    let (degree, tier) = (graph.out_degree(u), tiers[u]);
+                    if fires(&p, &[false; 3], a, degree, tier, false) {
+                        let t = tier.index();
+                        send[i] = a * p.decay;
+                        fired[i] = true;
+                        counts[t] += 1;
+                        work[t] += degree as u64;
+                    }
+                }
+                (counts, work)
+            };
         let chunk = self.chunk_len();
         let worthwhile = self.parallel_worthwhile();
         let s = &mut *self.s;
-        match self.pool {
+        let marked = match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
                 (
-                    s.current.par_chunks_mut(chunk),
                     s.activation.par_chunks_mut(chunk),
                     s.hops.par_chunks_mut(chunk),
+                    s.send.par_chunks_mut(chunk),
+                    s.fired.par_chunks_mut(chunk),
                 )
                     .into_par_iter()
                     .enumerate()
-                    .for_each(|(k, (c, a, h))| write(k * chunk, c, a, h))
+                    .map(|(k, (a, h, sd, f))| write(k * chunk, a, h, sd, f))
+                    .reduce(|| ([0; 3], [0; 3]), add_marks)
             }),
-            _ => write(0, &mut s.current, &mut s.activation, &mut s.hops),
-        }
+            _ => write(0, &mut s.activation, &mut s.hops, &mut s.send, &mut s.fired),
+        };
+        self.premarked = Some(marked);
     }
 
     /// Start from state already in the dense arrays (benchmarks).
@@ -119,7 +141,14 @@ impl<'a> Run<'a> {
 
     /// Run depth `d`; false when the frontier was empty.
     pub(super) fn depth(&mut self, d: usize, hook: &dyn PhaseHook) -> bool {
-        let (counts, work) = if self.active_is_list { self.frontier_from_list() } else { self.mark_dense() };
+        let (counts, work) = if let Some(marked) = self.premarked.take() {
+            self.frontier_in_send = true;
+            marked
+        } else if self.active_is_list {
+            self.frontier_from_list()
+        } else {
+            self.mark_dense()
+        };
         let fired: u32 = counts.iter().sum();
         if fired == 0 {
             return false;
@@ -253,19 +282,13 @@ impl<'a> Run<'a> {
             }
             (counts, work)
         };
-        let add = |a: ([u32; 3], [u64; 3]), b: ([u32; 3], [u64; 3])| {
-            (
-                [a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]],
-                [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]],
-            )
-        };
         let result = match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
                 (s.current.par_chunks_mut(chunk), s.send.par_chunks_mut(chunk), s.fired.par_chunks_mut(chunk))
                     .into_par_iter()
                     .enumerate()
                     .map(|(k, (c, sd, f))| body(k * chunk, c, sd, f))
-                    .reduce(|| ([0; 3], [0; 3]), add)
+                    .reduce(|| ([0; 3], [0; 3]), add_marks)
             }),
             _ => body(0, &mut s.current, &mut s.send, &mut s.fired),
         };
@@ -482,6 +505,11 @@ impl<'a> Run<'a> {
     fn parallel_worthwhile(&self) -> bool {
         self.graph.node_count() + self.graph.edge_count() >= self.params.execution.parallel_min_work
     }
+}
+
+/// Frontier counts and work per tier, summed.
+fn add_marks(a: ([u32; 3], [u64; 3]), b: ([u32; 3], [u64; 3])) -> ([u32; 3], [u64; 3]) {
+    ([a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]], [a.1[0] + b.1[0], a.1[1] + b.1[1], a.1[2] + b.1[2]])
 }
 
 /// docs/spec.md §3's frontier condition for a node with activation `x` arriving at this depth.

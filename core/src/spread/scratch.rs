@@ -161,8 +161,7 @@ impl Scratch {
     pub(crate) fn reset(&mut self, pool: Option<&rayon::ThreadPool>) {
         if self.dense {
             debug_assert!(self.next.iter().all(|&x| x == 0.0) && !self.in_next.contains(&true));
-            let clear = |base: (&mut [f32], &mut [f32], &mut [f32], &mut [u8], &mut [bool])| {
-                let (current, send, activation, hops, fired) = base;
+            let clear = |(current, send, activation, hops, fired): DenseSlices<'_>| {
                 current.fill(0.0);
                 send.fill(0.0);
                 activation.fill(0.0);
@@ -212,6 +211,9 @@ impl Scratch {
         }
     }
 }
+
+/// The dense arrays a reset clears: current, send, activation, hops, fired.
+type DenseSlices<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [u8], &'a mut [bool]);
 
 /// Dense states of at least this many nodes are collected in parallel (when a pool is given).
 const PARALLEL_COLLECT_MIN_NODES: usize = 1 << 18;

@@ -300,8 +300,8 @@ impl<'a> Run<'a> {
     fn frontier_from_send(&mut self, counts: [u32; 3]) {
         let s = &mut *self.s;
         let tiers = self.graph.tiers();
-        for t in 0..3 {
-            s.frontier[t].reserve(counts[t] as usize);
+        for (list, &count) in s.frontier.iter_mut().zip(&counts) {
+            list.reserve(count as usize);
         }
         for (u, &y) in s.send.iter().enumerate() {
             if y > 0.0 {

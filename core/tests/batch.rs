@@ -231,3 +231,13 @@ fn every_cue_of_a_batch_runs_on_one_graph_version() {
     assert!(results.iter().all(|r| r.graph_version == graph.version()));
     assert_eq!(graph.version(), 1);
 }
+
+#[test]
+fn a_bad_seed_beside_an_embedding_is_refused() {
+    let engine = Engine::new(embedded_graph(300), config(1, 10)).unwrap();
+    let cue = Cue { seeds: vec![(5, 1.0), (999, 1.0)], embedding: Some(vec![1.0; 8]), k: None };
+    let error = engine.recall(&cue).unwrap_err();
+    assert!(error.to_string().contains("node 999 out of range"), "{error}");
+    let error = engine.recall_batch(&[Cue::nodes([1]), cue]).unwrap_err();
+    assert!(error.to_string().contains("cues[1].seeds: node 999 out of range"), "{error}");
+}

@@ -7,8 +7,8 @@ use crate::graph::View;
 use crate::similarity::{self, Search};
 use crate::spread;
 
-/// Write the fallback answer for `cue` to `out`, best first; `buffers.seeds` holds the resolved
-/// seeds and every buffer is clean afterwards.
+/// Write the fallback answer for `cue` to `out`, best first, from the resolved seeds (see
+/// `seeds::resolved`); every buffer is clean afterwards.
 pub(crate) fn answer(
     graph: View<'_>,
     search: Search<'_>,
@@ -31,5 +31,6 @@ pub(crate) fn answer(
         }));
         return;
     }
-    spread::one_hop(graph, &buffers.seeds, k, &mut buffers.spread, out);
+    let Buffers { spread, seeds, seeds_in_cue, .. } = buffers;
+    spread::one_hop(graph, super::seeds::resolved(cue, seeds, *seeds_in_cue), k, spread, out);
 }

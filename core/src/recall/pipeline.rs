@@ -122,7 +122,7 @@ impl Pipeline<'_> {
             }
             // Slow means slow spreading: the clock for the breaker and the slow check starts here.
             let spread_start = Instant::now();
-            let (reason, completed) = self.spread_and_classify(k, &mut buffers, out);
+            let (reason, completed) = self.spread_and_classify(cue, k, &mut buffers, out);
             let latency = spread_start.elapsed();
             ran = completed;
             self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
@@ -150,6 +150,7 @@ impl Pipeline<'_> {
     /// stays empty).
     fn spread_and_classify(
         &self,
+        cue: &Cue,
         k: usize,
         buffers: &mut Buffers,
         out: &mut Recall,
@@ -158,7 +159,8 @@ impl Pipeline<'_> {
         let (graph, params) = (self.graph, &self.settings.params);
         let verdict = self.chaos.verdict();
         arm_device_chaos(verdict.gpu_fail);
-        let Buffers { spread: scratch, seeds, .. } = buffers;
+        let Buffers { spread: scratch, seeds, seeds_in_cue, .. } = buffers;
+        let seeds = seeds::resolved(cue, seeds, *seeds_in_cue);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let mut stats =
                 spread::spread(graph, params, seeds, scratch, self.pool, self.chaos, self.accelerator);

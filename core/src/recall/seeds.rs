@@ -13,8 +13,11 @@ use crate::spread::{self, Scratch};
 pub struct Buffers {
     /// The spread's dense per-node state.
     pub(crate) spread: Scratch,
-    /// The call's resolved seeds (unique, sorted by id).
+    /// The call's resolved seeds (unique, sorted by id), unless `seeds_in_cue`.
     pub(crate) seeds: Vec<(u32, f32)>,
+    /// The cue's own seeds are already resolved (ascending ids, no embedding): use them in place
+    /// (a million seeds are not copied).
+    pub(crate) seeds_in_cue: bool,
     /// Similarity search results (seeding and fallback).
     pub(crate) similar: Vec<(u32, f32)>,
     /// The similarity index's candidates.
@@ -31,6 +34,7 @@ impl Reusable for Buffers {
 
     fn recycle(&mut self) {
         self.seeds.clear();
+        self.seeds_in_cue = false;
         self.similar.clear();
         self.candidates.clear();
     }
@@ -47,8 +51,20 @@ impl Reusable for Buffers {
 /// norm when the cue has one.
 pub(crate) fn validate(graph: View<'_>, cue: &Cue, buffers: &mut Buffers) -> Result<Option<f32>> {
     require_seeds_or_embedding(cue)?;
-    spread::normalise_seeds(graph, &cue.seeds, &mut buffers.seeds)?;
+    buffers.seeds.clear();
+    let ascending = spread::check_seeds(graph, &cue.seeds)?;
+    buffers.seeds_in_cue = ascending && cue.embedding.is_none();
+    if !buffers.seeds_in_cue {
+        // Checked above; only the merge is left.
+        buffers.seeds.extend_from_slice(&cue.seeds);
+        spread::merge_duplicate_seeds(&mut buffers.seeds);
+    }
     cue.embedding.as_deref().map(|query| similarity::query_norm(graph, query)).transpose()
+}
+
+/// The call's resolved seeds: `cue`'s own when they needed no merging, else `seeds` (the buffer's).
+pub(crate) fn resolved<'a>(cue: &'a Cue, seeds: &'a [(u32, f32)], seeds_in_cue: bool) -> &'a [(u32, f32)] {
+    if seeds_in_cue { &cue.seeds } else { seeds }
 }
 
 /// Every check [`validate`] makes, without a buffer: a batch checks all its cues this way before

@@ -73,6 +73,9 @@ def best(samples):
 def timed(fn, repeats):
     out = []
     for _ in range(repeats):
+        # Let the engine's pool threads go idle first: on 2 cores a worker still spinning after the
+        # previous contender would slow whichever runs next.
+        time.sleep(0.05)
         start = time.perf_counter()
         fn()
         out.append(time.perf_counter() - start)

@@ -224,8 +224,13 @@ impl EngineState {
         }
         out.truncate(cues.len());
         out.resize_with(cues.len(), Recall::default);
-        let run = |i: usize, cue: &Cue, slot: &mut Recall| {
-            let outcome = pipeline.run(cue, slot).map_err(|e| e.in_cue(i))?;
+        // Each task keeps one set of buffers for all the cues it runs (hot in its core's cache).
+        let run = |held: &mut Option<_>, i: usize, cue: &Cue, slot: &mut Recall| {
+            let buffers = match held {
+                Some(lease) => lease,
+                None => held.insert(pipeline.checkout().map_err(|e| e.in_cue(i))?),
+            };
+            let outcome = pipeline.run_in(cue, slot, buffers).map_err(|e| e.in_cue(i))?;
             self.record(&live, slot, outcome);
             Ok(())
         };
@@ -236,11 +241,14 @@ impl EngineState {
                 cues.par_iter()
                     .zip(out.par_iter_mut())
                     .enumerate()
-                    .with_max_len(1)
-                    .try_for_each(|(i, (cue, slot))| run(i, cue, slot))
+                    .try_for_each_init(|| None, |held, (i, (cue, slot))| run(held, i, cue, slot))
             }),
             _ => {
-                cues.iter().zip(out.iter_mut()).enumerate().try_for_each(|(i, (cue, slot))| run(i, cue, slot))
+                let mut held = None;
+                cues.iter()
+                    .zip(out.iter_mut())
+                    .enumerate()
+                    .try_for_each(|(i, (cue, slot))| run(&mut held, i, cue, slot))
             }
         }
     }

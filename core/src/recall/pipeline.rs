@@ -13,7 +13,7 @@ use crate::chaos::ChaosInjector;
 use crate::config::{EngineConfig, OpenClMode};
 use crate::error::{Error, Result};
 use crate::graph::View;
-use crate::pool::BufferPool;
+use crate::pool::{BufferPool, Lease, Reusable};
 use crate::similarity::Search;
 use crate::spread::{self, Execution, PullAccelerator, SpreadParams, SpreadStats};
 
@@ -78,7 +78,7 @@ pub(crate) struct Outcome {
     pub(crate) ran: bool,
 }
 
-impl Pipeline<'_> {
+impl<'a> Pipeline<'a> {
     /// Every check [`Pipeline::run`] makes before it asks the breaker, with no buffer taken: a batch
     /// checks all its cues this way before any of them runs.
     pub(crate) fn check(&self, cue: &Cue) -> Result<()> {
@@ -95,12 +95,36 @@ impl Pipeline<'_> {
 
     /// Recall `cue` into `out` (its result buffer is reused: no allocation once warm).
     pub(crate) fn run(&self, cue: &Cue, out: &mut Recall) -> Result<Outcome> {
+        let mut buffers = self.checkout()?;
+        self.run_in(cue, out, &mut buffers)
+    }
+
+    /// Buffers for [`Pipeline::run_in`], from the engine's pool.
+    pub(crate) fn checkout(&self) -> Result<Lease<'a, Buffers>> {
+        self.buffers.checkout(self.graph.node_count())
+    }
+
+    /// [`Pipeline::run`] with buffers the caller holds (a batch keeps one set per task); they are
+    /// clean again afterwards.
+    pub(crate) fn run_in(&self, cue: &Cue, out: &mut Recall, buffers: &mut Buffers) -> Result<Outcome> {
         let start = Instant::now();
         let k = self.k(cue)?;
         let _span = tracing::debug_span!("recall", k).entered();
+        let result = self.run_checked(cue, k, start, out, buffers);
+        buffers.recycle();
+        result
+    }
+
+    fn run_checked(
+        &self,
+        cue: &Cue,
+        k: usize,
+        start: Instant,
+        out: &mut Recall,
+        buffers: &mut Buffers,
+    ) -> Result<Outcome> {
         let graph = self.graph;
-        let mut buffers = self.buffers.checkout(graph.node_count())?;
-        let query_norm = seeds::validate(graph, cue, &mut buffers)?;
+        let query_norm = seeds::validate(graph, cue, buffers)?;
 
         out.stats = SpreadStats::default();
         out.graph_version = self.graph_version;
@@ -110,19 +134,11 @@ impl Pipeline<'_> {
         let reason = if attempted {
             if let Some(norm) = query_norm {
                 let s = self.settings;
-                seeds::add_similar(
-                    graph,
-                    self.similarity,
-                    cue,
-                    norm,
-                    s.seed_k,
-                    s.min_similarity,
-                    &mut buffers,
-                );
+                seeds::add_similar(graph, self.similarity, cue, norm, s.seed_k, s.min_similarity, buffers);
             }
             // Slow means slow spreading: the clock for the breaker and the slow check starts here.
             let spread_start = Instant::now();
-            let (reason, completed) = self.spread_and_classify(cue, k, &mut buffers, out);
+            let (reason, completed) = self.spread_and_classify(cue, k, buffers, out);
             let latency = spread_start.elapsed();
             ran = completed;
             self.breaker.on_result(admission, CallOutcome { failed: reason.is_some(), latency });
@@ -133,7 +149,7 @@ impl Pipeline<'_> {
         out.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
         out.reason = reason;
         if reason.is_some() {
-            fallback::answer(graph, self.similarity, cue, k, &mut buffers, &mut out.results);
+            fallback::answer(graph, self.similarity, cue, k, buffers, &mut out.results);
         }
         out.latency = start.elapsed();
         tracing::debug!(

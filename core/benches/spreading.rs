@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `rmat`, `ba`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axonal_core::generate::{self, EdgeList};
-use axonal_core::spread::time_full_frontier_step;
-use axonal_core::{Cue, Engine, EngineConfig, Graph, Recall, SpreadParams, Tier};
+use axonal_core::spread::{time_full_frontier_step, time_spread};
+use axonal_core::{Cue, Engine, EngineConfig, Execution, Graph, Recall, SpreadParams, Tier};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -34,6 +34,14 @@ fn main() {
     if want("step") {
         let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
         full_frontier_step("uniform random graph", || generate::uniform(n, m, 0.1, 7));
+    }
+    if want("push-pull") {
+        let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
+        push_pull("uniform random graph", generate::uniform(n, m, 0.1, 7).build().unwrap());
+        push_pull(
+            "Barabási–Albert graph (m = 4)",
+            generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap(),
+        );
     }
     if want("rmat") {
         // Graph500's quadrant probabilities: a skewed, power-law degree distribution.
@@ -245,4 +253,65 @@ fn memory_child() {
         rss as f64 / m as f64,
         peak as f64 / 1048576.0
     );
+}
+
+/// Calibrates the push/pull switch: one depth (depth 1) from random seeds whose out-edges are a given
+/// share of all edges, run as a push and as a pull, on 1 and all threads. The share where the pull
+/// starts to win is the `pull_share` the engine uses (docs/decisions/0017-batched-recall.md).
+fn push_pull(name: &str, graph: Graph) {
+    let (n, m) = (graph.node_count(), graph.edge_count());
+    println!("## Push or pull, {name}, {n} nodes / {m} edges (one depth; ms, median of interleaved runs)");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let base = SpreadParams {
+        max_depth: 1,
+        tier_timeouts: [None; 3],
+        ..SpreadParams::from(&EngineConfig::default().spreading)
+    };
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = generate::SplitMix64(5);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let reps = 9.min(scaled(900)).max(1);
+    println!(
+        "| frontier edges / all edges | push 1 thread | pull 1 thread | push/pull | pull {threads} threads | push/pull | engine's choice, {threads} threads |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for share in [256u64, 128, 64, 32, 16, 8, 4] {
+        // Seeds in random order until their out-edges reach m / share.
+        let mut seeds = Vec::new();
+        let mut work = 0u64;
+        for &v in &order {
+            if work * share >= m as u64 {
+                break;
+            }
+            work += graph.out_degree(v) as u64;
+            seeds.push((v, 1.0f32));
+        }
+        let time = |execution: Execution, pool: Option<&rayon::ThreadPool>| {
+            let params = SpreadParams { execution, ..base };
+            let mut samples = time_spread(&graph, &params, &seeds, pool, reps + 1).unwrap();
+            samples.remove(0); // the first touches the fresh scratch
+            samples.sort_unstable();
+            percentile(&samples, 0.5)
+        };
+        let (push, pull) = (Execution::push_only(), Execution::pull_every_depth());
+        let (push1, pull1, pull_n) = (time(push, None), time(pull, None), time(pull, Some(&pool)));
+        let auto = time(Execution::default(), Some(&pool));
+        let chosen = |threads| {
+            if work * Execution::default().pull_share_for(n, threads) >= m as u64 { "pull" } else { "push" }
+        };
+        println!(
+            "| 1/{share} ({work} edges) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} {:.2} |",
+            ms(push1),
+            ms(pull1),
+            push1.as_secs_f64() / pull1.as_secs_f64(),
+            ms(pull_n),
+            push1.as_secs_f64() / pull_n.as_secs_f64(),
+            chosen(threads),
+            ms(auto),
+        );
+    }
+    println!();
 }

@@ -11,6 +11,7 @@ def test_the_readme_python_example_runs(capsys):
     exec(compile(blocks[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "[0 3 1]" in out and "spreading" in out
+    assert "[[0, 3], [1, 2]]" in out, "the batch answered each cue"
     assert "spreading.decay" in out
     assert "\n200\n" in out, "the example served /health/spreading"
     assert "True ann" in out, "the embedding cue found its own node through the index"

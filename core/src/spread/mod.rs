@@ -138,8 +138,14 @@ pub struct SpreadParams {
 /// Execution thresholds. They decide speed only: results are bit-identical whatever their values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Execution {
-    /// Pull once the frontier's out-edges reach `1 / pull_share` of all edges…
+    /// Pull once the frontier's out-edges reach `1 / pull_share` of all edges, on a graph whose
+    /// spreading state fits in cache (at most `cache_nodes` nodes)…
     pub pull_share: u64,
+    /// …or `1 / (pull_share_out_of_cache × pull threads)` on a larger one, where every pushed edge
+    /// misses the cache (docs/decisions/0017-batched-recall.md has the measurements)…
+    pub pull_share_out_of_cache: u64,
+    /// Graphs up to this many nodes count as in cache (see `pull_share`).
+    pub cache_nodes: usize,
     /// …and at least this many (below it a push is always cheaper than touching every node).
     pub pull_min_edges: u64,
     /// Pull steps and dense passes use the pool only when nodes + edges reach this; below it, entering
@@ -157,7 +163,9 @@ pub struct Execution {
 impl Default for Execution {
     fn default() -> Self {
         Execution {
-            pull_share: 8,
+            pull_share: 10,
+            pull_share_out_of_cache: 48,
+            cache_nodes: cache_nodes(),
             pull_min_edges: 4096,
             parallel_min_work: 200_000,
             nodes_per_batch_unit: 256,
@@ -175,13 +183,29 @@ impl Execution {
 
     /// Every depth a pull (the `opencl: "always"` mode: each depth can run on the device).
     pub fn pull_every_depth() -> Self {
-        Execution { pull_share: u64::MAX, pull_min_edges: 0, ..Execution::default() }
+        Execution {
+            pull_share: u64::MAX,
+            pull_share_out_of_cache: u64::MAX,
+            pull_min_edges: 0,
+            ..Execution::default()
+        }
+    }
+
+    /// The share of all edges (as `1 / share`) a frontier's out-edges must reach for a pull, on a
+    /// graph of `nodes` nodes pulled by `threads` threads.
+    pub fn pull_share_for(&self, nodes: usize, threads: usize) -> u64 {
+        if nodes <= self.cache_nodes {
+            self.pull_share
+        } else {
+            self.pull_share_out_of_cache.saturating_mul(threads.max(1) as u64)
+        }
     }
 
     /// Always pull, on the pool whenever one is given, in tasks of `batch_size` destinations.
     pub fn pull_always() -> Self {
         Execution {
             pull_share: u64::MAX,
+            pull_share_out_of_cache: u64::MAX,
             pull_min_edges: 0,
             parallel_min_work: 0,
             nodes_per_batch_unit: 1,
@@ -194,6 +218,34 @@ impl Execution {
     pub fn dense_seeds() -> Self {
         Execution { dense_seeds_share: usize::MAX, dense_seeds_min_nodes: 0, ..Execution::default() }
     }
+}
+
+/// Nodes whose spreading state (about 19 bytes each) fits in a quarter of this machine's last-level
+/// cache (read once from sysfs; 32 MiB assumed when it cannot be read): a push into a larger
+/// state misses the cache on nearly every edge.
+fn cache_nodes() -> usize {
+    static NODES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *NODES.get_or_init(|| {
+        let bytes = (0..8)
+            .filter_map(|i| {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+                let level = std::fs::read_to_string(format!("{dir}/level")).ok()?;
+                let size = std::fs::read_to_string(format!("{dir}/size")).ok()?;
+                let size = size.trim();
+                let (number, unit) =
+                    size.split_at(size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len()));
+                let scale = match unit {
+                    "K" => 1 << 10,
+                    "M" => 1 << 20,
+                    "" => 1,
+                    _ => return None,
+                };
+                Some((level.trim().parse::<u32>().ok()?, number.parse::<usize>().ok()? * scale))
+            })
+            .max()
+            .map_or(32 << 20, |(_, bytes)| bytes);
+        bytes / 4 / 19
+    })
 }
 
 impl From<&SpreadingConfig> for SpreadParams {
@@ -430,6 +482,32 @@ pub fn time_full_frontier_step_with_accelerator(
             elapsed
         })
         .collect()
+}
+
+/// Benchmark support: time `repetitions` whole spreads from `seeds` (checked and merged once, not
+/// timed) on one warm scratch, each with the collection of its top 10 results and the reset.
+#[doc(hidden)]
+pub fn time_spread(
+    graph: &Graph,
+    params: &SpreadParams,
+    seeds: &[(u32, f32)],
+    pool: Option<&rayon::ThreadPool>,
+    repetitions: usize,
+) -> Result<Vec<Duration>> {
+    let graph = graph.view();
+    let mut scratch = Scratch::default();
+    scratch.try_resize(graph.node_count())?;
+    let mut merged = Vec::new();
+    normalise_seeds(graph, seeds, &mut merged)?;
+    let mut out = Vec::new();
+    Ok((0..repetitions)
+        .map(|_| {
+            let start = Instant::now();
+            spread(graph, params, &merged, &mut scratch, pool, &NoHook, None);
+            collect_results(graph, params.threshold, 10, &mut scratch, &mut out, pool);
+            start.elapsed()
+        })
+        .collect())
 }
 
 /// Keep the `k` smallest items under `order`, sorted (`k == 0` keeps none): the one top-k of

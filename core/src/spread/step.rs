@@ -159,7 +159,7 @@ impl<'a> Run<'a> {
         self.stats.edges_traversed[d] = total_work;
         let edges = self.graph.edge_count() as u64;
         let pull = total_work >= self.params.execution.pull_min_edges
-            && total_work.saturating_mul(self.params.execution.pull_share) >= edges;
+            && total_work.saturating_mul(self.pull_share()) >= edges;
         if !pull && !self.active_is_list {
             // A small frontier after a dense depth: push it rather than pass over every edge, and
             // continue from lists (the depth's finish builds them).
@@ -496,6 +496,15 @@ impl<'a> Run<'a> {
         }
         s.next_active.clear();
         self.delivered = self.delivered.saturating_add(delivered);
+    }
+
+    /// The calibrated push/pull switch for this graph and pool (`Execution::pull_share_for`).
+    fn pull_share(&self) -> u64 {
+        let threads = match self.pool {
+            Some(pool) if self.parallel_worthwhile() => pool.current_num_threads(),
+            _ => 1,
+        };
+        self.params.execution.pull_share_for(self.graph.node_count(), threads)
     }
 
     fn chunk_len(&self) -> usize {

@@ -310,6 +310,7 @@ public:
     /* The top k results of each cue (seed ids, activation 1.0), exactly as recall_seeds answers it,
        in one call (docs/spec.md §19). An invalid cue throws, naming it, and nothing is recalled. */
     std::vector<Results> recall_batch(const std::vector<std::vector<uint32_t>> &cues, size_t k) const {
+        if (k == 0) throw Error(AXONAL_STATUS_INVALID_ARGUMENT, "k must be at least 1 (it sizes the result buffers)");
         std::vector<uint32_t> ids;
         std::vector<size_t> offsets{0};
         for (const auto &cue : cues) {

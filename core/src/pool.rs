@@ -33,7 +33,7 @@ pub struct BufferPool<T> {
 }
 
 impl<T: Reusable> BufferPool<T> {
-    /// A pool that keeps at most `max_idle` idle buffers.
+    /// A pool that keeps at most `max_idle` idle buffers in its queue, plus the hot one.
     pub fn new(max_idle: usize) -> Self {
         BufferPool {
             hot: AtomicPtr::new(std::ptr::null_mut()),

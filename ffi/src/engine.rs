@@ -229,7 +229,7 @@ pub unsafe extern "C" fn axonal_engine_recall_batch(
         }
         // A length whose byte size passes isize::MAX cannot describe a real buffer.
         let too_large = |n: usize| n > isize::MAX as usize / 8;
-        if too_large(cue_count) || too_large(capacity) {
+        if too_large(cue_count.saturating_add(1)) || too_large(capacity) {
             return Err(FfiError::invalid("cue_count or capacity is larger than any buffer can be"));
         }
         let cues = {
@@ -250,9 +250,12 @@ pub unsafe extern "C" fn axonal_engine_recall_batch(
             };
             let weights = (!activations.is_null() && seed_count > 0)
                 .then(|| unsafe { std::slice::from_raw_parts(activations, seed_count) });
-            axonal_core::recall::batch_from_csr(ids, weights, offsets, (k > 0).then_some(k))?
+            // `k` is resolved once: the capacity check below and every cue use the same value, even
+            // if the configured `recall.k` changes while the batch runs.
+            let k = if k > 0 { k } else { engine.config().recall.k };
+            (axonal_core::recall::batch_from_csr(ids, weights, offsets, Some(k))?, k)
         };
-        let k = if k > 0 { k } else { engine.config().recall.k };
+        let (cues, k) = cues;
         let needed = cue_count.saturating_mul(k);
         if cue_count > 0 && (out_nodes.is_null() || out_activations.is_null()) {
             return Err(FfiError::null(if out_nodes.is_null() { "out_nodes" } else { "out_activations" }));
@@ -266,6 +269,13 @@ pub unsafe extern "C" fn axonal_engine_recall_batch(
         let recalls = engine.recall_batch(&cues)?;
         let offsets = unsafe { std::slice::from_raw_parts_mut(out_offsets, cue_count + 1) };
         let total: usize = recalls.iter().map(|r| r.results.len()).sum();
+        if total > capacity {
+            // Unreachable while each cue answers at most `k`; never write past the caller's buffer.
+            return Err(FfiError::new(
+                AXONAL_STATUS_BUFFER_TOO_SMALL,
+                format!("{total} results do not fit capacity {capacity}"),
+            ));
+        }
         let (nodes, acts): (&mut [u32], &mut [f32]) = if total == 0 {
             (&mut [], &mut [])
         } else {

@@ -1031,6 +1031,19 @@ static void test_recall_batch(void) {
     }
     CHECK(same, "each cue of the batch answers as its own recall");
 
+    /* k = 0: the configured recall.k (10 by default) for the capacity check and every cue. */
+    s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, 0, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_BUFFER_TOO_SMALL && message_has("× 10"), "k 0 is recall.k: %s", error_text());
+    {
+        size_t wide_offsets[CUES + 1];
+        static uint32_t wide_nodes[CUES * 10];
+        static float wide_acts[CUES * 10];
+        s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, 0, wide_offsets, wide_nodes, wide_acts, CUES * 10, NULL);
+        int bounded = s == AXONAL_STATUS_OK;
+        for (uint32_t c = 0; c < CUES && bounded; c++) bounded = wide_offsets[c + 1] - wide_offsets[c] <= 10;
+        CHECK(bounded, "k 0 answers at most recall.k per cue: %s", error_text());
+    }
+
     /* An empty batch answers nothing. */
     size_t empty_offsets[1] = {0}, empty_out[1] = {99};
     s = axonal_engine_recall_batch(e, NULL, NULL, empty_offsets, 0, K, empty_out, NULL, NULL, 0, NULL);

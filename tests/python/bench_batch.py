@@ -4,7 +4,7 @@ a release build, with SciPy for the reference loops:
     maturin build --release -o target/wheels-bench
     python3 -m venv target/venv-bench
     target/venv-bench/bin/pip install numpy scipy target/wheels-bench/axonal-*.whl
-    target/venv-bench/bin/python tests/python/bench_batch.py [small|large|ba]
+    target/venv-bench/bin/python tests/python/bench_batch.py [small|large|ba|large-batch]
 
 Everything runs in this one process, alternating the contenders, and every answer is checked equal
 to the reference before anything is timed:
@@ -14,6 +14,7 @@ to the reference before anything is timed:
   bare single-thread C pull loop over the same in-edge CSR (compiled here with `cc -O2`).
 - ba: full activation of the 100 k-node BA graph (hub seed, depth 4, every result returned) against
   a single-thread SciPy CSR pull loop with the same semantics.
+- large-batch: eight full activations of that graph, one by one and as one batch.
 """
 
 import ctypes
@@ -260,8 +261,38 @@ def ba(rounds=21):
         print(f"| {name} | {med * 1e3:.2f} ms | {lo * 1e3:.2f} ms | {med / base:.2f}× |")
 
 
+# --- a batch of large cues ---
+
+
+def large_batch(rounds=9):
+    """Eight full activations of BA 100 k (different hub-adjacent seeds): does a batch of large cues
+    gain over one-by-one calls, each of which already pulls on the whole pool?"""
+    n = 100_000
+    src, dst = barabasi_albert(n, 4, 7)
+    g = axonal.Graph.from_edges(src, dst, np.full(len(src), 0.9, dtype=np.float32), num_nodes=n)
+    degree = np.bincount(src, minlength=n)
+    seeds = [[int(v)] for v in np.argsort(-degree)[:8]]
+    config = {"autotune": {"enabled": False}, "spreading": {"max_depth": 4, "tier_timeouts_ms": NO_TIMEOUTS},
+              "recall": {"k": 100}}
+    with axonal.Engine(g, config) as e:
+        one = [e.recall(c) for c in seeds]
+        batch = e.recall_batch(seeds)
+        assert all(a.nodes.tolist() == b.nodes.tolist() for a, b in zip(one, batch))
+        fired = np.mean([r.stats["nodes_fired"] for r in one])
+        times = {"one by one": [], "recall_batch": []}
+        for _ in range(rounds):
+            times["one by one"] += timed(lambda: [e.recall(c) for c in seeds], 1)
+            times["recall_batch"] += timed(lambda: e.recall_batch(seeds), 1)
+    base = statistics.median(times["one by one"])
+    print(f"8 large cues (top-8 hubs, depth 4, {fired:.0f} nodes fired each) on BA {n}, k=100")
+    print("| how | median per batch of 8 | × one by one |\n|---|---|---|")
+    for name, t in times.items():
+        m = statistics.median(t)
+        print(f"| {name} | {m * 1e3:.2f} ms | {base / m:.2f}× |")
+
+
 if __name__ == "__main__":
     machine()
-    chosen = sys.argv[1:] or ["small", "large", "ba"]
+    chosen = sys.argv[1:] or ["small", "large", "ba", "large-batch"]
     for name in chosen:
-        {"small": small, "large": large, "ba": ba}[name]()
+        {"small": small, "large": large, "ba": ba, "large-batch": large_batch}[name]()

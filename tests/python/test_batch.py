@@ -57,6 +57,7 @@ def test_csr_arrays_and_the_columnar_form_agree_with_the_list():
             assert columns.hops[start:end].tolist() == r.hops.tolist()
             assert same(columns[i], r)
         assert columns[-1].nodes.tolist() == listed[-1].nodes.tolist()
+        assert [r.nodes.tolist() for r in columns] == [r.nodes.tolist() for r in listed]
         assert not columns.fallback.any() and columns.reasons == [None] * 200
         with pytest.raises(IndexError, match="cue 200 is out of range for a batch of 200"):
             columns[200]
@@ -119,5 +120,7 @@ def test_bad_batches_name_what_is_wrong_and_recall_nothing(cues, error, message)
 def test_k_applies_to_every_cue_and_zero_is_refused():
     with axonal.Engine(random_graph(), CONFIG) as e:
         assert all(len(r) <= 3 for r in e.recall_batch([[1], [2]], k=3))
-        with pytest.raises(axonal.RecallError, match=r"cues\[0\]\.k: must be >= 1"):
+        with pytest.raises(axonal.RecallError, match=r"k: must be >= 1 \(it applies to every cue\)"):
             e.recall_batch([[1]], k=0)
+        with pytest.raises(axonal.RecallError, match="k: must be >= 1"):
+            e.recall_batch([], k=0)

@@ -154,6 +154,9 @@ impl Engine {
         columnar: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine()?;
+        if k == Some(0) {
+            return Err(crate::errors::RecallError::new_err("cue k: must be >= 1 (it applies to every cue)"));
+        }
         let cues = crate::convert::batch_cues(&cues, k)?;
         let (recalls, graph) = py.detach(|| engine.recall_batch_with_graph(&cues)).map_err(py_err)?;
         if columnar {

@@ -184,6 +184,18 @@ impl RecallBatch {
         self.recalls.len()
     }
 
+    /// Each cue's answer as a `RecallResult`, in order.
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let results = self
+            .recalls
+            .iter()
+            .map(|recall| {
+                Bound::new(py, RecallResult { recall: recall.clone(), graph: Arc::clone(&self.graph) })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, results)?.try_iter().map(Bound::into_any)
+    }
+
     fn __repr__(&self) -> String {
         let fallbacks = self.recalls.iter().filter(|r| r.source == axonal_core::Source::Fallback).count();
         format!("RecallBatch(cues={}, fallbacks={fallbacks})", self.recalls.len())

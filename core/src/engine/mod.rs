@@ -422,7 +422,8 @@ impl Engine {
     }
 
     /// Recall every cue of `cues` on one graph version (docs/spec.md §19): one result per cue, in
-    /// order, each the answer its own [`Engine::recall`] gives on that version, with its own source,
+    /// order, each the answer its own [`Engine::recall`] gives on that version (what depends on timing
+    /// aside: tier timeouts, slow calls, the breaker's state), with its own source,
     /// reason, breaker admission and telemetry. Every cue is checked first: an invalid cue fails the
     /// whole call with an error naming it (`cues[3].seeds: …`) and nothing is recalled. Cues run in
     /// parallel on the engine's pool when the batch is large enough to pay for it. An empty batch

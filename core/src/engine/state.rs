@@ -266,7 +266,7 @@ impl EngineState {
         let live = self.live.load();
         let params = &live.recall.params;
         let verdict = self.chaos.verdict();
-        arm_device_chaos(verdict.gpu_fail);
+        let armed_before = arm_device_chaos(verdict.gpu_fail);
         let graph = graph.view();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
             let stats = spread::spread(
@@ -281,7 +281,7 @@ impl EngineState {
             self.count_device_use(&stats);
             spread::collect_results(graph, params.threshold, usize::MAX, scratch, out, self.pool.as_ref())
         }));
-        arm_device_chaos(false);
+        arm_device_chaos(armed_before);
         let latency = start.elapsed();
         let m = &self.metrics;
         m.spreads_total.increment();
@@ -458,11 +458,14 @@ impl EngineState {
     }
 }
 
-/// Arm chaos's device failure for this thread's next device depth.
+/// Arm chaos's device failure for this thread's next device depth; returns the previous setting,
+/// which the caller restores afterwards.
 #[allow(unused_variables)]
-fn arm_device_chaos(fail: bool) {
+fn arm_device_chaos(fail: bool) -> bool {
     #[cfg(feature = "opencl")]
-    crate::opencl::force_failure_on_this_thread(fail);
+    return crate::opencl::force_failure_on_this_thread(fail);
+    #[cfg(not(feature = "opencl"))]
+    false
 }
 
 /// The cost of one task on `pool`: the time of many empty tasks over their number.

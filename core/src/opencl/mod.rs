@@ -313,9 +313,10 @@ thread_local! {
     static FORCE_FAILURE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Make the next device depth on this thread fail (chaos injection).
-pub(crate) fn force_failure_on_this_thread(fail: bool) {
-    FORCE_FAILURE.with(|f| f.set(fail));
+/// Make the next device depth on this thread fail (chaos injection); returns the previous setting,
+/// for the caller to restore (a thread waiting inside its own spread may run another recall's work).
+pub(crate) fn force_failure_on_this_thread(fail: bool) -> bool {
+    FORCE_FAILURE.with(|f| f.replace(fail))
 }
 
 /// Log each distinct error once (a failing driver would otherwise flood the log).

@@ -95,6 +95,8 @@ impl<'a> Pipeline<'a> {
 
     /// Recall `cue` into `out` (its result buffer is reused: no allocation once warm).
     pub(crate) fn run(&self, cue: &Cue, out: &mut Recall) -> Result<Outcome> {
+        // A bad `k` is the caller's error, whatever taking buffers would have said.
+        self.k(cue)?;
         let mut buffers = self.checkout()?;
         self.run_in(cue, out, &mut buffers)
     }
@@ -174,7 +176,7 @@ impl<'a> Pipeline<'a> {
         let start = Instant::now();
         let (graph, params) = (self.graph, &self.settings.params);
         let verdict = self.chaos.verdict();
-        arm_device_chaos(verdict.gpu_fail);
+        let armed_before = arm_device_chaos(verdict.gpu_fail);
         let Buffers { spread: scratch, seeds, seeds_in_cue, .. } = buffers;
         let seeds = seeds::resolved(cue, seeds, *seeds_in_cue);
         let attempt = catch_unwind(AssertUnwindSafe(|| {
@@ -184,7 +186,7 @@ impl<'a> Pipeline<'a> {
                 spread::collect_results(graph, params.threshold, k, scratch, &mut out.results, self.pool);
             stats
         }));
-        arm_device_chaos(false);
+        arm_device_chaos(armed_before);
         let ran = match attempt {
             Ok(mut stats) => {
                 if verdict.zero_mass {
@@ -232,9 +234,12 @@ pub fn classify(
     }
 }
 
-/// Arm chaos's device failure for this thread's next device depth.
+/// Arm chaos's device failure for this thread's next device depth; returns the previous setting,
+/// which the caller restores afterwards.
 #[allow(unused_variables)]
-fn arm_device_chaos(fail: bool) {
+fn arm_device_chaos(fail: bool) -> bool {
     #[cfg(feature = "opencl")]
-    crate::opencl::force_failure_on_this_thread(fail);
+    return crate::opencl::force_failure_on_this_thread(fail);
+    #[cfg(not(feature = "opencl"))]
+    false
 }

@@ -36,7 +36,8 @@ pub(crate) struct Scratch {
     /// Nodes with A > 0, unless `dense` (then scan).
     pub(crate) reached: Vec<u32>,
     pub(crate) fired_list: Vec<u32>,
-    /// A pull step ran: the sparse lists are incomplete and state lives in the dense arrays alone.
+    /// A pull step ran or the seeds went straight into the dense arrays: the sparse lists are
+    /// incomplete, and collection and reset scan the dense arrays.
     pub(crate) dense: bool,
     /// Result candidates as [`order_key`]s.
     candidates: Vec<u64>,

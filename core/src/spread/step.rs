@@ -471,7 +471,8 @@ impl<'a> Run<'a> {
     }
 
     /// After a push: x_{d+1} = min(1, next) for the touched nodes; update A, hops and the active list.
-    /// (Pushes only follow sparse depths, so the active and reached lists are complete here.)
+    /// (A push follows a sparse depth, or a dense one whose marking cleared `current` and left the
+    /// active list empty, so the active list is complete here.)
     fn finish_sparse(&mut self, d: usize) {
         let mut delivered = 0u64;
         let s = &mut *self.s;

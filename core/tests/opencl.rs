@@ -208,3 +208,28 @@ fn auto_uses_the_device_only_from_the_threshold_in_force() {
     e.update_config(&json!({"opencl_min_edges": null})).unwrap();
     assert_eq!(e.recall(&cue).unwrap().stats.backend, Backend::Cpu, "back to the measured default");
 }
+
+#[test]
+fn a_batch_on_the_device_agrees_with_the_cpu_and_a_device_failure_mid_batch_answers_every_cue() {
+    let device = engine("always");
+    let cpu = engine("off");
+    // Enough cues that the batch runs in parallel on the pool.
+    let cues: Vec<Cue> =
+        (0..200u32).map(|i| Cue::nodes([i * 11 % 300, (i * 37 + 5) % 300]).with_k(300)).collect();
+    let expected = cpu.recall_batch(&cues).unwrap();
+    let on_device = device.recall_batch(&cues).unwrap();
+    for (i, (e, d)) in expected.iter().zip(&on_device).enumerate() {
+        close(&e.results, &d.results).map_err(|m| format!("cue {i}: {m}")).unwrap();
+        assert_eq!(d.stats.backend, Backend::OpenCl, "cue {i} ran on the device");
+    }
+    // Half the device depths fail by injection: every cue is still answered by spreading, on the CPU
+    // where its device failed, with the same results.
+    device.set_chaos(ChaosConfig { gpu_failure_rate: 0.5, seed: Some(3), ..Default::default() }).unwrap();
+    let mixed = device.recall_batch(&cues).unwrap();
+    let failed = mixed.iter().filter(|r| r.stats.accelerator_failed).count();
+    assert!(failed > 0 && failed < cues.len(), "{failed} of {} device failures at rate 0.5", cues.len());
+    for (i, (e, m)) in expected.iter().zip(&mixed).enumerate() {
+        assert_eq!(m.source, axonal_core::Source::Spreading, "cue {i}");
+        close(&e.results, &m.results).map_err(|msg| format!("cue {i}: {msg}")).unwrap();
+    }
+}

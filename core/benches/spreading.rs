@@ -138,6 +138,14 @@ fn barabasi_albert() {
                 })
                 .collect();
             samples.sort_unstable();
+            if std::env::var_os("AXONAL_BENCH_DEPTHS").is_some() {
+                let s = &out.stats;
+                eprintln!(
+                    "{n} {name}: edges per depth {:?}, pulled {}",
+                    &s.edges_traversed[..s.depth_reached as usize],
+                    s.pulled
+                );
+            }
             println!(
                 "| {n} | {name} | {} | {:.3} | {:.3} | {:?} |",
                 out.results.len(),

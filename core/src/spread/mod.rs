@@ -163,7 +163,7 @@ pub struct Execution {
 impl Default for Execution {
     fn default() -> Self {
         Execution {
-            pull_share: 10,
+            pull_share: 20,
             pull_share_out_of_cache: 48,
             cache_nodes: cache_nodes(),
             pull_min_edges: 4096,

@@ -18,9 +18,6 @@ pub(super) struct Run<'a> {
     /// `s.active` lists every node with x_d > 0 (false after a pull step or a dense seeding: scan
     /// instead).
     active_is_list: bool,
-    /// This depth's frontier was marked from the dense arrays: `send` holds x_d · decay for it and
-    /// `current` was cleared, so a push reads `send`.
-    frontier_in_send: bool,
     /// The first depth's frontier counts and work, when dense seeding marked it already.
     premarked: Option<([u32; 3], [u64; 3])>,
     /// In a pull depth: the last tier with frontier nodes (its gather also finishes the depth) and the
@@ -50,7 +47,6 @@ impl<'a> Run<'a> {
             stats: SpreadStats::default(),
             exhausted: [false; 3],
             active_is_list: true,
-            frontier_in_send: false,
             premarked: None,
             finishing_tier: 0,
             hop: 0,
@@ -142,7 +138,6 @@ impl<'a> Run<'a> {
     /// Run depth `d`; false when the frontier was empty.
     pub(super) fn depth(&mut self, d: usize, hook: &dyn PhaseHook) -> bool {
         let (counts, work) = if let Some(marked) = self.premarked.take() {
-            self.frontier_in_send = true;
             marked
         } else if self.active_is_list {
             self.frontier_from_list()
@@ -202,7 +197,6 @@ impl<'a> Run<'a> {
 
     /// Sparse frontier: filter the (sorted) active list into per-tier lists.
     fn frontier_from_list(&mut self) -> ([u32; 3], [u64; 3]) {
-        self.frontier_in_send = false;
         let mut counts = [0u32; 3];
         let mut work = [0u64; 3];
         let mut active = std::mem::take(&mut self.s.active);
@@ -282,7 +276,7 @@ impl<'a> Run<'a> {
             }
             (counts, work)
         };
-        let result = match self.pool {
+        match self.pool {
             Some(pool) if worthwhile => pool.install(|| {
                 (s.current.par_chunks_mut(chunk), s.send.par_chunks_mut(chunk), s.fired.par_chunks_mut(chunk))
                     .into_par_iter()
@@ -291,9 +285,7 @@ impl<'a> Run<'a> {
                     .reduce(|| ([0; 3], [0; 3]), add_marks)
             }),
             _ => body(0, &mut s.current, &mut s.send, &mut s.fired),
-        };
-        self.frontier_in_send = true;
-        result
+        }
     }
 
     /// A push after a dense marking: list the frontier (nodes with `send` > 0) per tier, in id order.
@@ -322,7 +314,6 @@ impl<'a> Run<'a> {
         debug_assert!(self.s.active.is_empty());
         self.finish_sparse(d);
         self.active_is_list = true;
-        self.frontier_in_send = false;
     }
 
     /// Run `step` for each tier with frontier nodes, in tier order, timing each phase against its timeout.
@@ -405,8 +396,9 @@ impl<'a> Run<'a> {
         let decay = self.params.decay;
         let graph = self.graph;
         let s = &mut *self.s;
-        // After a dense marking the frontier is already marked fired, and its x_d · decay is in `send`.
-        let in_send = self.frontier_in_send;
+        // A push within a dense depth (the state is not in lists) follows a dense marking: the
+        // frontier is already marked fired, its x_d · decay is in `send` and `current` was cleared.
+        let in_send = !self.active_is_list;
         let fire_once = self.params.cycle_policy == CyclePolicy::FireOnce && !in_send;
         for &u in &s.frontier[tier.index()] {
             let i = u as usize;

@@ -145,9 +145,9 @@ static void test_worked_examples(void) {
 
 static void test_documents(void) {
     axonal_graph *g = cycle5();
-    /* A budget no run under valgrind (tens of times slower, threads serialised) can exceed: the
-       probe check below asserts a healthy engine, not the machine's speed. */
-    axonal_engine *e = engine_of(g, "{\"spreading\": {\"latency_budget_ms\": 60000}}");
+    /* A budget and a probe timeout no run under valgrind (tens of times slower, threads serialised)
+       can exceed: the probe check below asserts a healthy engine, not the machine's speed. */
+    axonal_engine *e = engine_of(g, "{\"spreading\": {\"latency_budget_ms\": 60000}, \"health\": {\"timeout_ms\": 60000}}");
     uint32_t seed = 0, nodes[4];
     float acts[4];
     size_t count, len;

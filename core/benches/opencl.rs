@@ -1,18 +1,24 @@
-//! CPU against the OpenCL backend. Run: `cargo bench -p axonal-core --features opencl --bench opencl`
-//! (scripts/gpu-bench runs the same binary on a machine with an NVIDIA GPU). Under `cargo test` it
-//! runs once at small scale as a smoke test.
+//! CPU against the OpenCL backend's device-resident recalls. Run: `cargo bench -p axonal-core
+//! --features opencl --bench opencl` (scripts/gpu-bench runs the same binary on a machine with an
+//! NVIDIA GPU). Under `cargo test` it runs once at small scale as a smoke test.
 //!
-//! - the full-frontier step over uniform graphs of growing size: CPU pool vs device, and the
-//!   crossover (the frontier size `opencl_min_edges` should be set to);
-//! - Barabási–Albert recalls with every depth on the device (`always`) vs the CPU (`off`).
+//! - one full-frontier step (every node fires, depth 1) over uniform graphs: the device's time for
+//!   the depth (its gathers and finish, from the device's own timestamps) in edges per second,
+//!   against the CPU pool's step;
+//! - Barabási–Albert full activation (threshold 0, depth 8, every result returned): `always` vs `off`;
+//! - batches of small cues (5 seeds, depth 3) on Barabási–Albert: recalls per second, device batch
+//!   vs CPU batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axonal_core::opencl::OpenClBackend;
-use axonal_core::spread::time_full_frontier_step_with_accelerator;
+use axonal_core::spread::{NoHook, time_full_frontier_step};
 use axonal_core::telemetry::Counter;
-use axonal_core::{Cue, Engine, EngineConfig, Graph, PullAccelerator, Recall, SpreadParams, generate};
+use axonal_core::{
+    Activation, Cue, DeviceCue, DeviceSpread, Engine, EngineConfig, Graph, Recall, SpreadParams, SpreadStats,
+    generate,
+};
 use serde_json::json;
 
 mod common;
@@ -29,8 +35,9 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("device: {}; CPU: {}, {threads} threads\n", backend.device_name(), common::cpu());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    step_crossover(&backend, &pool, full);
-    recalls(full);
+    step(&backend, &pool, full);
+    full_activation(full);
+    batches(full);
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -38,84 +45,99 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn step_crossover(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool) {
-    println!("## Full-frontier step: CPU ({} threads) vs OpenCL device", pool.current_num_threads());
-    println!("| nodes | edges | CPU ms | device ms | device / CPU |");
-    println!("|---|---|---|---|---|");
-    let sizes: &[u32] = if full { &[10_000, 30_000, 100_000, 300_000, 1_000_000] } else { &[2_000, 10_000] };
-    let params = SpreadParams::from(&EngineConfig::default().spreading);
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn step(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool) {
+    println!(
+        "## Full-frontier step (depth 1, every node fires): CPU ({} threads) vs device",
+        pool.current_num_threads()
+    );
+    println!("| nodes | edges | CPU ms | device ms | device G edges/s | device / CPU |");
+    println!("|---|---|---|---|---|---|");
+    let sizes: &[u32] = if full { &[100_000, 1_000_000, 3_000_000] } else { &[2_000] };
+    let mut params = SpreadParams::from(&EngineConfig::default().spreading);
+    params.max_depth = 1;
+    params.threshold = 0.0;
+    params.tier_timeouts = [None; 3];
     let reps = if full { 9 } else { 2 };
-    let mut crossover = None;
     for &n in sizes {
         let m = n as usize * 10;
         let graph = generate::uniform(n, m, 0.1, 7).build().unwrap();
-        // First run uploads the graph; not timed.
-        time_full_frontier_step_with_accelerator(
-            &graph,
-            &params,
-            Some(pool),
-            Some(backend as &dyn PullAccelerator),
-            1,
-        );
-        let mut cpu = Vec::new();
+        let seeds: Vec<(u32, f32)> = (0..n).map(|v| (v, 1.0)).collect();
+        let mut results = Vec::new();
         let mut device = Vec::new();
-        for _ in 0..reps {
-            cpu.extend(time_full_frontier_step_with_accelerator(&graph, &params, Some(pool), None, 1));
-            device.extend(time_full_frontier_step_with_accelerator(
-                &graph,
-                &params,
-                Some(pool),
-                Some(backend),
-                1,
-            ));
+        let mut edges = 0;
+        // The first run uploads the graph: not timed.
+        for rep in 0..=reps {
+            let stats = device_spread(backend, &graph, &params, &[&seeds], 1, &mut results)[0];
+            edges = stats.edges_traversed[0];
+            if rep > 0 {
+                device.push(stats.depth_time[0]);
+            }
         }
-        let (cpu, device) = (median(cpu), median(device));
-        let ratio = device.as_secs_f64() / cpu.as_secs_f64();
-        if ratio < 1.0 && crossover.is_none() {
-            crossover = Some(m);
-        }
+        let cpu = median(time_full_frontier_step(&graph, &params, Some(pool), reps));
+        let device = median(device);
         println!(
-            "| {n} | {m} | {:.3} | {:.3} | {ratio:.2} |",
-            cpu.as_secs_f64() * 1e3,
-            device.as_secs_f64() * 1e3
+            "| {n} | {m} | {:.3} | {:.3} | {:.2} | {:.2} |",
+            ms(cpu),
+            ms(device),
+            edges as f64 / device.as_secs_f64() / 1e9,
+            device.as_secs_f64() / cpu.as_secs_f64()
         );
     }
-    match crossover {
-        Some(m) => {
-            println!("\ncrossover: the device wins from about {m} frontier edges (opencl_min_edges)\n")
-        }
-        None => println!(
-            "\ncrossover: the device did not win at any size measured (keep opencl_min_edges high)\n"
-        ),
-    }
+    println!();
 }
 
-fn recalls(full: bool) {
-    println!("## Barabási–Albert recall (m = 4, weight 0.9, every node activated: threshold 0, depth 8)");
-    println!("| nodes | backend | median ms | p95 ms | activated |");
+/// Spread `cues` on the device as one batch; returns each cue's stats.
+fn device_spread(
+    backend: &OpenClBackend,
+    graph: &Graph,
+    params: &SpreadParams,
+    cues: &[&[(u32, f32)]],
+    k: usize,
+    results: &mut Vec<Activation>,
+) -> Vec<SpreadStats> {
+    let mut outs: Vec<Vec<Activation>> = vec![std::mem::take(results); cues.len()];
+    let mut batch: Vec<DeviceCue<'_>> = cues
+        .iter()
+        .zip(&mut outs)
+        .map(|(seeds, out)| DeviceCue { seeds, k, results: out, stats: SpreadStats::default() })
+        .collect();
+    backend.spread(graph, params, &mut batch, &NoHook).expect("a device spread");
+    batch.iter().map(|c| c.stats).collect()
+}
+
+fn engine(graph: &Arc<Graph>, mode: &str, depth: u32, threshold: f32) -> Engine {
+    let config = EngineConfig::default()
+        .patched(&json!({"opencl": mode, "spreading": {"max_depth": depth, "threshold": threshold,
+            "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000},
+            "autotune": {"guardrails": {"max_depth": [2, 8]}}}))
+        .unwrap();
+    Engine::new(Arc::clone(graph), config).unwrap()
+}
+
+fn full_activation(full: bool) {
+    println!("## Barabási–Albert full activation (m = 4, weight 0.9, threshold 0, depth 8, every result)");
+    println!("| nodes | backend | median ms | p95 ms | results |");
     println!("|---|---|---|---|---|");
-    let sizes: &[u32] = if full { &[10_000, 100_000, 1_000_000] } else { &[2_000] };
+    let sizes: &[u32] = if full { &[100_000, 1_000_000] } else { &[2_000] };
     for &n in sizes {
         let edges = generate::barabasi_albert(n, 4, 0.9, 42);
         let hub = edges.hub();
         let graph: Arc<Graph> = Arc::new(edges.build().unwrap());
         for mode in ["off", "always"] {
-            let config = EngineConfig::default()
-                .patched(&json!({"opencl": mode, "spreading": {"max_depth": 8, "threshold": 0.0,
-                    "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}, "latency_budget_ms": 60000},
-                    "autotune": {"guardrails": {"max_depth": [2, 8]}}}))
-                .unwrap();
-            let engine = Engine::new(Arc::clone(&graph), config).unwrap();
-            let activated = engine.recall(&Cue::nodes([hub]).with_k(n as usize)).unwrap().results.len();
-            let cue = Cue::nodes([hub]).with_k(10);
+            let engine = engine(&graph, mode, 8, 0.0);
+            let cue = Cue::nodes([hub]).with_k(n as usize);
             let mut out = Recall::default();
             engine.recall_into(&cue, &mut out).unwrap();
-            let runs = if n >= 1_000_000 {
-                10
-            } else if full {
-                40
-            } else {
+            let runs = if !full {
                 2
+            } else if n >= 1_000_000 {
+                10
+            } else {
+                30
             };
             let mut samples: Vec<Duration> = (0..runs)
                 .map(|_| {
@@ -126,11 +148,43 @@ fn recalls(full: bool) {
                 .collect();
             samples.sort_unstable();
             println!(
-                "| {n} | {} | {:.3} | {:.3} | {activated} |",
+                "| {n} | {} | {:.3} | {:.3} | {} |",
                 out.stats.backend.as_str(),
-                samples[samples.len() / 2].as_secs_f64() * 1e3,
-                samples[samples.len() * 95 / 100].as_secs_f64() * 1e3
+                ms(samples[samples.len() / 2]),
+                ms(samples[samples.len() * 95 / 100]),
+                out.results.len()
             );
         }
     }
+    println!();
+}
+
+fn batches(full: bool) {
+    println!("## Batches of small cues (5 seeds, depth 3, k 10) on Barabási–Albert (m = 4, weight 0.9)");
+    println!("| nodes | cues | backend | median ms | recalls/s |");
+    println!("|---|---|---|---|---|");
+    let (n, count) = if full { (1_000_000u32, 1024usize) } else { (2_000, 64) };
+    let graph: Arc<Graph> = Arc::new(generate::barabasi_albert(n, 4, 0.9, 42).build().unwrap());
+    let cues: Vec<Cue> = (0..count as u32)
+        .map(|i| Cue::nodes((0..5).map(|j| (i.wrapping_mul(7919) + j * 104_729) % n)).with_k(10))
+        .collect();
+    for mode in ["off", "always"] {
+        let engine = engine(&graph, mode, 3, 0.01);
+        let mut backend = "cpu";
+        let samples: Vec<Duration> = (0..if full { 5 } else { 2 })
+            .map(|_| {
+                let start = Instant::now();
+                let results = engine.recall_batch(&cues).unwrap();
+                backend = results[0].stats.backend.as_str();
+                start.elapsed()
+            })
+            .collect();
+        let median = median(samples);
+        println!(
+            "| {n} | {count} | {backend} | {:.1} | {:.0} |",
+            ms(median),
+            count as f64 / median.as_secs_f64()
+        );
+    }
+    println!();
 }

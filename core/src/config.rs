@@ -33,9 +33,9 @@ pub struct EngineConfig {
     pub threads: usize,
     /// OpenCL backend selection. Fixed when the engine is created.
     pub opencl: OpenClMode,
-    /// With `opencl: "auto"` (or `"required"`), pull depths whose frontier has at least this many
-    /// out-edges run on the device. `None` (the default): the measured crossover for the device's
-    /// type, [`GPU_OPENCL_MIN_EDGES`] on a GPU and never on a CPU device (docs/performance.md).
+    /// With `opencl: "auto"` (or `"required"`), recalls over a graph with at least this many edges
+    /// run on the device. `None` (the default): [`GPU_OPENCL_MIN_EDGES`] on a GPU, never on a CPU
+    /// device (docs/decisions/0018-device-resident-recall.md).
     pub opencl_min_edges: Option<u64>,
 }
 
@@ -57,10 +57,11 @@ impl Default for EngineConfig {
     }
 }
 
-/// `opencl_min_edges` on a GPU when not configured: the smallest frontier measured on an NVIDIA H200,
-/// where the device already beat the CPU gather (the crossover lies lower, unmeasured; from here up
-/// every measured step won or tied — docs/performance.md, "OpenCL"). On a CPU device (PoCL) the
-/// device lost or tied at every size measured, so `auto` keeps it idle there.
+/// `opencl_min_edges` on a GPU when not configured. Whole recalls on a GPU were not measured (no GPU
+/// was lent to the issue that built them); 100 000 is the frontier size from which the earlier
+/// gather offload already beat the CPU on an NVIDIA H200, kept as the graph size from which a whole
+/// recall is sent (a depth on the device is a pass over every edge). `scripts/gpu-bench` prints
+/// the numbers to set it by. On a CPU device (PoCL) the device never won, so `auto` keeps it idle.
 pub const GPU_OPENCL_MIN_EDGES: u64 = 100_000;
 
 /// How activation flows through cycles.

@@ -43,8 +43,8 @@ pub use health::{HealthCheckResult, HealthProbe, HealthReport, HealthStatus, Pro
 pub use host::Host;
 pub use recall::{Activation, Cue, FallbackReason, Recall, Source};
 pub use spread::{
-    Backend, Execution, PhaseHook, PullAccelerator, SpreadParams, SpreadStats, spread_standalone,
-    spread_standalone_with_accelerator,
+    Backend, DeviceCue, DeviceSpread, Execution, PhaseHook, SpreadParams, SpreadStats, spread_standalone,
+    spread_standalone_on,
 };
 
 /// Any typed report (snapshot, health report, audit log, …) as a JSON value: for tests, logs and

@@ -142,7 +142,7 @@ pub(super) struct EngineState {
 
 impl EngineState {
     /// The device backend, if this engine has one.
-    fn accelerator(&self) -> Option<&dyn spread::PullAccelerator> {
+    pub(super) fn device(&self) -> Option<&dyn spread::DeviceSpread> {
         #[cfg(feature = "opencl")]
         if let Some(backend) = &self.opencl {
             return Some(backend);
@@ -189,7 +189,7 @@ impl EngineState {
             breaker: &self.breaker,
             chaos: &self.chaos,
             pool: self.pool.as_ref(),
-            accelerator: self.accelerator(),
+            device: self.device(),
             similarity: self.similarity_search(graph, installed, &live.config.similarity),
         }
     }
@@ -224,6 +224,10 @@ impl EngineState {
         }
         out.truncate(cues.len());
         out.resize_with(cues.len(), Recall::default);
+        if let Some((device, plain)) = pipeline.batch_device() {
+            let mut record = |slot: &Recall, outcome| self.record(&live, slot, outcome);
+            return pipeline.run_batch_on_device(device, plain, cues, out, &mut record);
+        }
         // Each task keeps one set of buffers for all the cues it runs (hot in its core's cache).
         let run = |held: &mut Option<_>, i: usize, cue: &Cue, slot: &mut Recall| {
             let buffers = match held {
@@ -269,17 +273,12 @@ impl EngineState {
         let armed_before = arm_device_chaos(verdict.gpu_fail);
         let graph = graph.view();
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            let stats = spread::spread(
-                graph,
-                params,
-                seeds,
-                scratch,
-                self.pool.as_ref(),
-                &self.chaos,
-                self.accelerator(),
-            );
+            let (pool, device) = (self.pool.as_ref(), self.device());
+            let k = usize::MAX;
+            let stats =
+                spread::spread_collect(graph, params, seeds, k, scratch, pool, &self.chaos, device, out);
             self.count_device_use(&stats);
-            spread::collect_results(graph, params.threshold, usize::MAX, scratch, out, self.pool.as_ref())
+            stats.mass
         }));
         arm_device_chaos(armed_before);
         let latency = start.elapsed();
@@ -299,10 +298,10 @@ impl EngineState {
     /// Count a spread that used the device, and one whose device depth failed (redone on the CPU).
     fn count_device_use(&self, stats: &SpreadStats) {
         let m = &self.metrics;
-        if stats.accelerated_depths > 0 || stats.accelerator_failed {
+        if stats.device_depths > 0 || stats.device_failed {
             m.gpu_spreads_total.increment();
         }
-        if stats.accelerator_failed {
+        if stats.device_failed {
             m.gpu_fallback_total.increment();
         }
     }

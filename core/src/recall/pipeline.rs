@@ -9,13 +9,13 @@ use quanta::Instant;
 
 use super::{Buffers, Cue, FallbackReason, Recall, Source, fallback, seeds};
 use crate::breaker::{CallOutcome, CircuitBreaker};
-use crate::chaos::ChaosInjector;
-use crate::config::{EngineConfig, OpenClMode};
+use crate::chaos::{ChaosInjector, ChaosVerdict};
+use crate::config::EngineConfig;
 use crate::error::{Error, Result};
-use crate::graph::View;
+use crate::graph::{Graph, View};
 use crate::pool::{BufferPool, Lease, Reusable};
 use crate::similarity::Search;
-use crate::spread::{self, Execution, PullAccelerator, SpreadParams, SpreadStats};
+use crate::spread::{self, DeviceSpread, SpreadParams, SpreadStats};
 
 /// What a recall reads from the live config, resolved once per config change.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +37,7 @@ pub struct Settings {
 impl Settings {
     /// The settings of `config`.
     pub fn from_config(config: &EngineConfig) -> Settings {
-        let mut params = SpreadParams::from(&config.spreading);
-        if config.opencl == OpenClMode::Always {
-            // Every depth a pull, so every depth can run on the device.
-            params.execution = Execution::pull_every_depth();
-        }
+        let params = SpreadParams::from(&config.spreading);
         Settings {
             params,
             k: config.recall.k,
@@ -63,7 +59,8 @@ pub(crate) struct Pipeline<'a> {
     pub(crate) breaker: &'a CircuitBreaker,
     pub(crate) chaos: &'a ChaosInjector,
     pub(crate) pool: Option<&'a rayon::ThreadPool>,
-    pub(crate) accelerator: Option<&'a dyn PullAccelerator>,
+    /// The device backend, when the engine has one.
+    pub(crate) device: Option<&'a dyn DeviceSpread>,
     /// How embedding cues are searched (the index, or the exact scan).
     pub(crate) similarity: Search<'a>,
 }
@@ -174,21 +171,49 @@ impl<'a> Pipeline<'a> {
         out: &mut Recall,
     ) -> (Option<FallbackReason>, bool) {
         let start = Instant::now();
-        let (graph, params) = (self.graph, &self.settings.params);
         let verdict = self.chaos.verdict();
         let armed_before = arm_device_chaos(verdict.gpu_fail);
         let Buffers { spread: scratch, seeds, seeds_in_cue, .. } = buffers;
         let seeds = seeds::resolved(cue, seeds, *seeds_in_cue);
-        let attempt = catch_unwind(AssertUnwindSafe(|| {
-            let mut stats =
-                spread::spread(graph, params, seeds, scratch, self.pool, self.chaos, self.accelerator);
-            stats.mass =
-                spread::collect_results(graph, params.threshold, k, scratch, &mut out.results, self.pool);
-            stats
-        }));
+        let attempt = self.attempt(seeds, k, scratch, &mut out.results, self.device);
         arm_device_chaos(armed_before);
+        self.judge(verdict, attempt, start.elapsed(), out)
+    }
+
+    /// One spread and its collection, a panic caught (`None`; the scratch is restored).
+    fn attempt(
+        &self,
+        seeds: &[(u32, f32)],
+        k: usize,
+        scratch: &mut spread::Scratch,
+        results: &mut Vec<spread::Activation>,
+        device: Option<&dyn DeviceSpread>,
+    ) -> Option<SpreadStats> {
+        let (graph, params, pool, chaos) = (self.graph, &self.settings.params, self.pool, self.chaos);
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            spread::spread_collect(graph, params, seeds, k, scratch, pool, chaos, device, results)
+        }));
+        attempt
+            .map_err(|_| {
+                // The buffer's state is unknown after a panic: restore every entry, then answer with
+                // the fallback.
+                tracing::error!("spreading panicked; answering with the fallback");
+                scratch.reset_all();
+            })
+            .ok()
+    }
+
+    /// Apply the chaos verdict to a spread's outcome, put its stats in `out` and classify it.
+    /// Returns the failure reason and whether the spread ran to its end.
+    fn judge(
+        &self,
+        verdict: ChaosVerdict,
+        attempt: Option<SpreadStats>,
+        latency: Duration,
+        out: &mut Recall,
+    ) -> (Option<FallbackReason>, bool) {
         let ran = match attempt {
-            Ok(mut stats) => {
+            Some(mut stats) => {
                 if verdict.zero_mass {
                     // Injected: the spread produced no activation beyond its seeds.
                     out.results.retain(|a| a.hops == 0);
@@ -200,18 +225,149 @@ impl<'a> Pipeline<'a> {
                 out.stats = stats;
                 true
             }
-            Err(_) => {
-                // The buffer's state is unknown after a panic: restore every entry, then answer
-                // with the fallback.
-                tracing::error!("spreading panicked; answering with the fallback");
-                scratch.reset_all();
-                false
-            }
+            None => false,
         };
-        let latency = start.elapsed();
         let outcome = (ran && !verdict.fail).then_some(&out.stats);
         let s = self.settings;
         (classify(outcome, latency, s.slow_limit, s.min_activation_mass), ran)
+    }
+
+    /// The device a batch runs on, when the engine has one that wants this graph version (a plain
+    /// graph: pending changes keep recalls on the CPU until compaction folds them in).
+    pub(crate) fn batch_device(&self) -> Option<(&'a dyn DeviceSpread, &'a Graph)> {
+        let device = self.device?;
+        let graph = self.graph.plain()?;
+        (device.wants(graph) && device.lanes(graph) > 0).then_some((device, graph))
+    }
+
+    /// Recall `cues` (each already [`Pipeline::check`]ed) on `device`: each launch sequence runs as
+    /// many cues as the device holds as its lanes, one pass over the graph per depth for all of
+    /// them (docs/spec.md §19). Each cue keeps its own breaker admission, chaos verdict, result and
+    /// fallback; a cue whose device attempt fails — by injection, or the whole launch by a device
+    /// error — is spread on the CPU, counted. A cue's latency is its own preparation and finish
+    /// plus its share of the launch. `record` gets each cue's result and outcome.
+    pub(crate) fn run_batch_on_device(
+        &self,
+        device: &dyn DeviceSpread,
+        graph: &Graph,
+        cues: &[Cue],
+        out: &mut [Recall],
+        record: &mut dyn FnMut(&Recall, Outcome),
+    ) -> Result<()> {
+        let mut buffers = self.checkout()?;
+        let lanes = device.lanes(graph).max(1);
+        for (c, (chunk, outs)) in cues.chunks(lanes).zip(out.chunks_mut(lanes)).enumerate() {
+            self.launch_on_device(device, graph, c * lanes, chunk, outs, &mut buffers, record)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_on_device(
+        &self,
+        device: &dyn DeviceSpread,
+        graph: &Graph,
+        first: usize,
+        cues: &[Cue],
+        out: &mut [Recall],
+        buffers: &mut Buffers,
+        record: &mut dyn FnMut(&Recall, Outcome),
+    ) -> Result<()> {
+        struct Pending {
+            k: usize,
+            admission: crate::breaker::Admission,
+            verdict: ChaosVerdict,
+            seeds: Vec<(u32, f32)>,
+            /// Time spent on this cue outside the shared launch.
+            own: Duration,
+        }
+        let view = self.graph;
+        let s = self.settings;
+        let mut pending = Vec::with_capacity(cues.len());
+        for (i, (cue, slot)) in cues.iter().zip(out.iter_mut()).enumerate() {
+            let start = Instant::now();
+            let k = self.k(cue).map_err(|e| e.in_cue(first + i))?;
+            let norm = seeds::validate(view, cue, buffers).map_err(|e| e.in_cue(first + i))?;
+            slot.stats = SpreadStats::default();
+            slot.graph_version = self.graph_version;
+            slot.results.clear();
+            let admission = self.breaker.admit();
+            let verdict = if admission.allowed() {
+                if let Some(norm) = norm {
+                    seeds::add_similar(view, self.similarity, cue, norm, s.seed_k, s.min_similarity, buffers);
+                }
+                self.chaos.verdict()
+            } else {
+                ChaosVerdict::default()
+            };
+            let seeds = seeds::resolved(cue, &buffers.seeds, buffers.seeds_in_cue).to_vec();
+            pending.push(Pending { k, admission, verdict, seeds, own: start.elapsed() });
+        }
+        // The shared launch: every admitted cue whose device attempt chaos does not fail.
+        let on_device = |p: &Pending| p.admission.allowed() && !p.verdict.gpu_fail;
+        let launch_start = Instant::now();
+        let mut launched: Vec<spread::DeviceCue<'_>> = pending
+            .iter()
+            .zip(out.iter_mut())
+            .filter(|(p, _)| on_device(p))
+            .map(|(p, slot)| spread::DeviceCue {
+                seeds: &p.seeds,
+                k: p.k,
+                results: &mut slot.results,
+                stats: SpreadStats::default(),
+            })
+            .collect();
+        let count = launched.len();
+        let succeeded = count > 0
+            && matches!(
+                catch_unwind(AssertUnwindSafe(|| device.spread(graph, &s.params, &mut launched, self.chaos))),
+                Ok(Ok(()))
+            );
+        let mut stats: std::collections::VecDeque<SpreadStats> =
+            launched.into_iter().map(|c| c.stats).collect();
+        let share = launch_start.elapsed() / count.max(1) as u32;
+        for ((p, cue), slot) in pending.iter().zip(cues).zip(out.iter_mut()) {
+            let start = Instant::now();
+            let attempted = p.admission.allowed();
+            let mut ran = false;
+            let mut reason = Some(FallbackReason::BreakerOpen);
+            let mut shared = Duration::ZERO;
+            if attempted {
+                let device_stats = if on_device(p) { stats.pop_front() } else { None };
+                let (attempt, spread_time) = match device_stats.filter(|_| succeeded) {
+                    Some(stats) => {
+                        shared = share;
+                        (Some(stats), share)
+                    }
+                    None => {
+                        // Redo on the CPU: chaos failed this cue's device attempt, or the launch failed.
+                        let cpu_start = Instant::now();
+                        let mut attempt =
+                            self.attempt(&p.seeds, p.k, &mut buffers.spread, &mut slot.results, None);
+                        if let Some(stats) = attempt.as_mut() {
+                            stats.device_failed = true;
+                        }
+                        (attempt, cpu_start.elapsed())
+                    }
+                };
+                (reason, ran) = self.judge(p.verdict, attempt, spread_time, slot);
+                self.breaker
+                    .on_result(p.admission, CallOutcome { failed: reason.is_some(), latency: spread_time });
+            }
+            slot.source = if reason.is_some() { Source::Fallback } else { Source::Spreading };
+            slot.reason = reason;
+            if reason.is_some() {
+                // The fallback answers from the cue's resolved seeds, as a single recall's does.
+                buffers.seeds.clear();
+                buffers.seeds.extend_from_slice(&p.seeds);
+                buffers.seeds_in_cue = false;
+                fallback::answer(view, self.similarity, cue, p.k, buffers, &mut slot.results);
+            }
+            slot.latency = p.own + shared + start.elapsed();
+            record(slot, Outcome { attempted, ran });
+        }
+        buffers.recycle();
+        Ok(())
     }
 }
 

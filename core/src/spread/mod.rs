@@ -87,10 +87,10 @@ pub struct SpreadStats {
     pub delivered_any: bool,
     /// Whether any depth ran as a pull (gather) step.
     pub pulled: bool,
-    /// Pull depths whose gathers ran on the accelerator.
-    pub accelerated_depths: u32,
-    /// Whether the accelerator failed in this call (the depth was redone on the CPU).
-    pub accelerator_failed: bool,
+    /// Depths that ran on the device (the whole spread did: docs/spec.md §19).
+    pub device_depths: u32,
+    /// Whether the device failed in this call (the spread was redone on the CPU).
+    pub device_failed: bool,
     /// Tier phases that ran as pulls (each a pass over every destination, split into parallel tasks).
     pub pull_phases: u32,
     /// Backend that ran the spread.
@@ -181,7 +181,7 @@ impl Execution {
         Execution { pull_min_edges: u64::MAX, ..Execution::default() }
     }
 
-    /// Every depth a pull (the `opencl: "always"` mode: each depth can run on the device).
+    /// Every depth a pull (benchmarks comparing the two directions).
     pub fn pull_every_depth() -> Self {
         Execution {
             pull_share: u64::MAX,
@@ -272,28 +272,44 @@ pub trait PhaseHook {
     fn before_tier(&self, tier: Tier);
 }
 
-/// Runs a pull depth's gathers somewhere other than the CPU (the OpenCL backend). The spreading loop
-/// keeps frontier marking and the depth's finish; the accelerator adds each tier's in-edge sums into
-/// `next` in the same order as the CPU gather.
-pub trait PullAccelerator: Sync {
-    /// Whether a pull depth whose frontier has `work` out-edges should run here.
-    fn wants(&self, graph: &Graph, work: u64) -> bool;
+/// One cue of a device spread: its normalised seeds (unique, sorted by id) and `k` in; its top-`k`
+/// results (best first) and its stats, mass included, out.
+#[derive(Debug)]
+pub struct DeviceCue<'a> {
+    /// Seeds, as [`spread`] takes them.
+    pub seeds: &'a [(u32, f32)],
+    /// Results to keep.
+    pub k: usize,
+    /// Where the results go (cleared first).
+    pub results: &'a mut Vec<Activation>,
+    /// The spread's stats (start from the default).
+    pub stats: SpreadStats,
+}
 
-    /// For each tier with frontier nodes (`counts`), in tier order: call `before_tier`, add that tier's
-    /// in-edge contributions `send[u] · w` to `next`, then call `after_tier` (which times the phase).
-    /// On an error the caller redoes the whole depth on the CPU (`next` is left as it was).
-    fn pull_depth(
+/// Runs whole spreads somewhere other than the CPU: the OpenCL backend (docs/spec.md §19). The
+/// semantics are docs/spec.md §3's, with tier timeouts judged per depth.
+pub trait DeviceSpread: Sync {
+    /// Whether spreads over `graph` should run here.
+    fn wants(&self, graph: &Graph) -> bool;
+
+    /// Cues one launch sequence over `graph` holds (0: none fits the device).
+    fn lanes(&self, graph: &Graph) -> usize;
+
+    /// Spread every cue of `cues` over `graph`: a batch runs as lanes of shared launch sequences.
+    /// `hook.before_tier` is called before each tier's phase at each depth; its time counts toward
+    /// that tier. On an error nothing in `cues` is meaningful: the caller redoes them on the CPU.
+    fn spread(
         &self,
         graph: &Graph,
-        counts: [u32; 3],
-        send: &[f32],
-        next: &mut [f32],
-        phases: &mut dyn FnMut(Tier, bool),
+        params: &SpreadParams,
+        cues: &mut [DeviceCue<'_>],
+        hook: &dyn PhaseHook,
     ) -> Result<(), String>;
 }
 
 /// No hook.
-pub(crate) struct NoHook;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
 
 impl PhaseHook for NoHook {
     fn before_tier(&self, _tier: Tier) {}
@@ -309,9 +325,8 @@ pub(crate) fn spread(
     scratch: &mut Scratch,
     pool: Option<&rayon::ThreadPool>,
     hook: &dyn PhaseHook,
-    accelerator: Option<&dyn PullAccelerator>,
 ) -> SpreadStats {
-    let mut run = step::Run::new(graph, params, scratch, pool, accelerator);
+    let mut run = step::Run::new(graph, params, scratch, pool);
     run.seed(seeds);
     // Per-depth stats and hop counts are sized for MAX_DEPTH; the public params are not validated.
     for depth in 0..(params.max_depth as usize).min(MAX_DEPTH) {
@@ -320,6 +335,36 @@ pub(crate) fn spread(
         }
     }
     run.finish()
+}
+
+/// Spread `seeds` (as [`spread`] takes them) and write the top `k` to `out`, the mass in the stats:
+/// on `device` when it wants the graph (a plain one: a version with pending changes stays on the
+/// CPU until compaction folds them in), redone on the CPU when the device fails (`device_failed`),
+/// else on the CPU. `scratch` is clean before and after.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spread_collect(
+    graph: View<'_>,
+    params: &SpreadParams,
+    seeds: &[(u32, f32)],
+    k: usize,
+    scratch: &mut Scratch,
+    pool: Option<&rayon::ThreadPool>,
+    hook: &dyn PhaseHook,
+    device: Option<&dyn DeviceSpread>,
+    out: &mut Vec<Activation>,
+) -> SpreadStats {
+    let mut failed = false;
+    if let Some((device, plain)) = device.zip(graph.plain()).filter(|(d, g)| d.wants(g)) {
+        let mut cue = [DeviceCue { seeds, k, results: &mut *out, stats: SpreadStats::default() }];
+        match device.spread(plain, params, &mut cue, hook) {
+            Ok(()) => return cue[0].stats,
+            Err(_) => failed = true,
+        }
+    }
+    let mut stats = spread(graph, params, seeds, scratch, pool, hook);
+    stats.mass = collect_results(graph, params.threshold, k, scratch, out, pool);
+    stats.device_failed = failed;
+    stats
 }
 
 /// Check seeds against `graph` (ids in range, activations in (0, 1]) and write them to `out`
@@ -375,26 +420,27 @@ pub fn spread_standalone<'g>(
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
 ) -> Result<(Vec<Activation>, SpreadStats)> {
-    spread_standalone_with_accelerator(graph, params, seeds, pool, hook, None)
+    spread_standalone_on(graph, params, seeds, pool, hook, None)
 }
 
-/// [`spread_standalone`] with pull depths offered to `accelerator`.
-pub fn spread_standalone_with_accelerator<'g>(
+/// [`spread_standalone`] on `device` when it wants the graph (see [`DeviceSpread::wants`]).
+pub fn spread_standalone_on<'g>(
     graph: impl Into<View<'g>>,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
     pool: Option<&rayon::ThreadPool>,
     hook: Option<&dyn PhaseHook>,
-    accelerator: Option<&dyn PullAccelerator>,
+    device: Option<&dyn DeviceSpread>,
 ) -> Result<(Vec<Activation>, SpreadStats)> {
     let graph = graph.into();
     let mut scratch = Scratch::default();
     scratch.try_resize(graph.node_count())?;
     let mut merged = Vec::new();
     normalise_seeds(graph, seeds, &mut merged)?;
-    let mut stats = spread(graph, params, &merged, &mut scratch, pool, hook.unwrap_or(&NoHook), accelerator);
     let mut out = Vec::new();
-    stats.mass = collect_results(graph, params.threshold, usize::MAX, &mut scratch, &mut out, pool);
+    let hook = hook.unwrap_or(&NoHook);
+    let stats =
+        spread_collect(graph, params, &merged, usize::MAX, &mut scratch, pool, hook, device, &mut out);
     Ok((out, stats))
 }
 
@@ -452,18 +498,6 @@ pub fn time_full_frontier_step(
     pool: Option<&rayon::ThreadPool>,
     repetitions: usize,
 ) -> Vec<Duration> {
-    time_full_frontier_step_with_accelerator(graph, params, pool, None, repetitions)
-}
-
-/// [`time_full_frontier_step`] with the pull offered to `accelerator`.
-#[doc(hidden)]
-pub fn time_full_frontier_step_with_accelerator(
-    graph: &Graph,
-    params: &SpreadParams,
-    pool: Option<&rayon::ThreadPool>,
-    accelerator: Option<&dyn PullAccelerator>,
-    repetitions: usize,
-) -> Vec<Duration> {
     let graph = graph.view();
     let mut scratch = Scratch::default();
     scratch.resize(graph.node_count());
@@ -473,7 +507,7 @@ pub fn time_full_frontier_step_with_accelerator(
             scratch.activation.fill(1.0);
             scratch.hops.fill(0);
             scratch.dense = true;
-            let mut run = step::Run::new(graph, params, &mut scratch, pool, accelerator);
+            let mut run = step::Run::new(graph, params, &mut scratch, pool);
             run.assume_dense_frontier();
             let start = Instant::now();
             run.depth(0, &NoHook);
@@ -503,7 +537,7 @@ pub fn time_spread(
     Ok((0..repetitions)
         .map(|_| {
             let start = Instant::now();
-            spread(graph, params, &merged, &mut scratch, pool, &NoHook, None);
+            spread(graph, params, &merged, &mut scratch, pool, &NoHook);
             collect_results(graph, params.threshold, 10, &mut scratch, &mut out, pool);
             start.elapsed()
         })
@@ -546,6 +580,11 @@ pub(crate) struct PhaseTimer {
 impl PhaseTimer {
     pub(crate) fn start() -> Self {
         PhaseTimer { last: quanta::Instant::now() }
+    }
+
+    /// Time since the start or the previous boundary, without setting a boundary.
+    pub(crate) fn elapsed(&self) -> Duration {
+        quanta::Instant::now().saturating_duration_since(self.last)
     }
 
     /// Time since the previous boundary.

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::scratch::{Scratch, UNREACHED};
-use super::{Backend, PhaseHook, PhaseTimer, PullAccelerator, SpreadParams, SpreadStats};
+use super::{PhaseHook, PhaseTimer, SpreadParams, SpreadStats};
 use crate::config::CyclePolicy;
 use crate::graph::{Tier, View};
 
@@ -12,7 +12,6 @@ pub(super) struct Run<'a> {
     params: &'a SpreadParams,
     s: &'a mut Scratch,
     pool: Option<&'a rayon::ThreadPool>,
-    accelerator: Option<&'a dyn PullAccelerator>,
     stats: SpreadStats,
     exhausted: [bool; 3],
     /// `s.active` lists every node with x_d > 0 (false after a pull step or a dense seeding: scan
@@ -35,7 +34,6 @@ impl<'a> Run<'a> {
         params: &'a SpreadParams,
         s: &'a mut Scratch,
         pool: Option<&'a rayon::ThreadPool>,
-        accelerator: Option<&'a dyn PullAccelerator>,
     ) -> Self {
         let pool = pool.filter(|p| p.current_num_threads() > 1);
         Run {
@@ -43,7 +41,6 @@ impl<'a> Run<'a> {
             params,
             s,
             pool,
-            accelerator,
             stats: SpreadStats::default(),
             exhausted: [false; 3],
             active_is_list: true,
@@ -170,19 +167,7 @@ impl<'a> Run<'a> {
             self.finishing_tier = (0..3).rev().find(|&t| counts[t] > 0).unwrap_or(0);
             self.hop = d as u8 + 1;
             self.stats.pull_phases += counts.iter().filter(|&&c| c > 0).count() as u32;
-            // A device keeps a plain graph resident; a version with pending changes stays on the CPU
-            // until compaction folds them in.
-            let accelerated = match (self.accelerator, self.graph.plain()) {
-                (Some(accelerator), Some(plain))
-                    if !self.stats.accelerator_failed && accelerator.wants(plain, total_work) =>
-                {
-                    self.accelerated_depth(accelerator, plain, d, counts, hook)
-                }
-                _ => false,
-            };
-            if !accelerated {
-                self.propagate(d, counts, hook, Self::pull_tier);
-            }
+            self.propagate(d, counts, hook, Self::pull_tier);
             self.s.active.clear();
             self.active_is_list = false;
         } else {
@@ -328,52 +313,6 @@ impl<'a> Run<'a> {
             step(self, tier);
             let spent = timer.lap();
             self.record_phase(d, tier, spent);
-        }
-    }
-
-    /// A pull depth whose gathers run on the accelerator; the finish runs here. False (and nothing
-    /// changed) when the accelerator failed: the caller redoes the depth on the CPU, and the rest of
-    /// the call stays on the CPU.
-    fn accelerated_depth(
-        &mut self,
-        accelerator: &dyn PullAccelerator,
-        graph: &crate::graph::Graph,
-        d: usize,
-        counts: [u32; 3],
-        hook: &dyn PhaseHook,
-    ) -> bool {
-        let mut timer = PhaseTimer::start();
-        let mut phases: Vec<(Tier, std::time::Duration)> = Vec::new();
-        let result = {
-            let s = &mut *self.s;
-            let mut on_phase = |tier: Tier, after: bool| {
-                if after {
-                    phases.push((tier, timer.lap()));
-                } else {
-                    hook.before_tier(tier);
-                }
-            };
-            accelerator.pull_depth(graph, counts, &s.send, &mut s.next, &mut on_phase)
-        };
-        match result {
-            Ok(()) => {
-                for (tier, spent) in phases {
-                    self.record_phase(d, tier, spent);
-                }
-                self.stats.accelerated_depths += 1;
-                self.stats.backend = Backend::OpenCl;
-                let hop = self.hop;
-                let s = &mut *self.s;
-                let delivered =
-                    finish_chunk(hop, &mut s.next, &mut s.current, &mut s.activation, &mut s.hops);
-                self.delivered = self.delivered.saturating_add(delivered);
-                true
-            }
-            Err(_) => {
-                // `next` is untouched on failure; the depth runs again on the CPU.
-                self.stats.accelerator_failed = true;
-                false
-            }
         }
     }
 

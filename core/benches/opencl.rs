@@ -1,6 +1,7 @@
 //! CPU against the OpenCL backend's device-resident recalls. Run: `cargo bench -p axonal-core
 //! --features opencl --bench opencl` (scripts/gpu-bench runs the same binary on a machine with an
-//! NVIDIA GPU). Under `cargo test` it runs once at small scale as a smoke test.
+//! NVIDIA GPU). Under `cargo test` it runs once at small scale as a smoke test; `-- small` runs the
+//! benchmark at 100 k nodes (for a CPU device such as PoCL, where 1 M-node batches take many minutes).
 //!
 //! - one full-frontier step (every node fires, depth 1) over uniform graphs: the device's time for
 //!   the depth (its gathers and finish, from the device's own timestamps) in edges per second,
@@ -25,6 +26,7 @@ mod common;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let small = std::env::args().any(|a| a == "small");
     let backend = match OpenClBackend::new(Some(0), Counter::detached()) {
         Ok(backend) => backend,
         Err(why) => {
@@ -35,9 +37,9 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("device: {}; CPU: {}, {threads} threads\n", backend.device_name(), common::cpu());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    step(&backend, &pool, full);
-    full_activation(full);
-    batches(full);
+    step(&backend, &pool, full, small);
+    full_activation(full, small);
+    batches(full, small);
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -49,14 +51,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn step(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool) {
+fn step(backend: &OpenClBackend, pool: &rayon::ThreadPool, full: bool, small: bool) {
     println!(
         "## Full-frontier step (depth 1, every node fires): CPU ({} threads) vs device",
         pool.current_num_threads()
     );
     println!("| nodes | edges | CPU ms | device ms | device G edges/s | device / CPU |");
     println!("|---|---|---|---|---|---|");
-    let sizes: &[u32] = if full { &[100_000, 1_000_000, 3_000_000] } else { &[2_000] };
+    let sizes: &[u32] = match (full, small) {
+        (true, false) => &[100_000, 1_000_000, 3_000_000],
+        (true, true) => &[100_000, 1_000_000],
+        _ => &[2_000],
+    };
     let mut params = SpreadParams::from(&EngineConfig::default().spreading);
     params.max_depth = 1;
     params.threshold = 0.0;
@@ -118,11 +124,15 @@ fn engine(graph: &Arc<Graph>, mode: &str, depth: u32, threshold: f32) -> Engine 
     Engine::new(Arc::clone(graph), config).unwrap()
 }
 
-fn full_activation(full: bool) {
+fn full_activation(full: bool, small: bool) {
     println!("## Barabási–Albert full activation (m = 4, weight 0.9, threshold 0, depth 8, every result)");
     println!("| nodes | backend | median ms | p95 ms | results |");
     println!("|---|---|---|---|---|");
-    let sizes: &[u32] = if full { &[100_000, 1_000_000] } else { &[2_000] };
+    let sizes: &[u32] = match (full, small) {
+        (true, false) => &[100_000, 1_000_000],
+        (true, true) => &[100_000],
+        _ => &[2_000],
+    };
     for &n in sizes {
         let edges = generate::barabasi_albert(n, 4, 0.9, 42);
         let hub = edges.hub();
@@ -159,11 +169,15 @@ fn full_activation(full: bool) {
     println!();
 }
 
-fn batches(full: bool) {
+fn batches(full: bool, small: bool) {
     println!("## Batches of small cues (5 seeds, depth 3, k 10) on Barabási–Albert (m = 4, weight 0.9)");
     println!("| nodes | cues | backend | median ms | recalls/s |");
     println!("|---|---|---|---|---|");
-    let (n, count) = if full { (1_000_000u32, 1024usize) } else { (2_000, 64) };
+    let (n, count) = match (full, small) {
+        (true, false) => (1_000_000u32, 1024usize),
+        (true, true) => (100_000, 256),
+        _ => (2_000, 64),
+    };
     let graph: Arc<Graph> = Arc::new(generate::barabasi_albert(n, 4, 0.9, 42).build().unwrap());
     let cues: Vec<Cue> = (0..count as u32)
         .map(|i| Cue::nodes((0..5).map(|j| (i.wrapping_mul(7919) + j * 104_729) % n)).with_k(10))

@@ -298,7 +298,7 @@ impl EngineState {
     /// Count a spread that used the device, and one whose device depth failed (redone on the CPU).
     fn count_device_use(&self, stats: &SpreadStats) {
         let m = &self.metrics;
-        if stats.device_depths > 0 || stats.device_failed {
+        if stats.backend == spread::Backend::OpenCl || stats.device_failed {
             m.gpu_spreads_total.increment();
         }
         if stats.device_failed {

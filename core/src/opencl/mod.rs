@@ -422,7 +422,7 @@ impl Launch<'_> {
                 self.enqueue(
                     ExecuteKernel::new(&state.kernels.seed)
                         .set_arg(&(seeds as cl_uint))
-                        .set_arg(&(lanes as cl_uint))
+                        .set_arg(&(lanes.ilog2() as cl_uint))
                         .set_arg(&scalars.seed_nodes)
                         .set_arg(&scalars.seed_lanes)
                         .set_arg(&scalars.seed_activations)
@@ -478,7 +478,7 @@ impl Launch<'_> {
                         self.enqueue(
                             ExecuteKernel::new(&state.kernels.gather)
                                 .set_arg(&(n as cl_uint))
-                                .set_arg(&(lanes as cl_uint))
+                                .set_arg(&(lanes.ilog2() as cl_uint))
                                 .set_arg(&csr.offsets)
                                 .set_arg(&csr.sources)
                                 .set_arg(&csr.weights)
@@ -547,7 +547,7 @@ impl Launch<'_> {
             self.enqueue(
                 ExecuteKernel::new(&state.kernels.collect)
                     .set_arg(&(n as cl_uint))
-                    .set_arg(&(lanes as cl_uint))
+                    .set_arg(&(lanes.ilog2() as cl_uint))
                     .set_arg(&p.threshold)
                     .set_arg(&(n as cl_ulong))
                     .set_arg(&arrays.activation)
@@ -621,7 +621,7 @@ impl Launch<'_> {
             let event = self.enqueue(
                 ExecuteKernel::new(&state.kernels.step)
                     .set_arg(&(n as cl_uint))
-                    .set_arg(&(lanes as cl_uint))
+                    .set_arg(&(lanes.ilog2() as cl_uint))
                     .set_arg(&cl_uint::from(finish))
                     .set_arg(&cl_uint::from(mark))
                     .set_arg(&(d as cl_uchar + 1))
@@ -640,7 +640,7 @@ impl Launch<'_> {
                     .set_arg(&arrays.fired)
                     .set_arg(&arrays.send)
                     .set_arg(&scalars.counters)
-                    .set_arg_local_buffer(self.local * std::mem::size_of::<cl_ulong>()),
+                    .set_arg_local_buffer(COUNTERS * self.local * std::mem::size_of::<cl_ulong>()),
                 n * lanes,
             )?;
             read(&state.queue, &scalars.counters, 0, &mut counters[..lanes * COUNTERS])?;

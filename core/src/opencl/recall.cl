@@ -10,6 +10,8 @@
 #pragma OPENCL EXTENSION cl_khr_int64_base_atomics : enable
 
 #define UNREACHED 255
+// `shift` is log2(lanes): entry `gid` is node `gid >> shift`, lane `gid & (lanes - 1)`.
+
 // Per-lane counters of one depth: nodes fired per tier [0, 3), their out-edges per tier [3, 6), and
 // the activation delivered by the depth's finish [6], in units of 2^-30.
 #define COUNTERS 7
@@ -17,33 +19,43 @@
 // The mass is summed in units of 2^-40 (the CPU's scale; exact for activations >= 2^-17).
 #define MASS_SCALE 1099511627776.0f
 
-// Add `value` over the work-group for each lane and atomically add each lane's sum to
-// `out[lane * stride]`. Every work-item of the group must call it (it holds barriers).
-static void add_per_lane(ulong value, uint lanes, __local ulong *scratch, __global ulong *out, uint stride) {
+// Add each of the `count` values of every work-item over the work-group, per lane, and atomically
+// add lane l's sums to `out[l * count ..]`: one tree of barriers for all the values. `scratch` holds
+// `count` values per work-item. Every work-item of the group must call it (it holds barriers).
+static void add_per_lane(const ulong *values, const uint count, const uint lanes, __local ulong *scratch,
+                         __global ulong *out) {
     const uint lid = get_local_id(0);
-    scratch[lid] = value;
+    const uint size = get_local_size(0);
+    for (uint c = 0; c < count; c++) {
+        scratch[c * size + lid] = values[c];
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = get_local_size(0) / 2; s >= lanes; s >>= 1) {
+    for (uint s = size / 2; s >= lanes; s >>= 1) {
         if (lid < s) {
-            scratch[lid] += scratch[lid + s];
+            for (uint c = 0; c < count; c++) {
+                scratch[c * size + lid] += scratch[c * size + lid + s];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid < lanes && scratch[lid] != 0) {
-        atom_add(&out[lid * stride], scratch[lid]);
+    if (lid < lanes) {
+        for (uint c = 0; c < count; c++) {
+            if (scratch[c * size + lid] != 0) {
+                atom_add(&out[lid * count + c], scratch[c * size + lid]);
+            }
+        }
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
 }
 
 // Seeds in: x0 = A = the seed's activation, hops 0. Seeds are unique within a lane.
-__kernel void seed(const uint count, const uint lanes, __global const uint *nodes, __global const uint *lane_of,
+__kernel void seed(const uint count, const uint shift, __global const uint *nodes, __global const uint *lane_of,
                    __global const float *activations, __global float *current, __global float *activation,
                    __global uchar *hops) {
     const size_t i = get_global_id(0);
     if (i >= count) {
         return;
     }
-    const size_t j = (size_t)nodes[i] * lanes + lane_of[i];
+    const size_t j = ((size_t)nodes[i] << shift) + lane_of[i];
     current[j] = activations[i];
     activation[j] = activations[i];
     hops[j] = 0;
@@ -54,15 +66,16 @@ __kernel void seed(const uint count, const uint lanes, __global const uint *node
 // in `send` (x · decay, 0 elsewhere) and counted per tier. `fired` holds the depth tag (depth + 1) at
 // which a node first fired, so a marking can be redone with more tiers exhausted: a node the redone
 // marking rejects loses the tag this depth gave it.
-__kernel void advance(const uint n, const uint lanes, const uint finish, const uint mark, const uchar hop,
+__kernel void advance(const uint n, const uint shift, const uint finish, const uint mark, const uchar hop,
                    const uchar tag, const float threshold, const float decay, const uint max_fan_out,
                    const uint reverberate, __global const uchar *exhausted, __global const uint *degree,
                    __global const uchar *tier, __global float *next, __global float *current,
                    __global float *activation, __global uchar *hops, __global uchar *fired, __global float *send,
                    __global ulong *counters, __local ulong *scratch) {
     const size_t gid = get_global_id(0);
-    const uint lane = get_local_id(0) % lanes;
-    const size_t v = gid / lanes;
+    const uint lanes = 1u << shift;
+    const uint lane = get_local_id(0) & (lanes - 1);
+    const size_t v = gid >> shift;
     ulong count[COUNTERS] = {0, 0, 0, 0, 0, 0, 0};
     if (v < n) {
         float x;
@@ -99,24 +112,22 @@ __kernel void advance(const uint n, const uint lanes, const uint finish, const u
             send[gid] = y;
         }
     }
-    for (uint c = 0; c < COUNTERS; c++) {
-        add_per_lane(count[c], lanes, scratch, counters + c, COUNTERS);
-    }
+    add_per_lane(count, COUNTERS, lanes, scratch, counters);
 }
 
 // One tier's pull: next[v] += Σ send[u] · w over v's in-edges from that tier, in CSR order.
-__kernel void gather(const uint n, const uint lanes, __global const uint *offsets, __global const uint *sources,
+__kernel void gather(const uint n, const uint shift, __global const uint *offsets, __global const uint *sources,
                      __global const float *weights, __global const float *send, __global float *next) {
     const size_t gid = get_global_id(0);
-    const size_t v = gid / lanes;
+    const size_t v = gid >> shift;
     if (v >= n) {
         return;
     }
-    const uint lane = gid % lanes;
+    const uint lane = gid & ((1u << shift) - 1);
     float acc = next[gid];
     const uint end = offsets[v + 1];
     for (uint e = offsets[v]; e < end; e++) {
-        acc += send[(size_t)sources[e] * lanes + lane] * weights[e];
+        acc += send[((size_t)sources[e] << shift) + lane] * weights[e];
     }
     next[gid] = acc;
 }
@@ -124,13 +135,14 @@ __kernel void gather(const uint n, const uint lanes, __global const uint *offset
 // Results out: every seed and every node with A > 0 and A >= threshold, as its order key (activation
 // descending, then id ascending, in one integer) and hops, appended to its lane's region of
 // `capacity` entries; the mass (Σ A over non-seeds) per lane.
-__kernel void collect(const uint n, const uint lanes, const float threshold, const ulong capacity,
+__kernel void collect(const uint n, const uint shift, const float threshold, const ulong capacity,
                       __global const float *activation, __global const uchar *hops, __global uint *found,
                       __global ulong *keys, __global uchar *key_hops, __global ulong *mass,
                       __local ulong *scratch) {
     const size_t gid = get_global_id(0);
-    const uint lane = get_local_id(0) % lanes;
-    const size_t v = gid / lanes;
+    const uint lanes = 1u << shift;
+    const uint lane = get_local_id(0) & (lanes - 1);
+    const size_t v = gid >> shift;
     ulong units = 0;
     if (v < n) {
         const float a = activation[gid];
@@ -146,5 +158,5 @@ __kernel void collect(const uint n, const uint lanes, const float threshold, con
             }
         }
     }
-    add_per_lane(units, lanes, scratch, mass, 1);
+    add_per_lane(&units, 1, lanes, scratch, mass);
 }

@@ -36,14 +36,23 @@ run_c_suites() {
     -Wl,-rpath,"$PWD/$lib" -o target/c/test_wrapper
   target/c/test_wrapper
 
-  step "install like a C library; build the docs/c-api.md example with pkg-config"
-  rm -rf target/prefix
-  AXONAL_PROFILE=dev scripts/install target/prefix
-  local pc=target/prefix/lib/pkgconfig
-  cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs axonal) -o target/c/example
-  LD_LIBRARY_PATH=target/prefix/lib target/c/example > target/c/example.out
+  step "the C library tarball (scripts/package), unpacked into an empty prefix: the docs/c-api.md example builds and runs with pkg-config alone"
+  # The dev profile reuses this run's build; a release artifact is the same script's default.
+  rm -rf target/dist target/prefix
+  AXONAL_PROFILE=dev scripts/package target/dist
+  mkdir target/prefix
+  tar -C target/prefix -xzf target/dist/axonal-*.tar.gz
+  local unpacked pc
+  unpacked=$(echo target/prefix/axonal-*)
+  pc="$PWD/$unpacked/lib/pkgconfig"
+  for f in LICENSE README.md include/axonal.h include/axonal.hpp lib/libaxonal.a "lib/libaxonal.so.$abi"; do
+    [ -e "$unpacked/$f" ] || { echo "tarball lacks $f" >&2; return 1; }
+  done
+  cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs axonal) \
+    -Wl,-rpath,"$(PKG_CONFIG_PATH=$pc pkg-config --variable=libdir axonal)" -o target/c/example
+  target/c/example > target/c/example.out
   grep -q '"status":"healthy"' target/c/example.out
-  readelf -d "target/prefix/lib/libaxonal.so.$abi" | grep -q "SONAME.*\[libaxonal\.so\.$abi\]"
+  readelf -d "$unpacked/lib/libaxonal.so.$abi" | grep -q "SONAME.*\[libaxonal\.so\.$abi\]"
   echo "example: $(head -n 1 target/c/example.out)"
 
   step "C benchmark (smoke run; numbers come from a release build, see docs/performance.md)"

@@ -213,6 +213,59 @@ fn a_tier_timeout_is_judged_after_each_depth_on_the_device() {
     assert_eq!((stats.depth_reached, results.len()), (3, 4));
 }
 
+#[test]
+fn a_tier_that_runs_out_stops_only_its_own_nodes_single_and_batched() {
+    // 0 (hot) → 1 (hot) → 2 (warm) and 0 → 3 (warm) → 4 (warm), fire once. The hot tier runs out at
+    // depth 1, whose finish has already marked depth 2's frontier {1, 3}: marked again without hot
+    // nodes it is {3}, so 4 is reached and 2 is not — as on the CPU.
+    let mut builder = GraphBuilder::new(5);
+    builder.add_edges(&[0, 1, 0, 3], &[1, 2, 3, 4], &[1.0; 4]).unwrap();
+    for v in [2, 3, 4] {
+        builder.set_tier(v, Tier::Warm).unwrap();
+    }
+    let graph = builder.build().unwrap();
+    let mut p = params(3, 0.8, CyclePolicy::FireOnce);
+    p.tier_timeouts = [Some(std::time::Duration::from_nanos(1)), None, None];
+    let (cpu, cpu_stats) = spread_standalone(&graph, &p, &[(0, 1.0)], None, None).unwrap();
+    let mut reached: Vec<u32> = cpu.iter().map(|a| a.node).collect();
+    reached.sort_unstable();
+    assert_eq!(reached, [0, 1, 3, 4], "the CPU reference");
+    let (single, stats) = spread_standalone_on(&graph, &p, &[(0, 1.0)], None, None, Some(backend())).unwrap();
+    close(&cpu, &single).unwrap();
+    assert!(stats.truncated && stats.tier_timed_out[0]);
+    assert_eq!(stats.depth_reached, cpu_stats.depth_reached);
+    // Batched: the lane seeded at 3 never touches the hot tier and must not be cut by the others'.
+    let seeds: [&[(u32, f32)]; 3] = [&[(0, 1.0)], &[(3, 1.0)], &[(0, 1.0)]];
+    let mut results: Vec<Vec<Activation>> = vec![Vec::new(); 3];
+    let mut batch: Vec<DeviceCue<'_>> = seeds
+        .iter()
+        .zip(&mut results)
+        .map(|(s, r)| DeviceCue { seeds: s, k: 10, results: r, stats: SpreadStats::default() })
+        .collect();
+    backend().spread(&graph, &p, &mut batch, &axonal_core::spread::NoHook).unwrap();
+    let truncated: Vec<bool> = batch.iter().map(|c| c.stats.truncated).collect();
+    drop(batch);
+    for (s, got) in seeds.iter().zip(&results) {
+        let (expected, _) = spread_standalone(&graph, &p, s, None, None).unwrap();
+        close(&expected, got).unwrap();
+    }
+    assert_eq!(truncated, [true, false, true]);
+}
+
+#[test]
+fn seeds_a_recall_would_not_resolve_are_refused_before_anything_runs() {
+    let graph = Graph::from_edges(3, &[0, 1], &[1, 2], &[1.0, 1.0]).unwrap();
+    let p = params(2, 0.8, CyclePolicy::FireOnce);
+    let bad: [&[(u32, f32)]; 5] =
+        [&[(3, 1.0)], &[(1, 1.0), (0, 1.0)], &[(1, 1.0), (1, 0.5)], &[(0, 0.0)], &[(0, f32::NAN)]];
+    for seeds in bad {
+        let mut results = Vec::new();
+        let mut cue = [DeviceCue { seeds, k: 3, results: &mut results, stats: SpreadStats::default() }];
+        let err = backend().spread(&graph, &p, &mut cue, &axonal_core::spread::NoHook).unwrap_err();
+        assert!(err.contains("cues[0].seeds"), "{err}");
+    }
+}
+
 fn engine(mode: &str) -> Engine {
     let graph = axonal_core::generate::barabasi_albert(300, 3, 0.9, 1).build().unwrap();
     let config = EngineConfig::default()

@@ -261,6 +261,7 @@ impl OpenClBackend {
         if counted && FORCE_FAILURE.with(|f| f.replace(false)) {
             return Err("injected GPU failure (chaos)".into());
         }
+        check_cues(graph, cues)?;
         let max_lanes = self.lanes_for(graph);
         if max_lanes == 0 {
             return Err(format!(
@@ -285,9 +286,7 @@ impl OpenClBackend {
                 local: self.shared.local_size,
                 launches: if counted { Some(&self.launches) } else { None },
             };
-            let mut drain = DrainOnDrop { queue: &state.queue, armed: true };
             launch.recall(chunk, hook)?;
-            drain.armed = false;
         }
         Ok(())
     }
@@ -345,7 +344,7 @@ impl DeviceState {
             self.scalars = Some(LaneScalars {
                 counters: create(context, MAX_LANES * COUNTERS, CL_MEM_READ_WRITE)?,
                 found: create(context, MAX_LANES, CL_MEM_READ_WRITE)?,
-                mass: create(context, MAX_LANES, CL_MEM_READ_WRITE)?,
+                mass: create(context, 2 * MAX_LANES, CL_MEM_READ_WRITE)?,
                 exhausted: create(context, MAX_LANES, CL_MEM_READ_ONLY)?,
                 seed_capacity,
                 seed_nodes: create(context, seed_capacity, CL_MEM_READ_ONLY)?,
@@ -402,10 +401,13 @@ impl Launch<'_> {
         }
         let seeds = seed_nodes.len();
         let mut no_tiers = vec![0u8; lanes];
+        // Declared after the host slices the queue reads without blocking, so dropped before them:
+        // on an error or a panic it waits for the device before they are freed.
+        let _drain = DrainOnDrop { queue, armed: true };
         // SAFETY (every enqueue below): the buffers are at least `entries` (or `lanes`, or `seeds`)
         // long, as `reserve` made them; host slices written without blocking (the seeds, the
-        // exhausted masks) live until the blocking read that ends this function, or until the
-        // caller's `DrainOnDrop` waits for the queue on an error.
+        // exhausted masks) live until the blocking read that follows their write, or `_drain`
+        // waits for the queue.
         unsafe {
             fill(queue, &arrays.current, 0.0f32, entries)?;
             fill(queue, &arrays.activation, 0.0f32, entries)?;
@@ -413,7 +415,7 @@ impl Launch<'_> {
             fill(queue, &arrays.hops, UNREACHED, entries)?;
             fill(queue, &arrays.fired, 0u8, entries)?;
             fill(queue, &scalars.found, 0u32, lanes)?;
-            fill(queue, &scalars.mass, 0u64, lanes)?;
+            fill(queue, &scalars.mass, 0u64, 2 * lanes)?;
             write(queue, &scalars.exhausted, &no_tiers)?;
             if seeds > 0 {
                 write(queue, &scalars.seed_nodes, &seed_nodes)?;
@@ -451,7 +453,6 @@ impl Launch<'_> {
                 s.depth_reached = d as u32 + 1;
                 s.nodes_fired[d] = fired;
                 s.edges_traversed[d] = c[3] + c[4] + c[5];
-                s.pull_phases += c[..3].iter().filter(|&&f| f > 0).count() as u32;
                 for t in 0..3 {
                     work[t] |= c[t] > 0;
                 }
@@ -462,7 +463,9 @@ impl Launch<'_> {
             let lane_work: Vec<[bool; 3]> =
                 (0..cues.len()).map(|l| [0, 1, 2].map(|t| counters[l * COUNTERS + t] > 0)).collect();
             let depth_start = PhaseTimer::start();
+            // Per tier: the chaos hook's host time and the tier's gather on the device.
             let mut times = [Duration::ZERO; 3];
+            let mut hooks = Duration::ZERO;
             let mut gathers: Vec<(usize, Event)> = Vec::new();
             for tier in Tier::ALL {
                 let t = tier.index();
@@ -471,7 +474,9 @@ impl Launch<'_> {
                 }
                 let mut timer = PhaseTimer::start();
                 hook.before_tier(tier);
-                times[t] += timer.lap();
+                let spent = timer.lap();
+                times[t] += spent;
+                hooks += spent;
                 if let Some(csr) = &resident.reverse[t] {
                     // SAFETY: as above; the CSR has `n + 1` offsets.
                     let event = unsafe {
@@ -490,35 +495,38 @@ impl Launch<'_> {
                     gathers.push((t, event));
                 }
             }
-            let last_tier = (0..3).rev().find(|&t| work[t]).unwrap_or(0);
             let mark = d + 1 < (p.max_depth as usize).min(MAX_DEPTH);
             let finish = self.step(true, mark, d, &mut counters)?;
-            let mut profiled = true;
-            for (t, event) in &gathers {
-                match event_time(event) {
-                    Some(spent) => times[*t] += spent,
-                    None => profiled = false,
+            // The finish (and next marking) counts toward each lane's own last tier with work, as on
+            // the CPU, where the last tier's gather finishes the depth.
+            let gathered: Option<Vec<(usize, Duration)>> =
+                gathers.iter().map(|(t, event)| event_time(event).map(|spent| (*t, spent))).collect();
+            let finished = match (gathered, event_time(&finish)) {
+                (Some(gathered), Some(finished)) => {
+                    for (t, spent) in gathered {
+                        times[t] += spent;
+                    }
+                    finished
                 }
-            }
-            match event_time(&finish).filter(|_| profiled) {
-                Some(spent) => times[last_tier] += spent,
-                // No profiling information: the depth's wall time goes to its last tier.
-                None => times[last_tier] += depth_start.elapsed(),
-            }
+                // No profiling information: the depth's device time is its wall time less the hooks'.
+                _ => depth_start.elapsed().saturating_sub(hooks),
+            };
             let mut newly_exhausted = false;
             for (lane, (cue, run)) in cues.iter_mut().zip(&mut runs).enumerate() {
                 run.delivered = run.delivered.saturating_add(counters[lane * COUNTERS + 6]);
                 if run.done {
                     continue;
                 }
+                let last = (0..3).rev().find(|&t| lane_work[lane][t]).unwrap_or(0);
                 for t in 0..3 {
                     if !lane_work[lane][t] {
                         continue;
                     }
+                    let spent = times[t] + if t == last { finished } else { Duration::ZERO };
                     let s = &mut cue.stats;
                     s.tier_had_work[t] = true;
-                    s.tier_time[t] += times[t];
-                    s.depth_time[d] += times[t];
+                    s.tier_time[t] += spent;
+                    s.depth_time[d] += spent;
                     if let Some(limit) = p.tier_timeouts[t]
                         && s.tier_time[t] > limit
                         && !s.tier_timed_out[t]
@@ -538,7 +546,7 @@ impl Launch<'_> {
                 }
                 // SAFETY: as above; `no_tiers` lives until the blocking read in `step`.
                 unsafe { write(queue, &scalars.exhausted, &no_tiers)? };
-                self.step(false, true, d, &mut counters)?;
+                self.step(false, true, d + 1, &mut counters)?;
             }
         }
         // Results out.
@@ -561,7 +569,7 @@ impl Launch<'_> {
             )?;
         }
         let mut found = vec![0u32; lanes];
-        let mut mass = vec![0u64; lanes];
+        let mut mass = vec![0u64; 2 * lanes];
         let mut keys: Vec<u64> = Vec::new();
         let mut key_hops: Vec<u8> = Vec::new();
         // SAFETY: as above; the reads block.
@@ -594,18 +602,21 @@ impl Launch<'_> {
                 }
             }));
             let s = &mut cue.stats;
-            s.mass = mass[lane] as f64 * (1.0 / MASS_SCALE);
+            let units = (u128::from(mass[2 * lane + 1]) << 64) | u128::from(mass[2 * lane]);
+            s.mass = units as f64 * (1.0 / MASS_SCALE);
             s.delivered = run.delivered as f64 * (1.0 / DELIVERED_SCALE);
             s.delivered_any = run.delivered > 0;
-            s.pulled = s.depth_reached > 0;
+            // `pulled` and `pull_phases` describe the CPU pool's work (the tuner reads them): none here.
             s.device_depths = s.depth_reached;
             s.backend = Backend::OpenCl;
         }
         Ok(())
     }
 
-    /// Enqueue the step kernel (finish depth `d` and/or mark the next frontier) with zeroed counters,
-    /// then read the counters back (blocking). Returns the kernel's event (for its time).
+    /// Enqueue the `advance` kernel with zeroed counters, then read the counters back (blocking).
+    /// With `finish`: finish depth `d` (nodes first reached get hop `d + 1`) and, with `mark`, mark
+    /// depth `d + 1`'s frontier. Without: mark depth `d`'s frontier. A node's `fired` tag is the
+    /// depth it fired at plus one. Returns the kernel's event (for its time).
     fn step(&self, finish: bool, mark: bool, d: usize, counters: &mut [u64]) -> Result<Event, String> {
         let (state, p) = (self.state, self.params);
         let (Some(arrays), Some(scalars), Some(resident)) =
@@ -678,6 +689,30 @@ fn event_time(event: &Event) -> Option<Duration> {
 /// 2³⁰ and 2⁴⁰: the units the kernels count delivered activation and mass in (the CPU's).
 const DELIVERED_SCALE: f64 = 1_073_741_824.0;
 const MASS_SCALE: f64 = 1_099_511_627_776.0;
+
+/// The kernels write each seed's entries unchecked: every cue's seeds must be in range, strictly
+/// ascending (unique) and in (0, 1], as a recall resolves them; the seeds of a launch must fit a u32.
+fn check_cues(graph: &Graph, cues: &[DeviceCue<'_>]) -> Result<(), String> {
+    let n = graph.node_count() as u64;
+    let mut total = 0u64;
+    for (i, cue) in cues.iter().enumerate() {
+        let mut previous = None;
+        for &(v, a) in cue.seeds {
+            if u64::from(v) >= n || previous.is_some_and(|p| p >= v) || !(a > 0.0 && a <= 1.0) {
+                return Err(format!(
+                    "cues[{i}].seeds: ({v}, {a}) is not a resolved seed (ids < {n}, strictly ascending, \
+                     activation in (0, 1])"
+                ));
+            }
+            previous = Some(v);
+        }
+        total += cue.seeds.len() as u64;
+    }
+    if total > u64::from(u32::MAX) {
+        return Err(format!("{total} seeds in one device spread; at most {}", u32::MAX));
+    }
+    Ok(())
+}
 
 /// Waits for everything enqueued on `queue` when dropped while armed.
 struct DrainOnDrop<'a> {

@@ -19,11 +19,10 @@
 // The mass is summed in units of 2^-40 (the CPU's scale; exact for activations >= 2^-17).
 #define MASS_SCALE 1099511627776.0f
 
-// Add each of the `count` values of every work-item over the work-group, per lane, and atomically
-// add lane l's sums to `out[l * count ..]`: one tree of barriers for all the values. `scratch` holds
-// `count` values per work-item. Every work-item of the group must call it (it holds barriers).
-static void add_per_lane(const ulong *values, const uint count, const uint lanes, __local ulong *scratch,
-                         __global ulong *out) {
+// Sum each of the `count` values of every work-item over the work-group, per lane: afterwards
+// `scratch[c * size + l]` holds lane l's sum of value c, for l < lanes. `scratch` holds `count`
+// values per work-item. Every work-item of the group must call it (it holds barriers).
+static void reduce_per_lane(const ulong *values, const uint count, const uint lanes, __local ulong *scratch) {
     const uint lid = get_local_id(0);
     const uint size = get_local_size(0);
     for (uint c = 0; c < count; c++) {
@@ -37,13 +36,6 @@ static void add_per_lane(const ulong *values, const uint count, const uint lanes
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid < lanes) {
-        for (uint c = 0; c < count; c++) {
-            if (scratch[c * size + lid] != 0) {
-                atom_add(&out[lid * count + c], scratch[c * size + lid]);
-            }
-        }
     }
 }
 
@@ -112,7 +104,16 @@ __kernel void advance(const uint n, const uint shift, const uint finish, const u
             send[gid] = y;
         }
     }
-    add_per_lane(count, COUNTERS, lanes, scratch, counters);
+    reduce_per_lane(count, COUNTERS, lanes, scratch);
+    const uint lid = get_local_id(0);
+    if (lid < lanes) {
+        for (uint c = 0; c < COUNTERS; c++) {
+            const ulong sum = scratch[c * get_local_size(0) + lid];
+            if (sum != 0) {
+                atom_add(&counters[lid * COUNTERS + c], sum);
+            }
+        }
+    }
 }
 
 // One tier's pull: next[v] += Σ send[u] · w over v's in-edges from that tier, in CSR order.
@@ -134,7 +135,8 @@ __kernel void gather(const uint n, const uint shift, __global const uint *offset
 
 // Results out: every seed and every node with A > 0 and A >= threshold, as its order key (activation
 // descending, then id ascending, in one integer) and hops, appended to its lane's region of
-// `capacity` entries; the mass (Σ A over non-seeds) per lane.
+// `capacity` entries; the mass (Σ A over non-seeds) per lane as a 128-bit sum, `mass[2 l]` the low
+// word and `mass[2 l + 1]` the carries (2^40 units a node overflow 64 bits past 2^24 of mass).
 __kernel void collect(const uint n, const uint shift, const float threshold, const ulong capacity,
                       __global const float *activation, __global const uchar *hops, __global uint *found,
                       __global ulong *keys, __global uchar *key_hops, __global ulong *mass,
@@ -158,5 +160,13 @@ __kernel void collect(const uint n, const uint shift, const float threshold, con
             }
         }
     }
-    add_per_lane(&units, 1, lanes, scratch, mass);
+    reduce_per_lane(&units, 1, lanes, scratch);
+    const uint lid = get_local_id(0);
+    if (lid < lanes && scratch[lid] != 0) {
+        const ulong sum = scratch[lid];  // a work-group's sum: at most 64 · 2^40
+        const ulong before = atom_add(&mass[2 * lid], sum);
+        if (before + sum < before) {
+            atom_inc(&mass[2 * lid + 1]);
+        }
+    }
 }

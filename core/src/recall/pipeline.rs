@@ -283,25 +283,34 @@ impl<'a> Pipeline<'a> {
         }
         let view = self.graph;
         let s = self.settings;
-        let mut pending = Vec::with_capacity(cues.len());
-        for (i, (cue, slot)) in cues.iter().zip(out.iter_mut()).enumerate() {
+        // Every fallible step first, so that no admission is left without its result.
+        let mut checked = Vec::with_capacity(cues.len());
+        for (i, cue) in cues.iter().enumerate() {
             let start = Instant::now();
             let k = self.k(cue).map_err(|e| e.in_cue(first + i))?;
             let norm = seeds::validate(view, cue, buffers).map_err(|e| e.in_cue(first + i))?;
+            let seeds = seeds::resolved(cue, &buffers.seeds, buffers.seeds_in_cue).to_vec();
+            checked.push((k, norm, seeds, start.elapsed()));
+        }
+        let mut pending = Vec::with_capacity(cues.len());
+        for ((cue, slot), (k, norm, mut seeds, checking)) in cues.iter().zip(out.iter_mut()).zip(checked) {
+            let start = Instant::now();
             slot.stats = SpreadStats::default();
             slot.graph_version = self.graph_version;
             slot.results.clear();
             let admission = self.breaker.admit();
             let verdict = if admission.allowed() {
                 if let Some(norm) = norm {
+                    buffers.seeds.clear();
+                    buffers.seeds.extend_from_slice(&seeds);
                     seeds::add_similar(view, self.similarity, cue, norm, s.seed_k, s.min_similarity, buffers);
+                    seeds.clone_from(&buffers.seeds);
                 }
                 self.chaos.verdict()
             } else {
                 ChaosVerdict::default()
             };
-            let seeds = seeds::resolved(cue, &buffers.seeds, buffers.seeds_in_cue).to_vec();
-            pending.push(Pending { k, admission, verdict, seeds, own: start.elapsed() });
+            pending.push(Pending { k, admission, verdict, seeds, own: checking + start.elapsed() });
         }
         // The shared launch: every admitted cue whose device attempt chaos does not fail.
         let on_device = |p: &Pending| p.admission.allowed() && !p.verdict.gpu_fail;
@@ -331,14 +340,12 @@ impl<'a> Pipeline<'a> {
             let attempted = p.admission.allowed();
             let mut ran = false;
             let mut reason = Some(FallbackReason::BreakerOpen);
-            let mut shared = Duration::ZERO;
+            // A launched cue's share of the launch counts, whether the launch succeeded or not.
+            let shared = if on_device(p) { share } else { Duration::ZERO };
             if attempted {
                 let device_stats = if on_device(p) { stats.pop_front() } else { None };
                 let (attempt, spread_time) = match device_stats.filter(|_| succeeded) {
-                    Some(stats) => {
-                        shared = share;
-                        (Some(stats), share)
-                    }
+                    Some(stats) => (Some(stats), shared),
                     None => {
                         // Redo on the CPU: chaos failed this cue's device attempt, or the launch failed.
                         let cpu_start = Instant::now();
@@ -347,7 +354,7 @@ impl<'a> Pipeline<'a> {
                         if let Some(stats) = attempt.as_mut() {
                             stats.device_failed = true;
                         }
-                        (attempt, cpu_start.elapsed())
+                        (attempt, shared + cpu_start.elapsed())
                     }
                 };
                 (reason, ran) = self.judge(p.verdict, attempt, spread_time, slot);

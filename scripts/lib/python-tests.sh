@@ -1,37 +1,70 @@
 # Build the Python extension into a venv and run the Python suites (sourced by scripts/test).
 # Needs: python3 with venv (Debian python3-venv); PyPI for tests/python/requirements.txt.
 
-# Create target/venv with the test requirements and build the extension into it (also used by
-# scripts/chaos).
+# PATH without the Rust toolchain: the wheel must install and run where there is none.
+path_without_rust() {
+  local dir kept=()
+  local IFS=:
+  for dir in $PATH; do
+    [ -x "$dir/cargo" ] || [ -x "$dir/rustc" ] || kept+=("$dir")
+  done
+  echo "${kept[*]}"
+}
+
+# Build the wheel (scripts/wheel) and install the file alone into target/venv, with the test
+# requirements and no Rust toolchain on PATH (also used by scripts/chaos).
 python_venv() {
   local venv=target/venv
-  step "Python: venv in $venv (tests/python/requirements.txt)"
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  step "Python: build the abi3 wheel (scripts/wheel; the dev profile here, to share this run's build)"
+  AXONAL_PROFILE=dev scripts/wheel target/wheels
+  local wheel
+  wheel=$(ls target/wheels/axonal-*.whl)
 
-  step "Python: build the extension into the venv (maturin develop, shares target/)"
-  VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" maturin develop -q
+  step "Python: the wheel alone into the venv $venv, no Rust toolchain on PATH (+ tests/python/requirements.txt)"
+  local clean_path
+  clean_path=$(path_without_rust)
+  if PATH="$clean_path" command -v cargo > /dev/null || PATH="$clean_path" command -v rustc > /dev/null; then
+    echo "could not take the Rust toolchain off PATH" >&2
+    return 1
+  fi
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  PATH="$clean_path" "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  PATH="$clean_path" "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+  # The file installed is the package: version from Cargo, stubs and py.typed inside, no source tree.
+  local version
+  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+  (cd target && PATH="$clean_path" "venv/bin/python" - "$version" <<'PY'
+import pathlib, sys
+import axonal
+package = pathlib.Path(axonal.__file__).parent
+assert "site-packages" in str(package), f"axonal imported from {package}, not from the installed wheel"
+assert axonal.__version__ == sys.argv[1], (axonal.__version__, sys.argv[1])
+for name in ("py.typed", "_native.pyi", "__init__.py", "notebook.py"):
+    assert (package / name).exists(), f"the wheel lacks {name}"
+print("wheel installed: axonal", axonal.__version__, "from", package)
+PY
+  )
 }
 
 run_python_suites() {
   local venv=target/venv
   python_venv
+  local clean_path
+  clean_path=$(path_without_rust)
 
-  step "Python: the stubs match the extension (mypy.stubtest)"
-  (cd python && "../$venv/bin/python" -m mypy.stubtest axonal._native)
+  step "Python: the stubs match the extension (mypy.stubtest, on the installed wheel)"
+  (cd target && PATH="$clean_path" venv/bin/python -m mypy.stubtest axonal._native)
 
-  step "Python tests (pytest)"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python
+  step "Python tests (pytest, on the installed wheel)"
+  PATH="$clean_path" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/python
 
   step "Python: the monitoring notebook runs headless (nbclient) and shows the breaker open and close"
-  "$venv/bin/python" tests/python/run_notebook.py
+  PATH="$clean_path" "$venv/bin/python" tests/python/run_notebook.py
 
-  step "Python: pip install . into a fresh venv (the dev profile, so it reuses target/)"
-  rm -rf target/venv-pip
-  python3 -m venv target/venv-pip
-  MATURIN_PEP517_ARGS="--profile dev" target/venv-pip/bin/pip install -q --disable-pip-version-check .
-  (cd target && venv-pip/bin/python -c 'import axonal, axonal.notebook, pathlib; \
-    assert (pathlib.Path(axonal.__file__).parent / "py.typed").exists(); \
-    g = axonal.Graph.from_edges([0, 1], [1, 2], [1.0, 1.0]); \
-    print("pip install .: axonal", axonal.__version__, axonal.Engine(g).recall([0]).nodes.tolist())')
+  step "Python: the monitoring notebook in a real browser (JupyterLab headless, Debian's Chromium driven by Playwright)"
+  if ensure_debian_packages chromium fonts-dejavu-core && [ -x /usr/bin/chromium ]; then
+    PATH="$clean_path" "$venv/bin/python" tests/python/run_browser.py --shots target/browser
+  else
+    echo "SKIPPED: the browser test needs Debian's chromium, which could not be installed (see apt-get above)"
+  fi
 }

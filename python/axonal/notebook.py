@@ -1,16 +1,21 @@
 """A live monitor for Jupyter (docs/spec.md §11): `Monitor(engine).show()` displays a panel that a background
-poller updates in place — latency p50/p95/p99 per tier over time, the breaker's state timeline with
-its transitions, the health probes, fallback rate by reason, pool utilisation and the tuner's audit
-log. It needs only IPython's display updates (inline SVG); pandas and matplotlib are optional.
+poller updates in place — per-tier latency p50/p95/p99 per interval, with breaker transitions, faults
+and the notebook's own marks drawn on every chart; the breaker's state timeline; the fallback rate by
+reason over time; the health probes; pool utilisation and the tuner's audit log. With ipywidgets
+installed, `show()` adds controls (breaker override, chaos on/off, tuner on/off). It needs only
+IPython's display updates (inline SVG, coloured for light and dark themes alike); pandas and
+matplotlib are optional.
 
-`render(history, audit)` is the pure part: rows in, HTML out.
+`render(history, audit, marks)` is the pure part: rows in, HTML out.
 """
 
 from __future__ import annotations
 
 import collections
 import html
+import math
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -20,19 +25,35 @@ __all__ = ["Monitor", "render", "row_of"]
 TIERS = ("total", "hot", "warm", "cold")
 QUANTILES = ("p50", "p95", "p99")
 REASONS = ("breaker_open", "error", "slow", "low_mass")
-STATE_COLOURS = {"closed": "#2e7d32", "half_open": "#f9a825", "open": "#c62828"}
-LINE_COLOURS = {"p50": "#1565c0", "p95": "#ef6c00", "p99": "#6a1b9a"}
+# Mid-tone colours that read on a white and on a near-black background.
+STATE_COLOURS = {"closed": "#43a047", "half_open": "#f9a825", "open": "#e53935"}
+LINE_COLOURS = {"p50": "#1e88e5", "p95": "#fb8c00", "p99": "#8e24aa"}
+REASON_COLOURS = {"breaker_open": "#e53935", "error": "#8e24aa", "slow": "#fb8c00", "low_mass": "#00897b"}
+# The telemetry window each sample reads latency from: the last second, so a fault shows at once
+# (a 60 s window would hide its start behind a minute of good calls).
+WINDOW = "1s"
+HISTOGRAMS = {
+    "total": "spreading_recall_latency_seconds",
+    "hot": "spreading_latency_hot_seconds",
+    "warm": "spreading_latency_warm_seconds",
+    "cold": "spreading_latency_cold_seconds",
+}
 
 
 def row_of(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Flatten one engine snapshot into a history row (latencies in milliseconds)."""
+    """Flatten one engine snapshot into a history row: latencies in milliseconds over the last second
+    (with the number of samples behind them), counters since the engine started."""
     s = snapshot["spreading"]
     row: dict[str, Any] = {"t": snapshot["at_unix_ms"] / 1000.0}
+    window = snapshot["windows"][WINDOW]["histograms"]
     for tier in TIERS:
+        h = window[HISTOGRAMS[tier]]
+        row[f"{tier}_count"] = h["count"]
         for q in QUANTILES:
-            row[f"{tier}_{q}_ms"] = s["latency"][tier][q] * 1000.0
+            row[f"{tier}_{q}_ms"] = h[q] * 1000.0
     row["breaker"] = s["breaker"]["state"]
     row["recalls_total"] = s["recalls_total"]
+    row["failures_total"] = s["failures_total"]
     row["fallback_total"] = s["fallback"]["total"]
     for reason in REASONS:
         row[f"fallback_{reason}"] = s["fallback"]["by_reason"][reason]
@@ -52,121 +73,308 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _line_chart(title: str, times: list[float], series: dict[str, list[float]], width=300, height=110) -> str:
-    pad = 28
-    top = max([v for values in series.values() for v in values] + [1e-9])
-    t0, t1 = (times[0], times[-1]) if times else (0.0, 1.0)
-    span = max(t1 - t0, 1e-9)
+def _nice_step(span: float, ticks: int) -> float:
+    """A step of 1, 2 or 5 × 10^k that cuts `span` into at most `ticks` intervals."""
+    raw = max(span, 1e-12) / ticks
+    base = 10 ** math.floor(math.log10(raw))
+    return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
 
-    def xy(t: float, v: float) -> str:
-        return f"{pad + (t - t0) / span * (width - pad - 4):.1f},{height - 16 - v / top * (height - 32):.1f}"
 
-    lines = []
-    for name, values in series.items():
-        points = " ".join(xy(t, v) for t, v in zip(times, values))
-        colour = LINE_COLOURS.get(name, "#555")
-        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"><title>{_esc(name)}</title></polyline>')
-    legend = " ".join(f'<tspan fill="{LINE_COLOURS.get(n, "#555")}">{_esc(n)}</tspan>' for n in series)
+def _number(v: float) -> str:
+    return f"{v:.4g}"
+
+
+class _Frame:
+    """The axes shared by the panel's charts: time since the first sample on x."""
+
+    LEFT, RIGHT, TOP, BOTTOM = 44, 8, 30, 22
+
+    def __init__(self, t0: float, t1: float, top: float, width: int, height: int) -> None:
+        self.t0, self.span = t0, max(t1 - t0, 1.0)
+        self.step_y = _nice_step(top, 4)
+        self.top = max(self.step_y * math.ceil(top / self.step_y), self.step_y)
+        self.width, self.height = width, height
+
+    def x(self, t: float) -> float:
+        return self.LEFT + (t - self.t0) / self.span * (self.width - self.LEFT - self.RIGHT)
+
+    def y(self, v: float) -> float:
+        return self.height - self.BOTTOM - v / self.top * (self.height - self.TOP - self.BOTTOM)
+
+    def axes(self) -> str:
+        """Axis lines, ticks and labels: seconds since start on x, values on y (the unit is in the title)."""
+        parts = []
+        y0 = self.height - self.BOTTOM
+        parts.append(
+            f'<line x1="{self.LEFT}" y1="{y0}" x2="{self.width - self.RIGHT}" y2="{y0}" stroke="currentColor" stroke-opacity="0.6"/>'
+            f'<line x1="{self.LEFT}" y1="{self.TOP}" x2="{self.LEFT}" y2="{y0}" stroke="currentColor" stroke-opacity="0.6"/>'
+        )
+        step_t = _nice_step(self.span, 6)
+        t = 0.0
+        while t <= self.span + 1e-9:
+            x = self.x(self.t0 + t)
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + 3}" stroke="currentColor" stroke-opacity="0.6"/>'
+                f'<text class="tick" x="{x:.1f}" y="{y0 + 13}" font-size="9" text-anchor="middle" fill="currentColor">{_number(t)}</text>'
+            )
+            t += step_t
+        parts.append(
+            f'<text x="{self.width - self.RIGHT}" y="{self.height - 1}" font-size="9" text-anchor="end" fill="currentColor" fill-opacity="0.7">s since start</text>'
+        )
+        v = 0.0
+        while v <= self.top + 1e-12:
+            y = self.y(v)
+            parts.append(
+                f'<line x1="{self.LEFT}" y1="{y:.1f}" x2="{self.width - self.RIGHT}" y2="{y:.1f}" stroke="currentColor" stroke-opacity="0.12"/>'
+                f'<text class="tick" x="{self.LEFT - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" fill="currentColor">{_number(v)}</text>'
+            )
+            v += self.step_y
+        return "".join(parts)
+
+
+Event = tuple[float, str, str, bool]
+
+
+def _events(history: Sequence[dict[str, Any]], marks: Sequence[tuple[float, str]]) -> list[Event]:
+    """What the charts mark: breaker transitions and the notebook's marks, as (time, label, colour,
+    whether it is a mark)."""
+    events: list[Event] = [
+        (
+            history[i]["t"],
+            f"breaker {history[i - 1]['breaker']} → {history[i]['breaker']}",
+            STATE_COLOURS.get(history[i]["breaker"], "#777"),
+            False,
+        )
+        for i in range(1, len(history))
+        if history[i]["breaker"] != history[i - 1]["breaker"]
+    ]
+    events += [(t, label, "currentColor", True) for t, label in marks if history[0]["t"] <= t <= history[-1]["t"]]
+    return sorted(events, key=lambda e: e[0])
+
+
+def _overlays(frame: _Frame, history: Sequence[dict[str, Any]], events: list[Event]) -> str:
+    """Shade the intervals in which spreads failed; draw each event as a labelled vertical line."""
+    parts = []
+    for prev, row in zip(history, history[1:]):
+        if row.get("failures_total", 0) > prev.get("failures_total", 0):
+            x0, x1 = frame.x(prev["t"]), frame.x(row["t"])
+            parts.append(
+                f'<rect class="fault" x="{x0:.1f}" y="{frame.TOP}" width="{max(x1 - x0, 1):.1f}" '
+                f'height="{frame.height - frame.TOP - frame.BOTTOM}" fill="#e53935" fill-opacity="0.15">'
+                "<title>spreads failed in this interval</title></rect>"
+            )
+    for t, label, colour, is_mark in events:
+        x = frame.x(t)
+        parts.append(
+            f'<line class="event" x1="{x:.1f}" y1="{frame.TOP}" x2="{x:.1f}" y2="{frame.height - frame.BOTTOM}" '
+            f'stroke="{colour}" stroke-dasharray="3,2" stroke-width="1.2"><title>{_esc(label)}</title></line>'
+        )
+        if is_mark:  # the notebook's own marks are few: name them on the chart
+            parts.append(
+                f'<text class="mark" x="{x + 2:.1f}" y="{frame.TOP + 8}" font-size="8" fill="currentColor">{_esc(label)}</text>'
+            )
+    return "".join(parts)
+
+
+def _polylines(frame: _Frame, times: list[float], values: list[float | None], colour: str, name: str) -> str:
+    """Lines through the samples that exist (`None` breaks a line: no fake zero where nothing ran)."""
+    segments: list[list[str]] = [[]]
+    for t, v in zip(times, values):
+        if v is None:
+            if segments[-1]:
+                segments.append([])
+            continue
+        segments[-1].append(f"{frame.x(t):.1f},{frame.y(v):.1f}")
+    out = []
+    for points in segments:
+        if len(points) == 1:
+            x, y = points[0].split(",")
+            out.append(f'<circle cx="{x}" cy="{y}" r="1.8" fill="{colour}"><title>{_esc(name)}</title></circle>')
+        elif points:
+            out.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(points)}"><title>{_esc(name)}</title></polyline>'
+            )
+    return "".join(out)
+
+
+def _chart(title: str, history: Sequence[dict[str, Any]], series: dict[str, tuple[str, list[float | None]]],
+           events: list[Event], empty: str, width: int = 340, height: int = 160) -> str:
+    times = [row["t"] for row in history]
+    values = [v for _, vs in series.values() for v in vs if v is not None]
+    top = max(values, default=0.0)
+    frame = _Frame(times[0], times[-1], top if top > 0 else 1.0, width, height)
+    legend = " ".join(f'<tspan fill="{colour}">■ {_esc(name)}</tspan>' for name, (colour, _) in series.items())
+    latest = "".join(
+        f" {_esc(name)} {_number(vs[-1])}" for name, (_, vs) in list(series.items())[:3] if vs and vs[-1] is not None
+    )
     return (
-        f'<svg class="axonal-chart" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        f'<text x="4" y="12" font-size="11">{_esc(title)} — max {top:.3g} ms · {legend}</text>'
-        f'<line x1="{pad}" y1="{height - 16}" x2="{width - 4}" y2="{height - 16}" stroke="#999"/>'
-        + "".join(lines)
+        f'<svg class="axonal-chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<text x="4" y="11" font-size="11" font-weight="bold" fill="currentColor">{_esc(title)}</text>'
+        f'<text x="{width - 4}" y="23" font-size="9" text-anchor="end" fill="currentColor">{legend}</text>'
+        + frame.axes()
+        + (
+            ""
+            if values
+            else f'<text x="{(frame.LEFT + width) / 2:.0f}" y="{height / 2:.0f}" font-size="10" text-anchor="middle" '
+            f'fill="currentColor" fill-opacity="0.7">{_esc(empty)}</text>'
+        )
+        + _overlays(frame, history, events)
+        + "".join(_polylines(frame, times, vs, colour, name) for name, (colour, vs) in series.items())
+        + f"<title>{_esc(title)}: latest{latest or ' —'}</title>"
         + "</svg>"
     )
 
 
-def _breaker_timeline(times: list[float], states: list[str], width=620, height=40) -> str:
-    if not times:
-        return ""
-    t0, t1 = times[0], times[-1]
-    span = max(t1 - t0, 1e-9)
+def _latency_chart(tier: str, history: Sequence[dict[str, Any]], events: list[Event]) -> str:
+    series = {
+        q: (LINE_COLOURS[q], [row[f"{tier}_{q}_ms"] if row.get(f"{tier}_count", 1) > 0 else None for row in history])
+        for q in QUANTILES
+    }
+    return _chart(f"{tier} latency, ms (last 1 s)", history, series, events, "no recall reached this tier")
 
-    def x(t: float) -> float:
-        return 4 + (t - t0) / span * (width - 8)
 
+def _fallback_chart(history: Sequence[dict[str, Any]], events: list[Event]) -> str:
+    """Fallbacks per recall by reason in each interval between samples, in percent."""
+    series: dict[str, tuple[str, list[float | None]]] = {r: (REASON_COLOURS[r], [None]) for r in REASONS}
+    for prev, row in zip(history, history[1:]):
+        recalls = row["recalls_total"] - prev["recalls_total"]
+        for reason in REASONS:
+            delta = row[f"fallback_{reason}"] - prev[f"fallback_{reason}"]
+            # Two counters read in one snapshot can be a few calls apart: a share, so at most 100 %.
+            series[reason][1].append(min(100.0 * delta / recalls, 100.0) if recalls > 0 else None)
+    return _chart("fallbacks, % of recalls per interval", history, series, events, "no recalls between samples")
+
+
+def _breaker_timeline(history: Sequence[dict[str, Any]], width: int = 690, height: int = 62) -> str:
+    times = [row["t"] for row in history]
+    states = [row["breaker"] for row in history]
+    frame = _Frame(times[0], times[-1], 1.0, width, height)
     parts = []
     for i, state in enumerate(states):
-        start = x(times[i])
-        end = x(times[i + 1]) if i + 1 < len(times) else width - 4
+        start = frame.x(times[i])
+        end = frame.x(times[i + 1]) if i + 1 < len(times) else width - frame.RIGHT
         parts.append(
-            f'<rect x="{start:.1f}" y="14" width="{max(end - start, 1):.1f}" height="14" '
+            f'<rect class="state-{_esc(state)}" x="{start:.1f}" y="{frame.TOP}" width="{max(end - start, 1):.1f}" height="12" '
             f'fill="{STATE_COLOURS.get(state, "#777")}"><title>{_esc(state)}</title></rect>'
         )
     marks = []
     for i in range(1, len(states)):
         if states[i] != states[i - 1]:
+            x = frame.x(times[i])
             marks.append(
-                f'<line class="transition" x1="{x(times[i]):.1f}" y1="10" x2="{x(times[i]):.1f}" y2="32" stroke="#000">'
-                f"<title>{_esc(states[i - 1])} → {_esc(states[i])}</title></line>"
+                f'<line class="transition" x1="{x:.1f}" y1="{frame.TOP - 4}" x2="{x:.1f}" y2="{frame.TOP + 16}" stroke="currentColor">'
+                f"<title>{_esc(states[i - 1])} → {_esc(states[i])} at {times[i] - times[0]:.1f} s</title></line>"
             )
+    ticks = []
+    step_t = _nice_step(frame.span, 8)
+    t = 0.0
+    while t <= frame.span + 1e-9:
+        x = frame.x(times[0] + t)
+        ticks.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" font-size="9" text-anchor="middle" fill="currentColor">{_number(t)}</text>')
+        t += step_t
+    legend = " ".join(f'<tspan fill="{c}">■ {s}</tspan>' for s, c in STATE_COLOURS.items())
     return (
-        f'<svg class="axonal-breaker" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        f'<text x="4" y="10" font-size="11">breaker: {len(marks)} transition(s)</text>'
+        f'<svg class="axonal-breaker" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<text x="4" y="11" font-size="11" font-weight="bold" fill="currentColor">breaker: {len(marks)} transition(s)</text>'
+        f'<text x="{width - 4}" y="11" font-size="9" text-anchor="end" fill="currentColor">{legend}</text>'
         + "".join(parts)
         + "".join(marks)
+        + "".join(ticks)
         + "</svg>"
     )
 
 
-def _fallback_rates(history: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Fallbacks per recall by reason over the history's span."""
+def _fallback_totals(history: Sequence[dict[str, Any]]) -> list[tuple[str, int, float]]:
+    """Fallbacks by reason over the history's span: (reason, count, per recall)."""
     if len(history) < 2:
-        return {reason: 0.0 for reason in REASONS}
+        return [(reason, 0, 0.0) for reason in REASONS]
     first, last = history[0], history[-1]
     recalls = max(last["recalls_total"] - first["recalls_total"], 0)
-    return {
-        reason: (last[f"fallback_{reason}"] - first[f"fallback_{reason}"]) / recalls if recalls else 0.0
-        for reason in REASONS
-    }
+    out = []
+    for reason in REASONS:
+        count = last[f"fallback_{reason}"] - first[f"fallback_{reason}"]
+        out.append((reason, count, count / recalls if recalls else 0.0))
+    return out
 
 
 def _observed(value: Any) -> str:
     return "—" if value is None else f"{float(value) * 100:+.1f} %"
 
 
-def render(history: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]] = ()) -> str:
-    """The monitor panel as HTML: `history` rows (see `row_of`), oldest first, and audit entries."""
+def _ago(unix_ms: Any, now: float) -> str:
+    if unix_ms is None:
+        return "never"
+    return f"{max(now - float(unix_ms) / 1000.0, 0.0):.1f} s ago"
+
+
+STYLE = (
+    "font-family: sans-serif; font-size: 12px; color: var(--jp-ui-font-color1, inherit); "
+    "max-width: 720px"
+)
+TABLE = "style='border-collapse: collapse; margin: 6px 0' class='{cls}'"
+CELL = "style='border-bottom: 1px solid rgba(127,127,127,0.35); padding: 2px 8px; text-align: left'"
+
+
+def _table(cls: str, header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+    head = "".join(f"<th {CELL}>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td {CELL}>{c}</td>" for c in r) + "</tr>" for r in rows)
+    if not rows:
+        body = f"<tr><td {CELL} colspan='{len(header)}'>{_esc(empty)}</td></tr>"
+    return f"<table {TABLE.format(cls=cls)}><tr>{head}</tr>{body}</table>"
+
+
+def render(
+    history: Sequence[dict[str, Any]],
+    audit: Sequence[dict[str, Any]] = (),
+    marks: Sequence[tuple[float, str]] = (),
+) -> str:
+    """The monitor panel as HTML: `history` rows (see `row_of`), oldest first; the tuner's audit
+    entries; `marks` as (unix time, label) pairs drawn on every chart (see `Monitor.mark`)."""
     if not history:
-        return '<div class="axonal-monitor"><p>No samples yet.</p></div>'
+        return f'<div class="axonal-monitor" style="{STYLE}"><p>No samples yet.</p></div>'
     last = history[-1]
-    times = [row["t"] for row in history]
-    charts = "".join(
-        _line_chart(
-            f"{tier} latency",
-            times,
-            {q: [row[f"{tier}_{q}_ms"] for row in history] for q in QUANTILES},
+    events = _events(history, marks)
+    charts = "".join(_latency_chart(tier, history, events) for tier in TIERS) + _fallback_chart(history, events)
+    probes = [
+        (
+            _esc(name),
+            _esc(p["status"]),
+            _esc(p.get("critical")),
+            _esc(p.get("consecutive_failures")),
+            f"{float(p.get('latency_ms') or 0):.3f}",
+            _ago(p.get("last_failure"), last["t"]),
+            _esc(p.get("reason") or ""),
         )
-        for tier in TIERS
-    )
-    probes = "".join(
-        f"<tr><td>{_esc(name)}</td><td>{_esc(p['status'])}</td><td>{_esc(p.get('critical'))}</td>"
-        f"<td>{_esc(p.get('consecutive_failures'))}</td><td>{float(p.get('latency_ms') or 0):.3f}</td>"
-        f"<td>{_esc(p.get('reason') or '')}</td></tr>"
         for name, p in sorted(last["probes"].items())
-    )
-    rates = _fallback_rates(history)
-    fallback = "".join(f"<tr><td>{_esc(r)}</td><td>{rate * 100:.2f} %</td></tr>" for r, rate in rates.items())
-    audit_rows = "".join(
-        f"<tr><td>{_esc(e.get('action'))}</td><td>{_esc(e.get('reason'))}</td>"
-        f"<td>{float(e.get('predicted') or 0) * 100:.1f} %</td>"
-        f"<td>{_observed(e.get('observed'))}</td></tr>"
+    ]
+    fallback = [(_esc(r), str(count), f"{share * 100:.2f} %") for r, count, share in _fallback_totals(history)]
+    audit_rows = [
+        (_esc(e.get("action")), _esc(e.get("reason")), f"{float(e.get('predicted') or 0) * 100:.1f} %", _observed(e.get("observed")))
         for e in audit
+    ]
+    span = last["t"] - history[0]["t"]
+    legend = (
+        "Dashed lines: breaker transitions (coloured by the new state) and marks; shaded: intervals in which "
+        f"spreads failed. {len(history)} samples over {span:.1f} s."
     )
     return (
-        '<div class="axonal-monitor" style="font-family: sans-serif; font-size: 12px">'
+        f'<div class="axonal-monitor" style="{STYLE}">'
         f"<p><b>health</b> {_esc(last['health'])} · <b>breaker</b> {_esc(last['breaker'])} · "
         f"<b>recalls</b> {_esc(last['recalls_total'])} · <b>fallbacks</b> {_esc(last['fallback_total'])} · "
         f"<b>pool</b> {float(last['pool_utilization']) * 100:.0f} % · "
         f"<b>tuner changes</b> {_esc(last['autotune_changes_total'])}</p>"
-        f"<div>{charts}</div>"
-        f"{_breaker_timeline(times, [row['breaker'] for row in history])}"
-        "<table class='axonal-probes'><tr><th>probe</th><th>status</th><th>critical</th>"
-        f"<th>failures in a row</th><th>latency ms</th><th>reason</th></tr>{probes}</table>"
-        f"<table class='axonal-fallback'><tr><th>fallback reason</th><th>per recall</th></tr>{fallback}</table>"
-        "<table class='axonal-audit'><tr><th>tuner action</th><th>reason</th><th>predicted</th><th>observed</th></tr>"
-        f"{audit_rows or '<tr><td colspan=4>no changes</td></tr>'}</table>"
-        "</div>"
+        f"<div style='display: flex; flex-wrap: wrap; gap: 6px'>{charts}</div>"
+        f"{_breaker_timeline(history)}"
+        f"<p style='opacity: 0.75; margin: 2px 0'>{_esc(legend)}</p>"
+        + _table(
+            "axonal-probes",
+            ("probe", "status", "critical", "failures in a row", "latency ms", "last failure", "reason"),
+            probes,
+            "no probes",
+        )
+        + _table("axonal-fallback", ("fallback reason", "count", "per recall"), fallback, "no recalls")
+        + _table("axonal-audit", ("tuner action", "reason", "predicted", "observed"), audit_rows, "no changes")
+        + "</div>"
     )
 
 
@@ -182,10 +390,12 @@ class Monitor:
         self.interval = interval
         self._rows: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self._audit: list[dict[str, Any]] = []
+        self._marks: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: Any = None
+        self._widget: Any = None
 
     def poll(self) -> dict[str, Any]:
         """Take one sample now (and refresh the displayed panel, if any)."""
@@ -194,15 +404,22 @@ class Monitor:
         with self._lock:
             self._rows.append(row)
             self._audit = audit
-        if self._handle is not None:
+        if self._widget is not None:
+            self._widget.value = self.html()
+        elif self._handle is not None:
             from IPython.display import HTML
 
             self._handle.update(HTML(self.html()))
         return row
 
+    def mark(self, label: str) -> None:
+        """Mark this moment on every chart (say, "chaos on"): a labelled dashed line."""
+        with self._lock:
+            self._marks.append((time.time(), str(label)))
+
     def html(self) -> str:
         with self._lock:
-            return render(list(self._rows), list(self._audit))
+            return render(list(self._rows), list(self._audit), list(self._marks))
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -237,15 +454,69 @@ class Monitor:
             self._thread.join()
         self._thread = None
 
-    def show(self) -> None:
-        """Display the panel (updated in place by the poller) and start polling."""
+    def show(self, controls: bool = True) -> None:
+        """Display the panel, updated in place by the poller, and start polling.
+
+        With ipywidgets installed the panel is a widget, which every frontend updates while other
+        cells run (JupyterLab drops display updates sent from a background thread once the showing
+        cell has finished), and with `controls` a row of controls above it acts on the engine: the
+        breaker override, injected failures on/off and the auto-tuner on/off, each marked on the
+        charts. Without ipywidgets it is a display that the poller updates by its display id (the
+        classic Notebook, VS Code and nbclient apply those updates)."""
         try:
             from IPython.display import HTML, display
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise RuntimeError("Monitor.show() needs IPython (run it in Jupyter)") from e
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            widgets = None
         self.poll()
-        self._handle = display(HTML(self.html()), display_id=True)
+        if widgets is not None:
+            self._widget = widgets.HTML(self.html())
+            parts = [self.controls(), self._widget] if controls else [self._widget]
+            display(widgets.VBox(parts))
+        else:
+            self._handle = display(HTML(self.html()), display_id=True)
         self.start()
+
+    def controls(self) -> Any:
+        """The ipywidgets controls `show()` displays, or `None` without ipywidgets."""
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            return None
+        engine = self.engine
+        override = widgets.ToggleButtons(
+            options=[("auto", "auto"), ("force open", "forced_open"), ("force closed", "forced_closed")],
+            value=engine.breaker_override,
+            description="breaker",
+            tooltips=["the breaker decides", "refuse every call (fallback answers)", "spread every call"],
+        )
+        chaos = widgets.ToggleButton(value=False, description="inject failures", icon="bolt",
+                                     tooltip="chaos: every spread fails until switched off")
+        tuner = widgets.Checkbox(value=bool(engine.config["autotune"]["enabled"]), description="auto-tuner")
+
+        def on_override(change: dict[str, Any]) -> None:
+            engine.breaker_override = change["new"]
+            self.mark(f"breaker {change['new']}")
+
+        def on_chaos(change: dict[str, Any]) -> None:
+            if change["new"]:
+                engine.set_chaos(failure_rate=1.0)
+                self.mark("failures on")
+            else:
+                engine.clear_chaos()
+                self.mark("failures off")
+
+        def on_tuner(change: dict[str, Any]) -> None:
+            engine.update_config({"autotune": {"enabled": bool(change["new"])}})
+            self.mark(f"tuner {'on' if change['new'] else 'off'}")
+
+        override.observe(on_override, names="value")
+        chaos.observe(on_chaos, names="value")
+        tuner.observe(on_tuner, names="value")
+        return widgets.HBox([override, chaos, tuner])
 
     @property
     def history(self) -> Any:

@@ -97,8 +97,10 @@ monitor.show()""",
 
 workload(1.5)                                   # healthy
 engine.set_chaos(failure_rate=1.0, seed=7)      # every spread fails: the breaker opens
+monitor.mark("failures on")                     # a dashed line on every chart
 workload(1.5)
 engine.clear_chaos()                            # faults stop: half-open after the cooldown, then closed
+monitor.mark("failures off")
 deadline = time.monotonic() + 15
 while engine.breaker_state != "closed" and time.monotonic() < deadline:
     workload(0.25)
@@ -175,7 +177,8 @@ def main() -> None:
         nb = committed
     NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out = text_of(nb)
-    for expected in ("closed → open", "open → half_open", "half_open → closed", 'class="transition"', "audit: apply"):
+    for expected in ("closed → open", "open → half_open", "half_open → closed", 'class="transition"', "audit: apply",
+                     "<title>failures on</title>", 'class="fault"'):
         if expected not in out:
             raise SystemExit(f"the notebook's outputs lack {expected!r}")
     if write:

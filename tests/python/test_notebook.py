@@ -31,7 +31,36 @@ def test_render_marks_breaker_transitions_and_rates():
     assert "breaker: 3 transition(s)" in out
     assert "24.00 %" in out, "60 breaker_open fallbacks over 250 recalls"
     assert "+30.0 %" in out and "25.0 %" in out and "p95 over budget" in out
-    assert out.count('class="axonal-chart"') == 4, "one chart per tier"
+    assert out.count('class="axonal-chart"') == 5, "one chart per tier and the fallback rate"
+    assert out.count('class="event"') == 3 * 5, "each transition marked on every chart"
+    assert "s since start" in out and "latency, ms" in out and "% of recalls per interval" in out, "axes with units"
+    assert ">40<" in out and ">60<" in out, "fallback counts beside the shares"
+
+
+def test_render_draws_no_line_where_nothing_ran_and_shades_faults():
+    history = [row(t, "closed", 10 * t) for t in range(6)]
+    for r in history[:3]:
+        r["total_count"] = 0  # nothing recalled in the first intervals: no fake zero
+    for i, r in enumerate(history):
+        r["failures_total"] = 0 if i < 4 else 5
+        r["hot_count"] = r["warm_count"] = r["cold_count"] = 0
+    out = render(history, marks=[(history[2]["t"], "failures on")])
+    ET.fromstring(out)
+    chart = out[out.index("total latency") : out.index("hot latency")]
+    first_x = min(float(p.split(",")[0]) for line in chart.split('points="')[1:] for p in line.split('"')[0].split())
+    assert first_x > 44 + 0.5 * (340 - 52), "the total line starts where samples start"
+    assert out.count('class="fault"') == 5, "the one interval with failures, shaded on every chart"
+    assert out.count("<title>failures on</title>") == 5, "the mark on every chart"
+    assert out.count('class="mark"') == 5, "and named there"
+    assert out.count("no recall reached this tier") == 3, "hot, warm and cold saw no recall"
+
+
+def test_render_shows_when_a_probe_last_failed():
+    probes = {"spreading": {"status": "degraded", "critical": True, "consecutive_failures": 2, "latency_ms": 3.0,
+                            "reason": "slow", "last_failure": 8_000}}
+    out = render([row(0, "closed", 0), row(10, "closed", 5, probes=probes)])
+    assert "2.0 s ago" in out
+    assert "never" in render([row(0, "closed", 0)])
 
 
 def test_render_escapes_what_it_shows():
@@ -60,6 +89,10 @@ def test_monitor_polls_a_live_engine_and_stops():
         assert [r["breaker"] for r in rows] == ["closed", "open"]
         assert rows[-1]["fallback_error"] >= 5
         assert 'class="transition"' in monitor._repr_html_()
+        monitor.mark("after the faults")
+        assert "after the faults" not in monitor._repr_html_(), "a mark after the last sample waits for one"
+        monitor.poll()
+        assert "<title>after the faults</title>" in monitor._repr_html_()
         monitor.start()
         deadline = time.monotonic() + 10
         while len(monitor.history) < 5 and time.monotonic() < deadline:
@@ -73,10 +106,36 @@ def test_monitor_polls_a_live_engine_and_stops():
 def test_row_of_reads_a_real_snapshot():
     g = axonal.Graph.from_edges([0], [1], [1.0])
     with axonal.Engine(g) as e:
+        e.recall([0])
         r = row_of(e.snapshot())
+        deadline = time.monotonic() + 5
+        while r["total_count"] == 0 and time.monotonic() < deadline:  # the window closes each second
+            time.sleep(0.05)
+            r = row_of(e.snapshot())
+    assert r["total_count"] == 1 and r["total_p50_ms"] > 0, "the last second's latency"
+    assert r["failures_total"] == 0
     assert r["breaker"] == "closed" and r["health"] in ("healthy", "degraded", "unhealthy")
     assert set(r["probes"]) == {"spreading", "spreading_live", "graph"}
     assert (r["graph_version"], r["graph_edges"], r["graph_delta_edges"], r["graph_compactions_total"]) == (0, 1, 0, 0)
+
+
+def test_controls_act_on_the_engine_when_ipywidgets_is_installed():
+    pytest.importorskip("ipywidgets")
+    g = axonal.Graph.from_edges([0, 1], [1, 2], [1.0, 1.0])
+    with axonal.Engine(g) as e:
+        monitor = Monitor(e)
+        override, chaos, tuner = monitor.controls().children
+        override.value = "forced_open"
+        assert e.breaker_override == "forced_open" and e.recall([0]).reason == "breaker_open"
+        override.value = "auto"
+        chaos.value = True
+        assert e.recall([0]).reason == "error", "injected failures on"
+        chaos.value = False
+        assert e.recall([0]).source == "spreading"
+        tuner.value = not tuner.value
+        assert e.config["autotune"]["enabled"] == tuner.value
+        assert [label for _, label in monitor._marks] == [
+            "breaker forced_open", "breaker auto", "failures on", "failures off", f"tuner {'on' if tuner.value else 'off'}"]
 
 
 def test_monitor_rejects_bad_arguments():

@@ -1,7 +1,7 @@
 """Batched and large-cue recall benchmark (issue 17; docs/performance.md "Batched recall"). Run against
 a release build, with SciPy for the reference loops:
 
-    maturin build --release -o target/wheels-bench
+    scripts/wheel target/wheels-bench   # a release wheel
     python3 -m venv target/venv-bench
     target/venv-bench/bin/pip install numpy scipy target/wheels-bench/axonal-*.whl
     target/venv-bench/bin/python tests/python/bench_batch.py [small|large|ba|large-batch]

@@ -1,6 +1,7 @@
 """Python recall benchmark (docs/spec.md §11 performance bars). Run against a release build:
 
-    VIRTUAL_ENV=$PWD/target/venv PATH=$PWD/target/venv/bin:$PATH maturin develop --release
+    scripts/wheel target/wheels-release   # a release wheel
+    target/venv/bin/pip install --force-reinstall --no-deps target/wheels-release/axonal-*.whl
     target/venv/bin/python tests/python/bench_recall.py
 
 Prints the 5-node cycle's per-call latency and the throughput of 1 and 8 Python threads recalling on

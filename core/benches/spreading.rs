@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `shared-pass`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axonal_core::generate::{self, EdgeList};
 use axonal_core::spread::{time_full_frontier_step, time_spread};
-use axonal_core::{Cue, Engine, EngineConfig, Execution, Graph, Recall, SpreadParams, Tier};
+use axonal_core::{CsrView, Cue, Engine, EngineConfig, Execution, Graph, Recall, SpreadParams, Tier};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -42,6 +42,14 @@ fn main() {
             "Barabási–Albert graph (m = 4)",
             generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap(),
         );
+    }
+    if want("shared-pass") {
+        shared_pass(
+            "Barabási–Albert graph (m = 4)",
+            generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap(),
+        );
+        let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
+        shared_pass("uniform random graph", generate::uniform(n, m, 0.1, 7).build().unwrap());
     }
     if want("rmat") {
         // Graph500's quadrant probabilities: a skewed, power-law degree distribution.
@@ -322,4 +330,76 @@ fn push_pull(name: &str, graph: Graph) {
         );
     }
     println!();
+}
+
+/// Would batches of large cues gain from sharing graph passes on the CPU? One pull over every in-edge
+/// for `lanes` cues at once, their state interleaved node by node (as the OpenCL lanes keep it), against
+/// one pass per cue: the same loop, one thread, every node sending (a full-frontier depth). The
+/// answers are checked equal first.
+fn shared_pass(name: &str, graph: Graph) {
+    let n = graph.node_count();
+    println!(
+        "## Shared graph passes, {name}, {n} nodes / {} edges: a full pull for L cues in one pass vs L passes (1 thread, ms per cue, median)",
+        graph.edge_count()
+    );
+    println!("| cues (lanes) | L passes, per cue | one shared pass, per cue | shared / separate |");
+    println!("|---|---|---|---|");
+    let csrs: Vec<CsrView<'_>> = Tier::ALL.iter().map(|&t| graph.in_csr_from(t)).collect();
+    let reps = 7.min(scaled(700)).max(1);
+    for lanes in [1usize, 4, 8, 16, 32] {
+        let mut rng = generate::SplitMix64(3);
+        let send: Vec<f32> = (0..n * lanes).map(|_| (rng.below(1000) as f32 + 1.0) / 1000.0).collect();
+        let separate_send: Vec<Vec<f32>> =
+            (0..lanes).map(|l| (0..n).map(|v| send[v * lanes + l]).collect()).collect();
+        let mut next = vec![0f32; n * lanes];
+        let mut next_one: Vec<Vec<f32>> = vec![vec![0f32; n]; lanes];
+        let (mut shared, mut separate) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let start = Instant::now();
+            gather_lanes(&csrs, &send, &mut next, lanes);
+            shared.push(start.elapsed());
+            let start = Instant::now();
+            for (send, next) in separate_send.iter().zip(&mut next_one) {
+                gather_lanes(&csrs, send, next, 1);
+            }
+            separate.push(start.elapsed());
+        }
+        for (l, one) in next_one.iter().enumerate() {
+            assert!(
+                one.iter().enumerate().all(|(v, x)| x.to_bits() == next[v * lanes + l].to_bits()),
+                "lane {l}"
+            );
+        }
+        shared.sort_unstable();
+        separate.sort_unstable();
+        let (shared, separate) =
+            (percentile(&shared, 0.5) / lanes as u32, percentile(&separate, 0.5) / lanes as u32);
+        println!(
+            "| {lanes} | {:.2} | {:.2} | {:.2} |",
+            ms(separate),
+            ms(shared),
+            shared.as_secs_f64() / separate.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+/// `next[v·lanes + l] = Σ send[u·lanes + l] · w` over v's in-edges, tier by tier in CSR order (the
+/// engine's summation order).
+fn gather_lanes(csrs: &[CsrView<'_>], send: &[f32], next: &mut [f32], lanes: usize) {
+    next.fill(0.0);
+    for csr in csrs {
+        if csr.offsets.is_empty() {
+            continue;
+        }
+        for (v, out) in next.chunks_exact_mut(lanes).enumerate() {
+            let (lo, hi) = (csr.offsets[v] as usize, csr.offsets[v + 1] as usize);
+            for (&u, &w) in csr.neighbours[lo..hi].iter().zip(&csr.weights[lo..hi]) {
+                let from = &send[u as usize * lanes..(u as usize + 1) * lanes];
+                for (o, &x) in out.iter_mut().zip(from) {
+                    *o += x * w;
+                }
+            }
+        }
+    }
 }

@@ -583,6 +583,7 @@ impl PhaseTimer {
     }
 
     /// Time since the start or the previous boundary, without setting a boundary.
+    #[cfg_attr(not(feature = "opencl"), allow(dead_code))] // the device's depth timing
     pub(crate) fn elapsed(&self) -> Duration {
         quanta::Instant::now().saturating_duration_since(self.last)
     }

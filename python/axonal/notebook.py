@@ -1,10 +1,10 @@
 """A live monitor for Jupyter (docs/spec.md §11): `Monitor(engine).show()` displays a panel that a background
 poller updates in place — per-tier latency p50/p95/p99 per interval, with breaker transitions, faults
 and the notebook's own marks drawn on every chart; the breaker's state timeline; the fallback rate by
-reason over time; the health probes; pool utilisation and the tuner's audit log. With ipywidgets
-installed, `show()` adds controls (breaker override, chaos on/off, tuner on/off). It needs only
-IPython's display updates (inline SVG, coloured for light and dark themes alike); pandas and
-matplotlib are optional.
+reason over time; the health probes; pool utilisation and the tuner's audit log. It draws inline SVG
+that follows the notebook's light or dark theme and needs only IPython; with ipywidgets installed the
+panel is a widget (JupyterLab updates it while other cells run) and `show()` adds controls (breaker
+override, chaos on/off, tuner on/off). pandas and matplotlib are optional.
 
 `render(history, audit, marks)` is the pure part: rows in, HTML out.
 """
@@ -133,27 +133,38 @@ class _Frame:
 
 
 Event = tuple[float, str, str, bool]
+Transition = tuple[float, str, str]
 
 
-def _events(history: Sequence[dict[str, Any]], marks: Sequence[tuple[float, str]]) -> list[Event]:
+def _transitions(history: Sequence[dict[str, Any]], recorded: Sequence[Transition] | None) -> list[Transition]:
+    """The breaker's transitions within the history's span, as (unix time, from, to): the ones the
+    engine reported (exact, also those shorter than a poll interval) or, without them, the state
+    changes between samples."""
+    t0, t1 = history[0]["t"], history[-1]["t"]
+    if recorded is not None:
+        return sorted(tr for tr in recorded if t0 <= tr[0] <= t1)
+    return [
+        (history[i]["t"], history[i - 1]["breaker"], history[i]["breaker"])
+        for i in range(1, len(history))
+        if history[i]["breaker"] != history[i - 1]["breaker"]
+    ]
+
+
+def _events(
+    history: Sequence[dict[str, Any]], marks: Sequence[tuple[float, str]], transitions: Sequence[Transition]
+) -> list[Event]:
     """What the charts mark: breaker transitions and the notebook's marks, as (time, label, colour,
     whether it is a mark)."""
     events: list[Event] = [
-        (
-            history[i]["t"],
-            f"breaker {history[i - 1]['breaker']} → {history[i]['breaker']}",
-            STATE_COLOURS.get(history[i]["breaker"], "#777"),
-            False,
-        )
-        for i in range(1, len(history))
-        if history[i]["breaker"] != history[i - 1]["breaker"]
+        (t, f"breaker {old} → {new}", STATE_COLOURS.get(new, "#777"), False) for t, old, new in transitions
     ]
     events += [(t, label, "currentColor", True) for t, label in marks if history[0]["t"] <= t <= history[-1]["t"]]
     return sorted(events, key=lambda e: e[0])
 
 
 def _overlays(frame: _Frame, history: Sequence[dict[str, Any]], events: list[Event]) -> str:
-    """Shade the intervals in which spreads failed; draw each event as a labelled vertical line."""
+    """Shade the intervals in which spreads failed (errors, slow or low-mass calls); draw each event as a
+    dashed vertical line (the notebook's marks with their label)."""
     parts = []
     for prev, row in zip(history, history[1:]):
         if row.get("failures_total", 0) > prev.get("failures_total", 0):
@@ -176,14 +187,19 @@ def _overlays(frame: _Frame, history: Sequence[dict[str, Any]], events: list[Eve
     return "".join(parts)
 
 
-def _polylines(frame: _Frame, times: list[float], values: list[float | None], colour: str, name: str) -> str:
-    """Lines through the samples that exist (`None` breaks a line: no fake zero where nothing ran)."""
+def _polylines(
+    frame: _Frame, times: list[float], values: list[float | None], colour: str, name: str, steps: bool = False
+) -> str:
+    """Lines through the samples that exist (`None` breaks a line: no fake zero where nothing ran).
+    With `steps`, value i holds over the interval from sample i - 1 to sample i."""
     segments: list[list[str]] = [[]]
-    for t, v in zip(times, values):
-        if v is None:
+    for i, (t, v) in enumerate(zip(times, values)):
+        if v is None or (steps and i == 0):
             if segments[-1]:
                 segments.append([])
             continue
+        if steps:
+            segments[-1].append(f"{frame.x(times[i - 1]):.1f},{frame.y(v):.1f}")
         segments[-1].append(f"{frame.x(t):.1f},{frame.y(v):.1f}")
     out = []
     for points in segments:
@@ -198,14 +214,16 @@ def _polylines(frame: _Frame, times: list[float], values: list[float | None], co
 
 
 def _chart(title: str, history: Sequence[dict[str, Any]], series: dict[str, tuple[str, list[float | None]]],
-           events: list[Event], empty: str, width: int = 340, height: int = 160) -> str:
+           events: list[Event], empty: str, steps: bool = False, width: int = 340, height: int = 160) -> str:
     times = [row["t"] for row in history]
     values = [v for _, vs in series.values() for v in vs if v is not None]
     top = max(values, default=0.0)
     frame = _Frame(times[0], times[-1], top if top > 0 else 1.0, width, height)
-    legend = " ".join(f'<tspan fill="{colour}">■ {_esc(name)}</tspan>' for name, (colour, _) in series.items())
+    # Coloured swatches, labels in the text colour (a mid-tone label is hard to read on a white or a
+    # black background alike).
+    legend = " ".join(f'<tspan fill="{colour}">■</tspan> {_esc(name)}' for name, (colour, _) in series.items())
     latest = "".join(
-        f" {_esc(name)} {_number(vs[-1])}" for name, (_, vs) in list(series.items())[:3] if vs and vs[-1] is not None
+        f" {_esc(name)} {_number(vs[-1])}" for name, (_, vs) in series.items() if vs and vs[-1] is not None
     )
     return (
         f'<svg class="axonal-chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
@@ -219,7 +237,7 @@ def _chart(title: str, history: Sequence[dict[str, Any]], series: dict[str, tupl
             f'fill="currentColor" fill-opacity="0.7">{_esc(empty)}</text>'
         )
         + _overlays(frame, history, events)
-        + "".join(_polylines(frame, times, vs, colour, name) for name, (colour, vs) in series.items())
+        + "".join(_polylines(frame, times, vs, colour, name, steps) for name, (colour, vs) in series.items())
         + f"<title>{_esc(title)}: latest{latest or ' —'}</title>"
         + "</svg>"
     )
@@ -239,32 +257,40 @@ def _fallback_chart(history: Sequence[dict[str, Any]], events: list[Event]) -> s
     for prev, row in zip(history, history[1:]):
         recalls = row["recalls_total"] - prev["recalls_total"]
         for reason in REASONS:
-            delta = row[f"fallback_{reason}"] - prev[f"fallback_{reason}"]
+            delta = max(row[f"fallback_{reason}"] - prev[f"fallback_{reason}"], 0)
             # Two counters read in one snapshot can be a few calls apart: a share, so at most 100 %.
             series[reason][1].append(min(100.0 * delta / recalls, 100.0) if recalls > 0 else None)
-    return _chart("fallbacks, % of recalls per interval", history, series, events, "no recalls between samples")
+    return _chart(
+        "fallbacks, % of recalls per interval", history, series, events, "no recalls between samples", steps=True
+    )
 
 
-def _breaker_timeline(history: Sequence[dict[str, Any]], width: int = 690, height: int = 62) -> str:
+def _breaker_timeline(
+    history: Sequence[dict[str, Any]], transitions: Sequence[Transition], width: int = 690, height: int = 62
+) -> str:
     times = [row["t"] for row in history]
-    states = [row["breaker"] for row in history]
     frame = _Frame(times[0], times[-1], 1.0, width, height)
+    # The state over time: the first sample's, then each transition's new state, until the last sample.
+    spans = []
+    state, since = history[0]["breaker"], times[0]
+    for t, _, new in transitions:
+        spans.append((since, t, state))
+        state, since = new, t
+    spans.append((since, times[-1], state))
     parts = []
-    for i, state in enumerate(states):
-        start = frame.x(times[i])
-        end = frame.x(times[i + 1]) if i + 1 < len(times) else width - frame.RIGHT
+    for start, end, state in spans:
+        x0, x1 = frame.x(start), frame.x(end)
         parts.append(
-            f'<rect class="state-{_esc(state)}" x="{start:.1f}" y="{frame.TOP}" width="{max(end - start, 1):.1f}" height="12" '
+            f'<rect class="state-{_esc(state)}" x="{x0:.1f}" y="{frame.TOP}" width="{max(x1 - x0, 1):.1f}" height="12" '
             f'fill="{STATE_COLOURS.get(state, "#777")}"><title>{_esc(state)}</title></rect>'
         )
     marks = []
-    for i in range(1, len(states)):
-        if states[i] != states[i - 1]:
-            x = frame.x(times[i])
-            marks.append(
-                f'<line class="transition" x1="{x:.1f}" y1="{frame.TOP - 4}" x2="{x:.1f}" y2="{frame.TOP + 16}" stroke="currentColor">'
-                f"<title>{_esc(states[i - 1])} → {_esc(states[i])} at {times[i] - times[0]:.1f} s</title></line>"
-            )
+    for t, old, new in transitions:
+        x = frame.x(t)
+        marks.append(
+            f'<line class="transition" x1="{x:.1f}" y1="{frame.TOP - 4}" x2="{x:.1f}" y2="{frame.TOP + 16}" stroke="currentColor">'
+            f"<title>{_esc(old)} → {_esc(new)} at {t - times[0]:.1f} s</title></line>"
+        )
     ticks = []
     step_t = _nice_step(frame.span, 8)
     t = 0.0
@@ -272,7 +298,7 @@ def _breaker_timeline(history: Sequence[dict[str, Any]], width: int = 690, heigh
         x = frame.x(times[0] + t)
         ticks.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" font-size="9" text-anchor="middle" fill="currentColor">{_number(t)}</text>')
         t += step_t
-    legend = " ".join(f'<tspan fill="{c}">■ {s}</tspan>' for s, c in STATE_COLOURS.items())
+    legend = " ".join(f'<tspan fill="{c}">■</tspan> {s}' for s, c in STATE_COLOURS.items())
     return (
         f'<svg class="axonal-breaker" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
         f'<text x="4" y="11" font-size="11" font-weight="bold" fill="currentColor">breaker: {len(marks)} transition(s)</text>'
@@ -285,15 +311,15 @@ def _breaker_timeline(history: Sequence[dict[str, Any]], width: int = 690, heigh
 
 
 def _fallback_totals(history: Sequence[dict[str, Any]]) -> list[tuple[str, int, float]]:
-    """Fallbacks by reason over the history's span: (reason, count, per recall)."""
-    if len(history) < 2:
-        return [(reason, 0, 0.0) for reason in REASONS]
-    first, last = history[0], history[-1]
-    recalls = max(last["recalls_total"] - first["recalls_total"], 0)
+    """Fallbacks by reason over the history's span: (reason, count, per recall). Summed per interval,
+    counting only increases, so counters that restarted (a new engine) never give negative counts."""
+    pairs = list(zip(history, history[1:]))
+    recalls = sum(max(row["recalls_total"] - prev["recalls_total"], 0) for prev, row in pairs)
     out = []
     for reason in REASONS:
-        count = last[f"fallback_{reason}"] - first[f"fallback_{reason}"]
-        out.append((reason, count, count / recalls if recalls else 0.0))
+        key = f"fallback_{reason}"
+        count = sum(max(row[key] - prev[key], 0) for prev, row in pairs)
+        out.append((reason, count, min(count / recalls, 1.0) if recalls else 0.0))
     return out
 
 
@@ -327,13 +353,17 @@ def render(
     history: Sequence[dict[str, Any]],
     audit: Sequence[dict[str, Any]] = (),
     marks: Sequence[tuple[float, str]] = (),
+    transitions: Sequence[Transition] | None = None,
 ) -> str:
     """The monitor panel as HTML: `history` rows (see `row_of`), oldest first; the tuner's audit
-    entries; `marks` as (unix time, label) pairs drawn on every chart (see `Monitor.mark`)."""
+    entries; `marks` as (unix time, label) pairs drawn on every chart (see `Monitor.mark`); the
+    breaker's `transitions` as (unix time, from, to), as the engine reports them (`None`: the state
+    changes between samples, which miss a state shorter than the poll interval)."""
     if not history:
         return f'<div class="axonal-monitor" style="{STYLE}"><p>No samples yet.</p></div>'
     last = history[-1]
-    events = _events(history, marks)
+    transitions = _transitions(history, transitions)
+    events = _events(history, marks, transitions)
     charts = "".join(_latency_chart(tier, history, events) for tier in TIERS) + _fallback_chart(history, events)
     probes = [
         (
@@ -355,7 +385,7 @@ def render(
     span = last["t"] - history[0]["t"]
     legend = (
         "Dashed lines: breaker transitions (coloured by the new state) and marks; shaded: intervals in which "
-        f"spreads failed. {len(history)} samples over {span:.1f} s."
+        f"spreads failed (errors, slow or low-mass calls). {len(history)} samples over {span:.1f} s."
     )
     return (
         f'<div class="axonal-monitor" style="{STYLE}">'
@@ -364,7 +394,7 @@ def render(
         f"<b>pool</b> {float(last['pool_utilization']) * 100:.0f} % · "
         f"<b>tuner changes</b> {_esc(last['autotune_changes_total'])}</p>"
         f"<div style='display: flex; flex-wrap: wrap; gap: 6px'>{charts}</div>"
-        f"{_breaker_timeline(history)}"
+        f"{_breaker_timeline(history, transitions)}"
         f"<p style='opacity: 0.75; margin: 2px 0'>{_esc(legend)}</p>"
         + _table(
             "axonal-probes",
@@ -391,26 +421,44 @@ class Monitor:
         self._rows: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self._audit: list[dict[str, Any]] = []
         self._marks: list[tuple[float, str]] = []
+        self._transitions: collections.deque[Transition] = collections.deque(maxlen=4 * history)
+        self._transition_callback: int | None = None
+        # Transitions are drawn from the engine's reports once recording has begun (the first poll).
+        self._recorded = False
         self._lock = threading.Lock()
+        # One poll at a time (the poller's and the caller's), so rows arrive in time order and an
+        # older panel never overwrites a newer one.
+        self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: Any = None
         self._widget: Any = None
 
     def poll(self) -> dict[str, Any]:
-        """Take one sample now (and refresh the displayed panel, if any)."""
-        row = row_of(self.engine.snapshot())
-        audit = self.engine.autotune_audit()
-        with self._lock:
-            self._rows.append(row)
-            self._audit = audit
-        if self._widget is not None:
-            self._widget.value = self.html()
-        elif self._handle is not None:
-            from IPython.display import HTML
+        """Take one sample now (and refresh the displayed panel, if any). The first poll also starts
+        recording the breaker's transitions as the engine reports them (until `stop()`)."""
+        with self._poll_lock:
+            if self._transition_callback is None:
+                self._transition_callback = self.engine.on_breaker_transition(self._on_transition)
+                self._recorded = True
+            row = row_of(self.engine.snapshot())
+            audit = self.engine.autotune_audit()
+            with self._lock:
+                self._rows.append(row)
+                self._audit = audit
+                oldest = self._rows[0]["t"]
+                self._marks = [m for m in self._marks if m[0] >= oldest]
+            if self._widget is not None:
+                self._widget.value = self.html()
+            elif self._handle is not None:
+                from IPython.display import HTML
 
-            self._handle.update(HTML(self.html()))
-        return row
+                self._handle.update(HTML(self.html()))
+            return row
+
+    def _on_transition(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._transitions.append((event["at_unix_ms"] / 1000.0, str(event["from"]), str(event["to"])))
 
     def mark(self, label: str) -> None:
         """Mark this moment on every chart (say, "chaos on"): a labelled dashed line."""
@@ -419,7 +467,8 @@ class Monitor:
 
     def html(self) -> str:
         with self._lock:
-            return render(list(self._rows), list(self._audit), list(self._marks))
+            transitions = list(self._transitions) if self._recorded else None
+            return render(list(self._rows), list(self._audit), list(self._marks), transitions)
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -453,6 +502,16 @@ class Monitor:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._thread = None
+        with self._poll_lock:
+            if self._transition_callback is not None:
+                from . import ClosedError
+
+                try:
+                    self.engine.remove_transition_callback(self._transition_callback)
+                except ClosedError:
+                    pass
+                # Keep drawing what was recorded; record no more.
+                self._transition_callback = None
 
     def show(self, controls: bool = True) -> None:
         """Display the panel, updated in place by the poller, and start polling.

@@ -45,7 +45,8 @@ run_c_suites() {
   local unpacked pc
   unpacked=$(echo target/prefix/axonal-*)
   pc="$PWD/$unpacked/lib/pkgconfig"
-  for f in LICENSE README.md include/axonal.h include/axonal.hpp lib/libaxonal.a "lib/libaxonal.so.$abi"; do
+  for f in LICENSE README.md include/axonal.h include/axonal.hpp lib/libaxonal.a "lib/libaxonal.so.$abi" \
+    lib/libaxonal.so lib/pkgconfig/axonal.pc; do
     [ -e "$unpacked/$f" ] || { echo "tarball lacks $f" >&2; return 1; }
   done
   cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs axonal) \
@@ -53,6 +54,18 @@ run_c_suites() {
   target/c/example > target/c/example.out
   grep -q '"status":"healthy"' target/c/example.out
   readelf -d "$unpacked/lib/libaxonal.so.$abi" | grep -q "SONAME.*\[libaxonal\.so\.$abi\]"
+  # Linked against the shared library through its link, not the static one beside it.
+  readelf -d target/c/example | grep -q "NEEDED.*\[libaxonal\.so\.$abi\]"
+  # And statically: libaxonal.a (by file name) with the .pc's Libs.private.
+  local static_libs
+  static_libs=$(PKG_CONFIG_PATH=$pc pkg-config --static --libs axonal)
+  cc -std=c11 "${strict[@]}" tests/c/example.c $(PKG_CONFIG_PATH=$pc pkg-config --cflags axonal) \
+    ${static_libs/-laxonal/-l:libaxonal.a} -o target/c/example_static
+  if readelf -d target/c/example_static | grep -q "NEEDED.*libaxonal"; then
+    echo "the static example links libaxonal dynamically" >&2
+    return 1
+  fi
+  target/c/example_static | grep -q '"status":"healthy"'
   echo "example: $(head -n 1 target/c/example.out)"
 
   step "C benchmark (smoke run; numbers come from a release build, see docs/performance.md)"

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from typing import Any
 
 import nbformat
 from playwright.sync_api import sync_playwright
@@ -40,7 +41,11 @@ def free_port() -> int:
 
 
 def start_lab(workdir: pathlib.Path, port: int, token: str) -> subprocess.Popen:
-    log = open(workdir / "lab.log", "w")
+    with open(workdir / "lab.log", "w") as log:  # the child keeps its own descriptor
+        return _start_lab(workdir, port, token, log)
+
+
+def _start_lab(workdir: pathlib.Path, port: int, token: str, log: Any) -> subprocess.Popen:
     lab = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
          "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}",
@@ -60,6 +65,7 @@ def start_lab(workdir: pathlib.Path, port: int, token: str) -> subprocess.Popen:
                 break
             time.sleep(0.2)
     lab.kill()
+    lab.wait()
     raise SystemExit(f"JupyterLab did not start:\n{(workdir / 'lab.log').read_text()}")
 
 
@@ -95,7 +101,11 @@ def main() -> None:
             cell.outputs, cell.execution_count = [], None
     nbformat.write(nb, workdir / "monitoring.ipynb")
     port, token = free_port(), secrets.token_hex(16)
-    lab = start_lab(workdir, port, token)
+    try:
+        lab = start_lab(workdir, port, token)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     console_errors: list[str] = []
     try:
         with sync_playwright() as p:
@@ -115,31 +125,44 @@ def main() -> None:
             # Not awaited: the command's promise settles only when every cell has run.
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
-            # While the cells run, sample the live panel (the first one on the page).
-            seen, open_seen = [], False
+            # While the chaos cell (the third code cell) runs, sample the live panel (the first one on
+            # the page); stop at the end of the last cell, or at the first error.
+            code_cells = sum(1 for cell in nb.cells if cell.cell_type == "code")
+            seen, open_seen, chaos_ran = [], False, False
             deadline = time.monotonic() + args.timeout
             while time.monotonic() < deadline:
                 state = page.evaluate(
                     "() => { const m = document.querySelector('.axonal-monitor');"
+                    " const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'),"
+                    "   p => p.innerText);"
                     " return { html: m ? m.innerHTML : null, open: !!(m && m.querySelector('rect.state-open')),"
+                    " chaos: (prompts[2] || '').includes('*'),"
+                    " failed: document.querySelectorAll(\".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']\").length,"
                     " done: document.body.innerText.includes('audit: apply') } }"
                 )
-                if state["html"] and (not seen or seen[-1] != state["html"]):
-                    seen.append(state["html"])
-                open_seen |= state["open"]
+                if state["failed"]:
+                    text = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").first.inner_text()
+                    raise SystemExit(f"error or stderr output while the notebook ran: {text[:500]}")
+                if state["chaos"]:
+                    chaos_ran = True
+                    if state["html"] and (not seen or seen[-1] != state["html"]):
+                        seen.append(state["html"])
+                    open_seen |= state["open"]
                 if state["done"]:
                     break
                 time.sleep(0.1)
             else:
                 raise SystemExit(f"the notebook did not finish within {args.timeout:.0f} s")
+            if not chaos_ran:
+                raise SystemExit("never saw the chaos cell running")
             page.wait_for_function(
                 "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
                 timeout=60_000,
             )
             if len(seen) < 3:
-                raise SystemExit(f"the live panel updated in place {len(seen) - 1} time(s); want at least 2")
+                raise SystemExit(f"the live panel updated in place {len(seen) - 1} time(s) while the chaos cell ran; want at least 2")
             if not open_seen:
-                raise SystemExit("the live panel's breaker timeline never showed the open state")
+                raise SystemExit("the live panel's breaker timeline never showed the open state while the chaos cell ran")
 
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             if errors.count():
@@ -147,8 +170,8 @@ def main() -> None:
             if page.locator(".jp-OutputArea-output").filter(has_text="Traceback").count():
                 raise SystemExit("a traceback in the notebook's outputs")
             prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
-            if any("*" in t or t.strip() in ("", "[ ]:") for t in prompts):
-                raise SystemExit(f"not every cell ran: prompts {prompts}")
+            if len(prompts) != code_cells or any("*" in t or t.strip() in ("", "[ ]:") for t in prompts):
+                raise SystemExit(f"not every one of the {code_cells} code cells ran: prompts {prompts}")
 
             # The final panel (the last one on the page) as a person sees it.
             panel = page.locator(".axonal-monitor").last

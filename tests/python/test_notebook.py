@@ -63,6 +63,25 @@ def test_render_shows_when_a_probe_last_failed():
     assert "never" in render([row(0, "closed", 0)])
 
 
+def test_render_draws_the_transitions_the_engine_reported_even_between_samples():
+    history = [row(0, "closed", 0), row(1, "closed", 100), row(2, "closed", 200)]
+    # Open for 0.4 s and half-open for 0.1 s, all between two samples: sampling alone sees nothing.
+    assert "breaker: 0 transition(s)" in render(history)
+    reported = [(0.5, "closed", "open"), (0.9, "open", "half_open"), (1.0, "half_open", "closed"), (7.0, "closed", "open")]
+    out = render(history, transitions=reported)
+    ET.fromstring(out)
+    assert "breaker: 3 transition(s)" in out, "the one after the last sample is not drawn yet"
+    assert out.count('class="state-half_open"') == 1 and out.count('class="state-open"') == 1
+    assert out.count("<title>breaker open → half_open</title>") == 5, "on every chart"
+
+
+def test_render_never_counts_backwards_when_counters_restart():
+    history = [row(0, "closed", 100, breaker_open=50), row(1, "closed", 0, breaker_open=0), row(2, "closed", 10, breaker_open=5)]
+    out = render(history)
+    assert ">-" not in out, "no negative count"
+    assert "50.00 %" in out, "5 fallbacks over the 10 recalls since the restart"
+
+
 def test_render_escapes_what_it_shows():
     probes = {"<script>x</script>": {"status": "degraded", "critical": False, "consecutive_failures": 1,
                                       "latency_ms": 1.0, "reason": "a < b & c"}}
@@ -88,9 +107,13 @@ def test_monitor_polls_a_live_engine_and_stops():
         rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
         assert [r["breaker"] for r in rows] == ["closed", "open"]
         assert rows[-1]["fallback_error"] >= 5
-        assert 'class="transition"' in monitor._repr_html_()
+        deadline = time.monotonic() + 5  # the engine reports transitions from its callback thread
+        while 'class="transition"' not in monitor._repr_html_() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "<title>breaker closed → open</title>" in monitor._repr_html_(), "as the engine reported it"
         monitor.mark("after the faults")
         assert "after the faults" not in monitor._repr_html_(), "a mark after the last sample waits for one"
+        time.sleep(0.005)  # the next sample's time (in ms) is after the mark's
         monitor.poll()
         assert "<title>after the faults</title>" in monitor._repr_html_()
         monitor.start()

@@ -598,7 +598,9 @@ class Monitor:
         fig, axes = plt.subplots(len(TIERS) + 1, 1, figsize=(8, 2 * (len(TIERS) + 1)), sharex=True)
         for ax, tier in zip(axes, TIERS):
             for q in QUANTILES:
-                ax.plot(times, [row[f"{tier}_{q}_ms"] for row in rows], label=q, color=LINE_COLOURS[q])
+                # NaN where no recall ran in that second: a gap, as in the panel, not a fake zero.
+                values = [row[f"{tier}_{q}_ms"] if row.get(f"{tier}_count", 1) > 0 else math.nan for row in rows]
+                ax.plot(times, values, label=q, color=LINE_COLOURS[q])
             ax.set_ylabel(f"{tier} ms")
             ax.legend(loc="upper right", fontsize="small")
         states = {"closed": 0, "half_open": 1, "open": 2}

@@ -185,3 +185,8 @@ def test_history_is_a_dataframe_and_plot_draws_with_matplotlib():
         assert list(frame["recalls_total"]) == [1, 2, 3]
         fig = monitor.plot()
         assert len(fig.axes) == 5, "one panel per tier and the breaker"
+        import math
+
+        cold = fig.axes[3].lines[0].get_ydata()
+        counts = list(frame["cold_count"])
+        assert all(math.isnan(y) == (c == 0) for y, c in zip(cold, counts)), "gaps exactly where nothing ran"

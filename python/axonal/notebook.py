@@ -80,6 +80,11 @@ def _nice_step(span: float, ticks: int) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
 
 
+def _multiples(step: float, top: float) -> list[float]:
+    """0, step, 2·step, … up to `top` (each computed, not accumulated: no drift past the last one)."""
+    return [i * step for i in range(int(top / step + 1e-9) + 1)]
+
+
 def _number(v: float) -> str:
     return f"{v:.4g}"
 
@@ -101,6 +106,10 @@ class _Frame:
     def y(self, v: float) -> float:
         return self.height - self.BOTTOM - v / self.top * (self.height - self.TOP - self.BOTTOM)
 
+    def time_ticks(self, ticks: int) -> list[tuple[float, float]]:
+        """At most `ticks` + 1 round times since start, as (seconds, x)."""
+        return [(t, self.x(self.t0 + t)) for t in _multiples(_nice_step(self.span, ticks), self.span)]
+
     def axes(self) -> str:
         """Axis lines, ticks and labels: seconds since start on x, values on y (the unit is in the title)."""
         parts = []
@@ -109,26 +118,20 @@ class _Frame:
             f'<line x1="{self.LEFT}" y1="{y0}" x2="{self.width - self.RIGHT}" y2="{y0}" stroke="currentColor" stroke-opacity="0.6"/>'
             f'<line x1="{self.LEFT}" y1="{self.TOP}" x2="{self.LEFT}" y2="{y0}" stroke="currentColor" stroke-opacity="0.6"/>'
         )
-        step_t = _nice_step(self.span, 6)
-        t = 0.0
-        while t <= self.span + 1e-9:
-            x = self.x(self.t0 + t)
+        for t, x in self.time_ticks(6):
             parts.append(
                 f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + 3}" stroke="currentColor" stroke-opacity="0.6"/>'
                 f'<text class="tick" x="{x:.1f}" y="{y0 + 13}" font-size="9" text-anchor="middle" fill="currentColor">{_number(t)}</text>'
             )
-            t += step_t
         parts.append(
             f'<text x="{self.width - self.RIGHT}" y="{self.height - 1}" font-size="9" text-anchor="end" fill="currentColor" fill-opacity="0.7">s since start</text>'
         )
-        v = 0.0
-        while v <= self.top + 1e-12:
+        for v in _multiples(self.step_y, self.top):
             y = self.y(v)
             parts.append(
                 f'<line x1="{self.LEFT}" y1="{y:.1f}" x2="{self.width - self.RIGHT}" y2="{y:.1f}" stroke="currentColor" stroke-opacity="0.12"/>'
                 f'<text class="tick" x="{self.LEFT - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" fill="currentColor">{_number(v)}</text>'
             )
-            v += self.step_y
         return "".join(parts)
 
 
@@ -292,12 +295,8 @@ def _breaker_timeline(
             f"<title>{_esc(old)} → {_esc(new)} at {t - times[0]:.1f} s</title></line>"
         )
     ticks = []
-    step_t = _nice_step(frame.span, 8)
-    t = 0.0
-    while t <= frame.span + 1e-9:
-        x = frame.x(times[0] + t)
+    for t, x in frame.time_ticks(8):
         ticks.append(f'<text class="tick" x="{x:.1f}" y="{height - 6}" font-size="9" text-anchor="middle" fill="currentColor">{_number(t)}</text>')
-        t += step_t
     legend = " ".join(f'<tspan fill="{c}">■</tspan> {s}' for s, c in STATE_COLOURS.items())
     return (
         f'<svg class="axonal-breaker" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'

@@ -369,8 +369,6 @@ struct Launch<'a> {
 /// What the host keeps per lane while the depths run.
 #[derive(Default, Clone, Copy)]
 struct LaneRun {
-    /// The lane's frontier was empty at some depth: it is done.
-    done: bool,
     exhausted: u8,
     delivered: u64,
 }
@@ -441,27 +439,24 @@ impl Launch<'_> {
         self.step(false, true, 0, &mut counters)?;
         for d in 0..(p.max_depth as usize).min(MAX_DEPTH) {
             // The frontier of depth `d` is in `send`, its counts in `counters`.
-            let mut work = [false; 3];
-            for (lane, (cue, run)) in cues.iter_mut().zip(&mut runs).enumerate() {
+            // A lane whose frontier was empty once stays so (its state is all zeros from then on):
+            // it counts nothing here and is charged no time.
+            let lane_work: Vec<[bool; 3]> =
+                (0..cues.len()).map(|l| [0, 1, 2].map(|t| counters[l * COUNTERS + t] > 0)).collect();
+            for (lane, cue) in cues.iter_mut().enumerate() {
                 let c = &counters[lane * COUNTERS..(lane + 1) * COUNTERS];
                 let fired = (c[0] + c[1] + c[2]) as u32;
-                if run.done || fired == 0 {
-                    run.done = true;
-                    continue;
-                }
-                let s = &mut cue.stats;
-                s.depth_reached = d as u32 + 1;
-                s.nodes_fired[d] = fired;
-                s.edges_traversed[d] = c[3] + c[4] + c[5];
-                for t in 0..3 {
-                    work[t] |= c[t] > 0;
+                if fired > 0 {
+                    let s = &mut cue.stats;
+                    s.depth_reached = d as u32 + 1;
+                    s.nodes_fired[d] = fired;
+                    s.edges_traversed[d] = c[3] + c[4] + c[5];
                 }
             }
+            let work = [0, 1, 2].map(|t| lane_work.iter().any(|w| w[t]));
             if !work.contains(&true) {
                 break;
             }
-            let lane_work: Vec<[bool; 3]> =
-                (0..cues.len()).map(|l| [0, 1, 2].map(|t| counters[l * COUNTERS + t] > 0)).collect();
             let depth_start = PhaseTimer::start();
             // Per tier: the chaos hook's host time and the tier's gather on the device.
             let mut times = [Duration::ZERO; 3];
@@ -514,9 +509,6 @@ impl Launch<'_> {
             let mut newly_exhausted = false;
             for (lane, (cue, run)) in cues.iter_mut().zip(&mut runs).enumerate() {
                 run.delivered = run.delivered.saturating_add(counters[lane * COUNTERS + 6]);
-                if run.done {
-                    continue;
-                }
                 let last = (0..3).rev().find(|&t| lane_work[lane][t]).unwrap_or(0);
                 for t in 0..3 {
                     if !lane_work[lane][t] {

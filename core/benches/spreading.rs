@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `shared-pass`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `shared-pass`, `shard`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -50,6 +50,9 @@ fn main() {
         );
         let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
         shared_pass("uniform random graph", generate::uniform(n, m, 0.1, 7).build().unwrap());
+    }
+    if want("shard") {
+        shard_push_pull(generate::barabasi_albert(scaled(1_000_000) as u32, 4, 0.5, 7).build().unwrap());
     }
     if want("rmat") {
         // Graph500's quadrant probabilities: a skewed, power-law degree distribution.
@@ -402,4 +405,147 @@ fn gather_lanes(csrs: &[CsrView<'_>], send: &[f32], next: &mut [f32], lanes: usi
             }
         }
     }
+}
+
+/// The shard kernel's push/pull switch (`axonal_core::shard::PULL_SHARE`): a full activation of the
+/// graph from node 0 (depth 4, threshold 0) across two shards, each depth's gather timed as a push
+/// and as a pull on the first shard, against the frontier's share of the edges.
+fn shard_push_pull(graph: Graph) {
+    use axonal_core::shard::{FrontierView, Marked, Shard};
+    let n = graph.node_count() as u32;
+    println!(
+        "## Shard kernel, push or pull: BA {n} nodes / {} edges in 2 shards, full activation from node 0 (1 thread, ms, median)",
+        graph.edge_count()
+    );
+    let params = SpreadParams {
+        max_depth: 4,
+        threshold: 0.0,
+        tier_timeouts: [None; 3],
+        ..SpreadParams::from(&EngineConfig::default().spreading)
+    };
+    let mut shards =
+        [Shard::from_graph(&graph, 0, n / 2).unwrap(), Shard::from_graph(&graph, n / 2, n).unwrap()];
+    // times[share][depth]: the first shard's gathers under always-push (0) and always-pull.
+    let reps = 5.min(scaled(500)).max(1);
+    let mut times = [vec![Vec::new(); 4], vec![Vec::new(); 4]];
+    let mut shares = [0.0; 4];
+    for _ in 0..reps {
+        for (which, share) in [(0, 0), (1, u64::MAX)] {
+            for shard in &mut shards {
+                shard.set_pull_share(share);
+                shard.begin(&params, &[(0, 1.0)]).unwrap();
+            }
+            let mut parts: Vec<Marked> = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
+            for d in 0..4 {
+                let mut merged = Marked::default();
+                for t in 0..3 {
+                    for part in &parts {
+                        let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
+                        merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
+                        merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
+                    }
+                    merged.tier_ends[t] = merged.ids.len();
+                }
+                let work: u64 = parts.iter().map(|p| p.edges).sum();
+                if merged.ids.is_empty() {
+                    break;
+                }
+                shares[d] = work as f64 / graph.edge_count() as f64;
+                let view =
+                    FrontierView { ids: &merged.ids, sends: &merged.sends, tier_ends: merged.tier_ends };
+                let start = Instant::now();
+                shards[0].gather(view, work).unwrap();
+                times[which][d].push(start.elapsed());
+                shards[1].gather(view, work).unwrap();
+                parts = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
+            }
+            for shard in &mut shards {
+                shard.collect(10).unwrap();
+            }
+        }
+    }
+    // The kernel's whole recall against the engine's, on one thread: both shards one after the
+    // other (the same work as one engine), with the default switch.
+    let (mut whole, mut sharded, mut phases) = (Vec::new(), Vec::new(), [Duration::ZERO; 4]);
+    for shard in &mut shards {
+        shard.set_pull_share(axonal_core::shard::PULL_SHARE);
+    }
+    for _ in 0..reps {
+        let start = Instant::now();
+        let (single, _) = axonal_core::spread_standalone(&graph, &params, &[(0, 1.0)], None, None).unwrap();
+        whole.push(start.elapsed());
+        let start = Instant::now();
+        let mut lap = Instant::now();
+        let mut parts: Vec<Marked> = shards
+            .iter_mut()
+            .map(|s| {
+                s.begin(&params, &[(0, 1.0)]).unwrap();
+                s.mark().unwrap()
+            })
+            .collect();
+        phases[0] += lap.elapsed();
+        loop {
+            let mut merged = Marked::default();
+            for t in 0..3 {
+                for part in &parts {
+                    let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
+                    merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
+                    merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
+                }
+                merged.tier_ends[t] = merged.ids.len();
+            }
+            if merged.ids.is_empty() {
+                break;
+            }
+            let work: u64 = parts.iter().map(|p| p.edges).sum();
+            let view = FrontierView { ids: &merged.ids, sends: &merged.sends, tier_ends: merged.tier_ends };
+            lap = Instant::now();
+            for shard in &mut shards {
+                shard.gather(view, work).unwrap();
+            }
+            phases[1] += lap.elapsed();
+            lap = Instant::now();
+            parts = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
+            phases[2] += lap.elapsed();
+        }
+        lap = Instant::now();
+        let count: usize = shards.iter_mut().map(|s| s.collect(usize::MAX).unwrap().results.len()).sum();
+        phases[3] += lap.elapsed();
+        sharded.push(start.elapsed());
+        assert_eq!(count, single.len());
+    }
+    whole.sort_unstable();
+    sharded.sort_unstable();
+    let per = |d: Duration| ms(d / reps as u32);
+    println!(
+        "Whole recall, 1 thread: one engine {:.1} ms, the two shards one after the other {:.1} ms ({:.2}×; begin {:.1}, gathers {:.1}, marks {:.1}, collects {:.1} ms)",
+        ms(percentile(&whole, 0.5)),
+        ms(percentile(&sharded, 0.5)),
+        percentile(&sharded, 0.5).as_secs_f64() / percentile(&whole, 0.5).as_secs_f64(),
+        per(phases[0]),
+        per(phases[1]),
+        per(phases[2]),
+        per(phases[3]),
+    );
+    println!();
+    println!("| depth | frontier out-edges / all edges | push | pull | pull / push |");
+    println!("|---|---|---|---|---|");
+    for d in 0..4 {
+        if times[0][d].is_empty() {
+            break;
+        }
+        let median = |v: &mut Vec<Duration>| {
+            v.sort_unstable();
+            percentile(v, 0.5)
+        };
+        let (push, pull) = (median(&mut times[0][d]), median(&mut times[1][d]));
+        println!(
+            "| {d} | 1/{:.0} | {:.2} | {:.2} | {:.2} |",
+            1.0 / shares[d].max(1e-12),
+            ms(push),
+            ms(pull),
+            pull.as_secs_f64() / push.as_secs_f64()
+        );
+    }
+    println!();
 }

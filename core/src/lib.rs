@@ -25,6 +25,7 @@ pub mod opencl;
 pub mod pool;
 mod prefetch;
 pub mod recall;
+pub mod shard;
 pub mod similarity;
 pub mod spread;
 pub mod telemetry;

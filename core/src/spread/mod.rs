@@ -11,7 +11,8 @@
 mod scratch;
 mod step;
 
-pub(crate) use scratch::{Scratch, UNREACHED};
+pub(crate) use scratch::{MASS_SCALE, Scratch, TopK, UNREACHED, order_key, result_entry};
+pub(crate) use step::{DELIVERED_SCALE, delivered_units, fires};
 
 use std::time::{Duration, Instant};
 
@@ -382,7 +383,11 @@ pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32
 /// Check seeds against `graph`: ids in range, activations in (0, 1]. Returns whether the ids are
 /// strictly ascending (already unique and sorted: nothing to merge).
 pub(crate) fn check_seeds(graph: View<'_>, seeds: &[(u32, f32)]) -> Result<bool> {
-    let node_count = graph.node_count() as u32;
+    check_seed_list(graph.node_count() as u32, seeds)
+}
+
+/// [`check_seeds`] against a node count.
+pub(crate) fn check_seed_list(node_count: u32, seeds: &[(u32, f32)]) -> Result<bool> {
     let mut ascending = true;
     let mut previous = None;
     for &(node, activation) in seeds {

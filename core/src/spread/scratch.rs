@@ -223,19 +223,19 @@ const COLLECT_CHUNK: usize = 1 << 16;
 
 /// 2⁴⁰: the mass is summed as integers in units of 2⁻⁴⁰, so it does not depend on the order nodes
 /// are visited in (exact for every activation ≥ 2⁻¹⁷; smaller ones are truncated, by under 10⁻¹²).
-const MASS_SCALE: f64 = 1_099_511_627_776.0;
+pub(crate) const MASS_SCALE: f64 = 1_099_511_627_776.0;
 
 /// A result's sort key: activation descending, then node id ascending, as one integer. Activations
 /// are positive, so their bit patterns order as their values.
 #[inline]
-fn order_key(node: u32, activation: f32) -> u64 {
+pub(crate) fn order_key(node: u32, activation: f32) -> u64 {
     (u64::from(u32::MAX - activation.to_bits()) << 32) | u64::from(node)
 }
 
 /// The `k` smallest keys offered so far (and possibly some more): keys are kept in a buffer that is
 /// cut back to the best `k` whenever it reaches twice that, and a key beyond the `k`-th best seen
 /// at the last cut is refused at once — so a large scan for a small `k` keeps almost nothing.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     keys: Vec<u64>,
     /// Keys above this cannot be among the best `k` (`u64::MAX` until the first cut).
@@ -243,13 +243,13 @@ struct TopK {
 }
 
 impl TopK {
-    fn new(k: usize, mut keys: Vec<u64>) -> Self {
+    pub(crate) fn new(k: usize, mut keys: Vec<u64>) -> Self {
         keys.clear();
         TopK { k, keys, bound: u64::MAX }
     }
 
     #[inline]
-    fn offer(&mut self, key: u64) {
+    pub(crate) fn offer(&mut self, key: u64) {
         if key > self.bound {
             return;
         }
@@ -262,7 +262,7 @@ impl TopK {
     }
 
     /// The kept keys, unsorted (a superset of the best `k`).
-    fn into_keys(self) -> Vec<u64> {
+    pub(crate) fn into_keys(self) -> Vec<u64> {
         self.keys
     }
 }
@@ -273,11 +273,19 @@ const TOP_K_MIN_BUFFER: usize = 1024;
 /// One reached node: its mass units (non-seeds); offered as a candidate when it qualifies.
 #[inline]
 fn visit(v: u32, a: f32, hops: u8, threshold: f32, top: &mut TopK) -> u128 {
-    if hops == 0 || a >= threshold {
+    let (qualifies, units) = result_entry(a, hops, threshold);
+    if qualifies {
         top.offer(order_key(v, a));
     }
+    units
+}
+
+/// For a node with A = `a` > 0 first reached at `hops`: whether it is a result (seeds always are)
+/// and its mass in units of 2⁻⁴⁰ (seeds add none).
+#[inline]
+pub(crate) fn result_entry(a: f32, hops: u8, threshold: f32) -> (bool, u128) {
     // a ≤ 1, so its units fit a u64 (a u128 conversion would be a library call).
-    if hops != 0 { u128::from((f64::from(a) * MASS_SCALE) as u64) } else { 0 }
+    (hops == 0 || a >= threshold, if hops != 0 { u128::from((f64::from(a) * MASS_SCALE) as u64) } else { 0 })
 }
 
 /// Visit every node of a dense chunk starting at `base` with A > 0; returns the mass units.

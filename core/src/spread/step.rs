@@ -455,7 +455,14 @@ fn add_marks(a: ([u32; 3], [u64; 3]), b: ([u32; 3], [u64; 3])) -> ([u32; 3], [u6
 
 /// docs/spec.md §3's frontier condition for a node with activation `x` arriving at this depth.
 #[inline]
-fn fires(p: &SpreadParams, exhausted: &[bool; 3], x: f32, degree: usize, tier: Tier, fired: bool) -> bool {
+pub(crate) fn fires(
+    p: &SpreadParams,
+    exhausted: &[bool; 3],
+    x: f32,
+    degree: usize,
+    tier: Tier,
+    fired: bool,
+) -> bool {
     x > 0.0
         && x >= p.threshold
         && (p.max_fan_out == 0 || degree <= p.max_fan_out as usize)
@@ -492,12 +499,12 @@ fn finish_chunk(
 /// 2³⁰: delivered activation is summed as integers in units of 2⁻³⁰ (about 10⁻⁹), so the sum does
 /// not depend on the order (push or pull, threads, chunks) it was added in. A depth's sum fits a
 /// `u64` (2³² nodes × 2³⁰); the call's sum saturates (see `Run::delivered`).
-const DELIVERED_SCALE: f32 = 1_073_741_824.0;
+pub(crate) const DELIVERED_SCALE: f32 = 1_073_741_824.0;
 
 /// An arriving activation `x` ∈ (0, 1] in units of 2⁻³⁰, truncated; amounts below one unit count as
 /// one, so any positive delivery is seen.
 #[inline]
-fn delivered_units(x: f32) -> u64 {
+pub(crate) fn delivered_units(x: f32) -> u64 {
     debug_assert!(x > 0.0 && x <= 1.0);
     // SAFETY: x ∈ (0, 1], so x · 2³⁰ is finite and in (0, 2³⁰]: it fits a u32. Scaling by a power
     // of two is exact.

@@ -1,0 +1,547 @@
+//! One shard of a graph partitioned by destination, for spreading across processes or hosts
+//! (docs/spec.md §20): the shard owns the nodes `lo..hi`, holds their in-edges in the canonical order
+//! and runs one depth at a time — mark its frontier, then gather what the whole frontier sends into
+//! its nodes and finish the depth. A coordinator exchanges the frontiers between the supersteps.
+//!
+//! Every node's in-edges are the whole graph's, in the same order (source tier, source id, insertion
+//! order), and every per-node rule is the single engine's, so a sharded recall's activations, hops,
+//! result order, per-depth counts, mass and delivered are bit-identical to [`crate::Engine`]'s on
+//! the same graph: sums that cross shards (mass, delivered, counts) are integers.
+//!
+//! Tier timeouts are not judged per shard: a sharded recall runs every depth (its coordinator
+//! bounds the whole call instead).
+
+use crate::config::CyclePolicy;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Tier};
+use crate::spread::{self, Activation, MAX_DEPTH, SpreadParams, UNREACHED};
+
+/// The rows of a CSR for the shard's own nodes; neighbours are global ids.
+#[derive(Debug, Default)]
+struct Rows {
+    offsets: Vec<u32>,
+    neighbours: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl Rows {
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        self.offsets[i] as usize..self.offsets[i + 1] as usize
+    }
+
+    fn bytes(&self) -> usize {
+        4 * (self.offsets.len() + self.neighbours.len() + self.weights.len())
+    }
+}
+
+/// A frontier as the coordinator exchanges it: the fired nodes of every shard, hot tier first, each
+/// tier in ascending id order, with the activation each one sends (x · decay).
+#[derive(Debug, Clone, Copy)]
+pub struct FrontierView<'a> {
+    /// Global node ids.
+    pub ids: &'a [u32],
+    /// What each node sends along every out-edge, before the edge's weight.
+    pub sends: &'a [f32],
+    /// Where the hot, warm and cold parts end in `ids`.
+    pub tier_ends: [usize; 3],
+}
+
+/// What a shard's marking of one depth found: its fired nodes, in the exchange order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Marked {
+    /// Fired node ids, hot tier first, ascending within a tier.
+    pub ids: Vec<u32>,
+    /// x · decay of each.
+    pub sends: Vec<f32>,
+    /// Where each tier's part ends in `ids`.
+    pub tier_ends: [usize; 3],
+    /// Out-edges of the fired nodes (the whole graph's, not only into this shard).
+    pub edges: u64,
+}
+
+/// A shard's part of a finished recall.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Collected {
+    /// Its best `k` results, best first (activation descending, then id ascending).
+    pub results: Vec<Activation>,
+    /// Σ activation over its non-seed nodes, in units of 2⁻⁴⁰ (summed over shards as integers).
+    pub mass_units: u128,
+}
+
+/// One shard: its nodes' in-edges, out-degrees and tiers, and the state of the recall in progress.
+#[derive(Debug)]
+pub struct Shard {
+    lo: u32,
+    hi: u32,
+    node_count: u32,
+    edge_count: u64,
+    out_degree: Vec<u32>,
+    tiers: Vec<Tier>,
+    /// In-edges of each own node whose source is in tier t, by source id then insertion order.
+    reverse: [Rows; 3],
+    /// The same edges by source (for pushes): `sources` sorted, each one's edges in insertion order,
+    /// neighbours as local indices.
+    sources: Vec<u32>,
+    forward: Rows,
+    /// Pull when the frontier's out-edges × this reach the graph's edges (see [`PULL_SHARE`]).
+    pull_share: u64,
+    state: State,
+}
+
+/// A shard pulls a depth when the frontier's out-edges are at least 1/`PULL_SHARE` of the graph's
+/// edges, and pushes it otherwise (the answer is the same). A push into a shard costs a lookup per
+/// frontier node and a scattered add per edge into this shard; a pull reads every in-edge of the
+/// shard. Calibrated by `cargo bench -p axonal-core --bench spreading -- shard` (docs/performance.md,
+/// "Beyond one machine"): on BA 1 M split in two, a pull costs about the same at every depth
+/// (20–26 ms) while a push grows with its edges (6 ms at 1/105 of them, 42 ms at 1/7), so they
+/// cross near 1/32.
+pub const PULL_SHARE: u64 = 32;
+
+#[derive(Debug, Default)]
+struct State {
+    params: Option<SpreadParams>,
+    depth: usize,
+    current: Vec<f32>,
+    activation: Vec<f32>,
+    hops: Vec<u8>,
+    fired: Vec<bool>,
+    next: Vec<f32>,
+    /// Local nodes with x_d > 0 (the next marking's candidates).
+    active: Vec<u32>,
+    next_active: Vec<u32>,
+    /// Local nodes with hops set (seeds and reached nodes): what collection and reset visit.
+    reached: Vec<u32>,
+    fired_list: Vec<u32>,
+    /// Dense `send` over all global nodes for pulls (allocated on the first pull).
+    send: Vec<f32>,
+    /// Delivered activation so far, in the engine's units of 2⁻³⁰.
+    delivered: u64,
+}
+
+impl Shard {
+    /// The shard of `graph` owning nodes `lo..hi`: copies their in-edges, out-degrees and tiers (a
+    /// mapped snapshot is read only there). The graph must have no pending changes (a `Graph` never
+    /// has: an engine's pending changes are folded by saving a snapshot).
+    pub fn from_graph(graph: &Graph, lo: u32, hi: u32) -> Result<Shard> {
+        let n = graph.node_count() as u32;
+        if lo > hi || hi > n {
+            return Err(Error::config(
+                "shard",
+                format!("range {lo}..{hi} is not within the graph's {n} nodes"),
+            ));
+        }
+        let owned = (hi - lo) as usize;
+        let (lo_u, hi_u) = (lo as usize, hi as usize);
+        let out_degree = (lo..hi).map(|v| graph.out_degree(v) as u32).collect();
+        let tiers = graph.tiers[lo_u..hi_u].to_vec();
+        let reverse = Tier::ALL.map(|t| {
+            let csr = &graph.reverse[t.index()];
+            if csr.offsets.is_empty() {
+                return Rows { offsets: vec![0; owned + 1], ..Rows::default() };
+            }
+            let (first, last) = (csr.offsets[lo_u] as usize, csr.offsets[hi_u] as usize);
+            Rows {
+                offsets: csr.offsets[lo_u..=hi_u].iter().map(|&o| o - first as u32).collect(),
+                neighbours: csr.neighbours[first..last].to_vec(),
+                weights: csr.weights[first..last].to_vec(),
+            }
+        });
+        // By source: a stable sort of (source, local destination) keeps each (source, destination)
+        // pair's edges in insertion order, the only order a push into one node depends on.
+        let mut edges: Vec<(u32, u32, f32)> =
+            Vec::with_capacity(reverse.iter().map(|r| r.neighbours.len()).sum());
+        for rows in &reverse {
+            for i in 0..owned {
+                let range = rows.range(i);
+                edges.extend(
+                    rows.neighbours[range.clone()]
+                        .iter()
+                        .zip(&rows.weights[range])
+                        .map(|(&u, &w)| (u, i as u32, w)),
+                );
+            }
+        }
+        edges.sort_by_key(|&(u, _, _)| u);
+        let mut sources = Vec::new();
+        let mut forward = Rows { offsets: vec![0], ..Rows::default() };
+        for &(u, i, w) in &edges {
+            if sources.last() != Some(&u) {
+                if !sources.is_empty() {
+                    forward.offsets.push(forward.neighbours.len() as u32);
+                }
+                sources.push(u);
+            }
+            forward.neighbours.push(i);
+            forward.weights.push(w);
+        }
+        if !sources.is_empty() {
+            forward.offsets.push(forward.neighbours.len() as u32);
+        }
+        let state = State {
+            current: vec![0.0; owned],
+            activation: vec![0.0; owned],
+            hops: vec![UNREACHED; owned],
+            fired: vec![false; owned],
+            next: vec![0.0; owned],
+            ..State::default()
+        };
+        Ok(Shard {
+            lo,
+            hi,
+            node_count: n,
+            edge_count: graph.edge_count() as u64,
+            out_degree,
+            tiers,
+            reverse,
+            sources,
+            forward,
+            pull_share: PULL_SHARE,
+            state,
+        })
+    }
+
+    /// Pull a depth when the frontier's out-edges × `share` reach the graph's edges (0: always
+    /// push, `u64::MAX`: always pull); answers do not depend on it. Default [`PULL_SHARE`].
+    pub fn set_pull_share(&mut self, share: u64) {
+        self.pull_share = share;
+    }
+
+    /// The nodes this shard owns.
+    pub fn range(&self) -> std::ops::Range<u32> {
+        self.lo..self.hi
+    }
+
+    /// Nodes of the whole graph.
+    pub fn node_count(&self) -> u32 {
+        self.node_count
+    }
+
+    /// Edges of the whole graph.
+    pub fn edge_count(&self) -> u64 {
+        self.edge_count
+    }
+
+    /// Edges this shard holds (the in-edges of its nodes).
+    pub fn in_edge_count(&self) -> usize {
+        self.forward.neighbours.len()
+    }
+
+    /// Bytes held by the shard's edges, per-node arrays and recall state.
+    pub fn memory_bytes(&self) -> usize {
+        let owned = (self.hi - self.lo) as usize;
+        self.reverse.iter().map(Rows::bytes).sum::<usize>()
+            + self.forward.bytes()
+            + 4 * self.sources.len()
+            + owned * (4 + 1 + 4 + 4 + 1 + 1 + 4)
+            + 4 * self.state.send.len()
+    }
+
+    /// Start a recall: `seeds` are the whole cue's seeds as [`spread::normalise_seeds`] leaves them
+    /// (unique, ascending, activation in (0, 1]); the shard keeps its own. Any recall in progress is
+    /// abandoned.
+    pub fn begin(&mut self, params: &SpreadParams, seeds: &[(u32, f32)]) -> Result<()> {
+        let mut previous = None;
+        for &(v, a) in seeds {
+            if v >= self.node_count {
+                return Err(Error::SeedOutOfRange { node: v as u64, node_count: self.node_count });
+            }
+            if !(a.is_finite() && a > 0.0 && a <= 1.0) {
+                return Err(Error::InvalidSeedActivation { node: v, activation: a });
+            }
+            if previous >= Some(v) {
+                return Err(Error::cue("seeds", format!("seed ids must be unique and ascending (node {v})")));
+            }
+            previous = Some(v);
+        }
+        self.reset();
+        let s = &mut self.state;
+        s.params = Some(*params);
+        let lo = seeds.partition_point(|&(v, _)| v < self.lo);
+        let hi = seeds.partition_point(|&(v, _)| v < self.hi);
+        for &(v, a) in &seeds[lo..hi] {
+            let i = (v - self.lo) as usize;
+            s.current[i] = a;
+            s.activation[i] = a;
+            s.hops[i] = 0;
+            s.reached.push(i as u32);
+            s.active.push(i as u32);
+        }
+        Ok(())
+    }
+
+    /// Mark this depth's frontier among the shard's nodes (docs/spec.md §3's firing rule) and publish
+    /// what each fired node sends. Empty when the recall has reached `max_depth`.
+    pub fn mark(&mut self) -> Result<Marked> {
+        let s = &mut self.state;
+        let params =
+            s.params.ok_or_else(|| Error::cue("shard", "no recall in progress (call begin first)"))?;
+        let mut marked = Marked::default();
+        if s.depth >= (params.max_depth as usize).min(MAX_DEPTH) {
+            s.active.clear();
+            return Ok(marked);
+        }
+        let mut active = std::mem::take(&mut s.active);
+        active.sort_unstable();
+        let mut lists: [Vec<(u32, f32)>; 3] = Default::default();
+        for &i in &active {
+            let i = i as usize;
+            let x = s.current[i];
+            s.current[i] = 0.0;
+            let (degree, tier) = (self.out_degree[i] as usize, self.tiers[i]);
+            if !spread::fires(&params, &[false; 3], x, degree, tier, s.fired[i]) {
+                continue;
+            }
+            if !s.fired[i] {
+                s.fired[i] = true;
+                s.fired_list.push(i as u32);
+            }
+            lists[tier.index()].push((self.lo + i as u32, x * params.decay));
+            marked.edges += degree as u64;
+        }
+        active.clear();
+        s.active = active;
+        for (t, list) in lists.iter().enumerate() {
+            for &(v, y) in list {
+                marked.ids.push(v);
+                marked.sends.push(y);
+            }
+            marked.tier_ends[t] = marked.ids.len();
+        }
+        Ok(marked)
+    }
+
+    /// Gather what the whole frontier of this depth sends into the shard's nodes (in the canonical
+    /// order) and finish the depth: x_{d+1} = min(1, Σ), A and hops updated. `work` is the frontier's
+    /// out-edges over the whole graph (it picks push or pull; the answer is the same). Returns the
+    /// activation delivered to this shard at this depth, in units of 2⁻³⁰.
+    pub fn gather(&mut self, frontier: FrontierView<'_>, work: u64) -> Result<u64> {
+        self.check_frontier(&frontier)?;
+        let params = self
+            .state
+            .params
+            .ok_or_else(|| Error::cue("shard", "no recall in progress (call begin first)"))?;
+        let depth = self.state.depth;
+        if depth >= (params.max_depth as usize).min(MAX_DEPTH) {
+            return Err(Error::cue("shard", format!("the recall has run its {} depths", params.max_depth)));
+        }
+        let hop = depth as u8 + 1;
+        let pull = !frontier.ids.is_empty() && work.saturating_mul(self.pull_share) >= self.edge_count;
+        let delivered = if pull { self.pull(&frontier, hop) } else { self.push(&frontier, hop) };
+        self.state.depth += 1;
+        self.state.delivered = self.state.delivered.saturating_add(delivered);
+        Ok(delivered)
+    }
+
+    fn check_frontier(&self, f: &FrontierView<'_>) -> Result<()> {
+        let bad = |message: String| Err(Error::cue("frontier", message));
+        if f.ids.len() != f.sends.len() {
+            return bad(format!("{} ids but {} sends", f.ids.len(), f.sends.len()));
+        }
+        if f.tier_ends[0] > f.tier_ends[1] || f.tier_ends[1] > f.tier_ends[2] || f.tier_ends[2] != f.ids.len()
+        {
+            return bad(format!("tier ends {:?} do not split {} ids", f.tier_ends, f.ids.len()));
+        }
+        let mut start = 0;
+        for &end in &f.tier_ends {
+            let part = &f.ids[start..end];
+            if let Some(&v) = part.iter().find(|&&v| v >= self.node_count) {
+                return bad(format!("node {v} out of range (graph has {} nodes)", self.node_count));
+            }
+            if let Some(w) = part.windows(2).find(|w| w[0] >= w[1]) {
+                return bad(format!("ids within a tier must ascend ({} then {})", w[0], w[1]));
+            }
+            start = end;
+        }
+        if let Some(&y) = f.sends.iter().find(|y| !(y.is_finite() && **y > 0.0)) {
+            return bad(format!("send {y} must be finite and positive"));
+        }
+        Ok(())
+    }
+
+    /// Push: each frontier node, hot tier first and in id order, adds to its out-neighbours here.
+    fn push(&mut self, f: &FrontierView<'_>, hop: u8) -> u64 {
+        let s = &mut self.state;
+        let mut start = 0;
+        for &end in &f.tier_ends {
+            for (&u, &y) in f.ids[start..end].iter().zip(&f.sends[start..end]) {
+                let Ok(at) = self.sources.binary_search(&u) else { continue };
+                let range = self.forward.range(at);
+                for (&i, &w) in
+                    self.forward.neighbours[range.clone()].iter().zip(&self.forward.weights[range])
+                {
+                    let slot = &mut s.next[i as usize];
+                    if *slot == 0.0 {
+                        s.next_active.push(i);
+                    }
+                    *slot += y * w;
+                }
+            }
+            start = end;
+        }
+        let touched = std::mem::take(&mut s.next_active);
+        let delivered = touched.iter().map(|&i| s.finish(i as usize, hop)).sum();
+        s.next_active = touched;
+        s.next_active.clear();
+        delivered
+    }
+
+    /// Pull: every own node gathers from its in-edges, tier by tier, the frontier's sends.
+    fn pull(&mut self, f: &FrontierView<'_>, hop: u8) -> u64 {
+        let s = &mut self.state;
+        if s.send.len() != self.node_count as usize {
+            s.send = vec![0.0; self.node_count as usize];
+        }
+        for (&u, &y) in f.ids.iter().zip(f.sends) {
+            s.send[u as usize] = y;
+        }
+        let mut start = 0;
+        for (t, &end) in f.tier_ends.iter().enumerate() {
+            if end > start {
+                let rows = &self.reverse[t];
+                for (i, slot) in s.next.iter_mut().enumerate() {
+                    let range = rows.range(i);
+                    let mut acc = *slot;
+                    for (&u, &w) in rows.neighbours[range.clone()].iter().zip(&rows.weights[range]) {
+                        acc += s.send[u as usize] * w;
+                    }
+                    *slot = acc;
+                }
+            }
+            start = end;
+        }
+        for &u in f.ids {
+            s.send[u as usize] = 0.0;
+        }
+        (0..s.next.len()).map(|i| s.finish(i, hop)).sum()
+    }
+
+    /// The recall's delivered activation so far (units of 2⁻³⁰) and depths run.
+    pub fn progress(&self) -> (u64, usize) {
+        (self.state.delivered, self.state.depth)
+    }
+
+    /// End the recall: the shard's best `k` results and its mass; the state is cleared.
+    pub fn collect(&mut self, k: usize) -> Result<Collected> {
+        let params = self
+            .state
+            .params
+            .ok_or_else(|| Error::cue("shard", "no recall in progress (call begin first)"))?;
+        let s = &self.state;
+        // A bounded buffer, as the engine's collection: a large recall for a small k keeps little.
+        let mut top = spread::TopK::new(k, Vec::new());
+        let mut units = 0u128;
+        let mut visit = |i: usize| {
+            let (a, h) = (s.activation[i], s.hops[i]);
+            if a > 0.0 {
+                let (qualifies, mass) = spread::result_entry(a, h, params.threshold);
+                if qualifies {
+                    top.offer(spread::order_key(self.lo + i as u32, a));
+                }
+                units += mass;
+            }
+        };
+        // Many reached nodes: one pass in node order reads the arrays sequentially (the list holds
+        // them in the order they were reached).
+        if s.dense() {
+            (0..s.activation.len()).for_each(&mut visit);
+        } else {
+            s.reached.iter().for_each(|&i| visit(i as usize));
+        }
+        let mut keys = top.into_keys();
+        spread::keep_top_k(&mut keys, k, u64::cmp);
+        let results = keys
+            .iter()
+            .map(|&key| {
+                let i = (key as u32 - self.lo) as usize;
+                Activation {
+                    node: key as u32,
+                    activation: s.activation[i],
+                    hops: s.hops[i] as u32,
+                    tier: self.tiers[i],
+                }
+            })
+            .collect();
+        self.reset();
+        Ok(Collected { results, mass_units: units })
+    }
+
+    /// Clear the recall state (only what the last recall touched).
+    pub fn reset(&mut self) {
+        let s = &mut self.state;
+        if s.dense() {
+            s.activation.fill(0.0);
+            s.current.fill(0.0);
+            s.hops.fill(UNREACHED);
+        } else {
+            for &i in &s.reached {
+                let i = i as usize;
+                s.activation[i] = 0.0;
+                s.current[i] = 0.0;
+                s.hops[i] = UNREACHED;
+            }
+        }
+        for &i in &s.fired_list {
+            s.fired[i as usize] = false;
+        }
+        s.reached.clear();
+        s.fired_list.clear();
+        s.active.clear();
+        s.next_active.clear();
+        s.depth = 0;
+        s.delivered = 0;
+        s.params = None;
+    }
+
+    /// The configured cycle policy of the recall in progress (tests).
+    pub fn cycle_policy(&self) -> Option<CyclePolicy> {
+        self.state.params.map(|p| p.cycle_policy)
+    }
+}
+
+impl State {
+    /// Whether the recall reached so many nodes that whole-array passes beat walking the list.
+    fn dense(&self) -> bool {
+        self.reached.len().saturating_mul(8) >= self.activation.len()
+    }
+
+    /// x = min(1, next[i]); update A, hops and the lists as the engine's depth finish does. Returns
+    /// the delivered units.
+    #[inline]
+    fn finish(&mut self, i: usize, hop: u8) -> u64 {
+        let x = self.next[i].min(1.0);
+        self.next[i] = 0.0;
+        if x <= 0.0 {
+            return 0;
+        }
+        self.current[i] = x;
+        self.active.push(i as u32);
+        self.activation[i] = (self.activation[i] + x).min(1.0);
+        if self.hops[i] == UNREACHED {
+            self.hops[i] = hop;
+            self.reached.push(i as u32);
+        }
+        spread::delivered_units(x)
+    }
+}
+
+/// Seeds of a cue over a graph of `node_count` nodes as a recall resolves them and [`Shard::begin`]
+/// takes them: ids in range, activations in (0, 1], duplicates summed and capped at 1, sorted by id.
+pub fn normalise_seeds(node_count: u32, seeds: &[(u32, f32)]) -> Result<Vec<(u32, f32)>> {
+    let ascending = spread::check_seed_list(node_count, seeds)?;
+    let mut out = seeds.to_vec();
+    if !ascending {
+        spread::merge_duplicate_seeds(&mut out);
+    }
+    Ok(out)
+}
+
+/// The mass (Σ A over non-seed nodes) of summed [`Collected::mass_units`], as a recall reports it.
+pub fn mass_from_units(units: u128) -> f64 {
+    units as f64 * (1.0 / spread::MASS_SCALE)
+}
+
+/// The delivered activation of summed [`Shard::gather`] units, as a recall reports it (the sum
+/// saturates as the engine's does).
+pub fn delivered_from_units(units: u64) -> f64 {
+    units as f64 * (1.0 / f64::from(spread::DELIVERED_SCALE))
+}

@@ -140,6 +140,13 @@ impl Graph {
         self.inner.node_count()
     }
 
+    /// The graph version it was saved at (0 for a graph built from input): an engine started
+    /// from it continues the numbering.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.inner.origin_version()
+    }
+
     #[getter]
     fn num_edges(&self) -> usize {
         self.inner.edge_count()

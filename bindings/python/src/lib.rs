@@ -1,6 +1,6 @@
 //! The PyO3 extension `axonal._native`: a thin binding of `axonal-core` (docs/spec.md §11). This
 //! file only registers the module; each concept has its own file: [`errors`], [`convert`],
-//! [`graph`], [`result`], [`engine`], [`living`], [`callbacks`], [`http`].
+//! [`graph`], [`result`], [`engine`], [`living`], [`callbacks`], [`http`], [`shard`].
 
 mod callbacks;
 mod convert;
@@ -10,6 +10,7 @@ mod graph;
 mod http;
 mod living;
 mod result;
+mod shard;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<result::RecallResult>()?;
     module.add_class::<result::RecallBatch>()?;
     module.add_class::<http::HttpServer>()?;
+    module.add_class::<shard::Shard>()?;
     module.add_function(wrap_pyfunction!(engine::_close_all, module)?)?;
     errors::register(module)
 }

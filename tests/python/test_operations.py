@@ -41,6 +41,21 @@ def live_exposition_names():
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
+def sharded_exposition_names():
+    """Metric names of the Ray layer's sharded-recall coordinator (docs/spec.md §20): its families,
+    with a histogram's series; tests/python/test_ray.py checks a live one with promtool."""
+    import warnings
+
+    with warnings.catch_warnings():  # Ray's modules warn about their own Pydantic use on import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from axonal.ray._sharded import METRICS
+
+    names = set()
+    for name, kind, _ in METRICS:
+        names |= {name + s for s in ("_bucket", "_sum", "_count")} if kind == "histogram" else {name}
+    return names
+
+
 def series_names(expr):
     """Series names an expression reads (metric names and recording-rule names)."""
     expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # drop string literals
@@ -77,7 +92,7 @@ def rules():
 
 
 def test_every_metric_the_dashboard_and_rules_read_is_exported():
-    exported = live_exposition_names()
+    exported = live_exposition_names() | sharded_exposition_names()
     recorded = {r["record"] for r in rules() if "record" in r}
     _, exprs = dashboard_exprs()
     exprs += [r["expr"] for r in rules()]

@@ -1,0 +1,467 @@
+"""Sharded recall on Ray (docs/spec.md §20.2): a graph partitioned by destination across Ray actors,
+each holding its shard's in-edges and the native kernel (`axonal._native.Shard`); one depth per
+superstep, the frontiers exchanged through Ray's object store; answers bit-identical to one engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import ray
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
+
+from .. import RecallError
+from .._native import Shard
+from ._metrics import Registry
+
+_TIERS = ("hot", "warm", "cold")
+
+# The coordinator's metric families (docs/spec.md §20): name, type, help.
+METRICS = [
+    ("axonal_shard_recalls_total", "counter", "Sharded recalls answered, by source."),
+    ("axonal_shard_fallback_total", "counter", "Sharded recalls answered by the fallback, by reason."),
+    ("axonal_shard_retries_total", "counter", "Sharded recalls retried after a shard failed."),
+    ("axonal_shard_failures_total", "counter", "Shard calls that failed (actor died, timed out), by shard."),
+    ("axonal_shard_restarts_total", "counter", "Shard actors seen restarted (a new process), by shard."),
+    ("axonal_shard_supersteps_total", "counter", "Supersteps run (one depth across every shard)."),
+    ("axonal_shard_exchange_bytes_total", "counter", "Frontier bytes exchanged through the object store."),
+    ("axonal_shard_recall_seconds", "histogram", "Latency of sharded recalls, end to end."),
+    ("axonal_shard_superstep_seconds", "histogram", "Latency of one superstep, exchange included."),
+    ("axonal_shard_in_edges", "gauge", "In-edges held by each shard."),
+    ("axonal_shard_memory_bytes", "gauge", "Bytes held by each shard's kernel."),
+    ("axonal_shard_up", "gauge", "1 when the shard answered its last call or health check."),
+    ("axonal_shard_busy_seconds", "gauge", "Kernel time each shard spent, since it started."),
+    ("axonal_shard_breaker_state", "gauge", "The sharded recall's breaker: 0 closed, 1 half_open, 2 open."),
+    ("axonal_shard_graph_version", "gauge", "Graph version the shards loaded."),
+    ("axonal_shards", "gauge", "Shards of the graph."),
+]
+
+
+@ray.remote
+class _ShardActor:
+    """One shard in its own process. Built from the snapshot at `path` (mapped; only this shard's
+    rows are copied), so Ray can restart it from its constructor arguments."""
+
+    def __init__(self, path: str, lo: int, hi: int, config: Optional[dict]) -> None:
+        self._shard, self._version = Shard.load(path, lo, hi, config)
+        self._busy_s = 0.0
+        self._crash_after: Optional[int] = None
+
+    def ready(self) -> dict[str, Any]:
+        s = self._shard
+        return {
+            "pid": os.getpid(),
+            "version": self._version,
+            "lo": s.lo,
+            "hi": s.hi,
+            "node_count": s.node_count,
+            "in_edges": s.in_edge_count,
+            "memory_bytes": s.memory_bytes,
+            "busy_seconds": self._busy_s,
+        }
+
+    def crash_after(self, steps: int) -> None:
+        """Chaos: end this process (a real crash, `os._exit`) at its `steps`-th superstep from now."""
+        self._crash_after = steps
+
+    def _tick(self) -> None:
+        if self._crash_after is not None:
+            self._crash_after -= 1
+            if self._crash_after <= 0:
+                os._exit(17)
+
+    def begin(self, ids: np.ndarray, activations: np.ndarray) -> tuple:
+        t = time.perf_counter()
+        out = self._shard.begin(ids, activations)
+        self._busy_s += time.perf_counter() - t
+        return out
+
+    def step(self, frontier: tuple, work: int) -> tuple:
+        self._tick()
+        t = time.perf_counter()
+        ids, sends, ends = frontier
+        out = self._shard.step(ids, sends, ends, work)
+        self._busy_s += time.perf_counter() - t
+        return out
+
+    def collect(self, k: int) -> tuple:
+        t = time.perf_counter()
+        out = self._shard.collect(k)
+        self._busy_s += time.perf_counter() - t
+        return out
+
+
+@dataclass
+class ShardedResult:
+    """A sharded recall's answer, shaped like `RecallResult`: NumPy arrays best first, its source
+    (`spreading` or `fallback`), the fallback's reason, and the stats."""
+
+    nodes: np.ndarray
+    activations: np.ndarray
+    hops: np.ndarray
+    tiers: list[Optional[str]]
+    source: str
+    reason: Optional[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+class _Breaker:
+    """The whole sharded recall's breaker (docs/spec.md §7's states and window rule, failure rate
+    only): a recall needs every shard, so one breaker guards them together."""
+
+    def __init__(self, window_size: int, min_calls: int, failure_rate: float, cooldown_s: float, probes: int):
+        self.window: collections.deque[bool] = collections.deque(maxlen=window_size)
+        self.min_calls, self.failure_rate, self.cooldown_s, self.probes = min_calls, failure_rate, cooldown_s, probes
+        self.state = "closed"
+        self._opened_at = 0.0
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self.transitions: list[tuple[str, str]] = []
+
+    def _to(self, state: str) -> None:
+        self.transitions.append((self.state, state))
+        self.state = state
+
+    def admit(self) -> bool:
+        with self._lock:
+            if self.state == "open":
+                if time.monotonic() - self._opened_at < self.cooldown_s:
+                    return False
+                self._to("half_open")
+                self._admitted = 0
+            if self.state == "half_open":
+                if self._admitted >= self.probes:
+                    return False
+                self._admitted += 1
+            return True
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            if self.state == "half_open":
+                if not ok:
+                    self._to("open")
+                    self._opened_at = time.monotonic()
+                elif self._admitted >= self.probes:
+                    self._to("closed")
+                    self.window.clear()
+                return
+            self.window.append(ok)
+            failures = self.window.count(False)
+            if (
+                self.state == "closed"
+                and len(self.window) >= self.min_calls
+                and failures / len(self.window) > self.failure_rate
+            ):
+                self._to("open")
+                self._opened_at = time.monotonic()
+
+
+class ShardedRecall:
+    """One graph split by destination into `shards` Ray actors, recalled one depth per superstep.
+
+    `snapshot` is a path every worker can read (a snapshot: `Graph.save` / `Engine.save`); each shard
+    maps it and copies only its own nodes' rows. `config` is `Engine`'s (the `spreading` section,
+    `recall.k` and `recall.min_activation_mass` apply). `timeout_s` bounds a whole recall; a recall
+    whose shard dies is retried `retries` times on the restarted shard (Ray restarts shard actors),
+    then answered by the fallback (the seeds alone), counted. `breaker` overrides the breaker's
+    `window_size`, `min_calls`, `failure_rate_threshold`, `cooldown_s`, `half_open_max_probes`.
+    """
+
+    def __init__(
+        self,
+        snapshot: str | os.PathLike[str],
+        shards: int = 2,
+        config: Optional[dict[str, Any]] = None,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 1,
+        breaker: Optional[dict[str, Any]] = None,
+        actor_options: Optional[dict[str, Any]] = None,
+    ) -> None:
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise ValueError(f"shards: expected an int >= 1, got {shards!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s: expected a positive number, got {timeout_s!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries: expected an int >= 0, got {retries!r}")
+        self._path = os.fspath(snapshot)
+        self._config = dict(config or {})
+        # An empty shard of the snapshot: checks the file (mapped, nothing copied) and the config here,
+        # before any actor starts, and gives the graph's size, version and the configured k.
+        probe, self.graph_version = Shard.load(self._path, 0, 0, self._config)
+        self.node_count, self.edge_count, self._k = probe.node_count, probe.edge_count, probe.k
+        if shards > max(self.node_count, 1):
+            raise ValueError(f"shards: {shards} shards for a graph of {self.node_count} nodes")
+        recall = self._config.get("recall", {})
+        self._min_mass = float(recall.get("min_activation_mass", 0.0))
+        self.timeout_s, self.retries = float(timeout_s), retries
+        b = {
+            "window_size": 50,
+            "min_calls": 20,
+            "failure_rate_threshold": 0.05,
+            "cooldown_s": 30.0,
+            "half_open_max_probes": 5,
+        }
+        unknown = set(breaker or {}) - set(b)
+        if unknown:
+            raise ValueError(f"breaker: unknown key {sorted(unknown)[0]!r} (expected one of {sorted(b)})")
+        b.update(breaker or {})
+        self._breaker = _Breaker(
+            int(b["window_size"]),
+            int(b["min_calls"]),
+            float(b["failure_rate_threshold"]),
+            float(b["cooldown_s"]),
+            int(b["half_open_max_probes"]),
+        )
+        per = -(-self.node_count // shards)
+        self.ranges = [(min(i * per, self.node_count), min((i + 1) * per, self.node_count)) for i in range(shards)]
+        options = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
+        options.update(actor_options or {})
+        self._actors = [
+            _ShardActor.options(**options).remote(self._path, lo, hi, self._config) for lo, hi in self.ranges
+        ]
+        self._metrics = Registry()
+        for name, kind, help_text in METRICS:
+            self._metrics.describe(name, kind, help_text)
+        infos = ray.get([a.ready.remote() for a in self._actors], timeout=max(self.timeout_s, 60.0))
+        versions = {i["version"] for i in infos}
+        if versions != {self.graph_version}:
+            raise RecallError(f"snapshot {self._path}: shards loaded versions {sorted(versions)}")
+        self._pids = [i["pid"] for i in infos]
+        for s, info in enumerate(infos):
+            self._metrics.set("axonal_shard_in_edges", info["in_edges"], shard=str(s))
+            self._metrics.set("axonal_shard_memory_bytes", info["memory_bytes"], shard=str(s))
+            self._metrics.set("axonal_shard_up", 1, shard=str(s))
+        self._metrics.set("axonal_shard_graph_version", self.graph_version)
+        self._metrics.set("axonal_shards", shards)
+
+    # --- recall -------------------------------------------------------------------------------
+
+    def recall(self, seeds: Any, k: Optional[int] = None) -> ShardedResult:
+        """Recall `seeds` (as `Engine.recall`'s) across the shards: the same nodes, activations,
+        hops, order, mass and delivered as `Engine(graph, config).recall(seeds, k)`."""
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise RecallError(f"k: must be an int >= 1, got {k!r}")
+        k = self._k if k is None else k
+        ids, activations = Shard.normalise_seeds(seeds, self.node_count)
+        if len(ids) == 0:
+            raise RecallError("seeds: a cue needs at least one seed")
+        started = time.perf_counter()
+        if not self._breaker.admit():
+            return self._fallback(ids, activations, "breaker_open", started, 0)
+        attempts = 0
+        while True:
+            try:
+                result = self._spread(ids, activations, k, started)
+                break
+            except (RayActorError, GetTimeoutError, RayTaskError):
+                recovered = self._recover(started + self.timeout_s)
+                if not recovered or attempts >= self.retries:
+                    self._breaker.record(False)
+                    return self._fallback(ids, activations, "error", started, attempts)
+                attempts += 1
+                self._metrics.inc("axonal_shard_retries_total")
+        stats = result.stats
+        stats["retries"] = attempts
+        first = stats["edges_traversed_per_depth"][:1]
+        if first and first[0] > 0 and stats["delivered"] <= self._min_mass:
+            self._breaker.record(False)
+            return self._fallback(ids, activations, "low_mass", started, attempts)
+        self._breaker.record(True)
+        self._finish(result, started)
+        return result
+
+    def _spread(self, ids: np.ndarray, activations: np.ndarray, k: int, started: float) -> ShardedResult:
+        deadline = started + self.timeout_s
+        left = lambda: max(deadline - time.perf_counter(), 0.001)  # noqa: E731
+        parts = ray.get([a.begin.remote(ids, activations) for a in self._actors], timeout=left())
+        nodes_fired: list[int] = []
+        edges: list[int] = []
+        delivered = 0
+        exchanged = 0
+        supersteps = 0
+        while True:
+            step_start = time.perf_counter()
+            merged_ids, merged_sends, ends, work = _merge(parts)
+            exchanged += sum(p[0].nbytes + p[1].nbytes for p in parts)
+            if len(merged_ids) == 0:
+                break
+            nodes_fired.append(len(merged_ids))
+            edges.append(work)
+            frontier = ray.put((merged_ids, merged_sends, ends))
+            exchanged += (merged_ids.nbytes + merged_sends.nbytes) * len(self._actors)
+            parts = ray.get([a.step.remote(frontier, work) for a in self._actors], timeout=left())
+            delivered += sum(int(p[4]) for p in parts)
+            supersteps += 1
+            self._metrics.observe("axonal_shard_superstep_seconds", time.perf_counter() - step_start)
+        collected = ray.get([a.collect.remote(k) for a in self._actors], timeout=left())
+        nodes = np.concatenate([c[0] for c in collected])
+        acts = np.concatenate([c[1] for c in collected])
+        hops = np.concatenate([c[2] for c in collected])
+        tiers = np.concatenate([c[3] for c in collected])
+        # Best first: activation descending, then id ascending (the engine's order), the top k.
+        order = np.lexsort((nodes, -acts.astype(np.float64)))[:k]
+        mass, delivered_value = Shard.totals(sum(int(c[4]) for c in collected), min(delivered, 2**64 - 1))
+        self._metrics.inc("axonal_shard_supersteps_total", supersteps)
+        self._metrics.inc("axonal_shard_exchange_bytes_total", exchanged)
+        return ShardedResult(
+            nodes=nodes[order],
+            activations=acts[order],
+            hops=hops[order],
+            tiers=[_TIERS[t] for t in tiers[order]],
+            source="spreading",
+            reason=None,
+            stats={
+                "graph_version": self.graph_version,
+                "shards": len(self._actors),
+                "depth_reached": len(nodes_fired),
+                "nodes_fired": sum(nodes_fired),
+                "edges_traversed": sum(edges),
+                "nodes_fired_per_depth": nodes_fired,
+                "edges_traversed_per_depth": edges,
+                "mass": mass,
+                "delivered": delivered_value,
+                "supersteps": supersteps,
+                "exchange_bytes": exchanged,
+            },
+        )
+
+    def _fallback(
+        self, ids: np.ndarray, activations: np.ndarray, reason: str, started: float, attempts: int
+    ) -> ShardedResult:
+        """The cheapest answer that needs no shard: the seeds themselves, best first."""
+        order = np.lexsort((ids, -activations.astype(np.float64)))[: self._k]
+        result = ShardedResult(
+            nodes=ids[order],
+            activations=activations[order],
+            hops=np.zeros(len(order), dtype=np.uint32),
+            tiers=[None] * len(order),
+            source="fallback",
+            reason=reason,
+            stats={"graph_version": self.graph_version, "shards": len(self._actors), "retries": attempts},
+        )
+        self._metrics.inc("axonal_shard_fallback_total", reason=reason)
+        self._finish(result, started)
+        return result
+
+    def _finish(self, result: ShardedResult, started: float) -> None:
+        seconds = time.perf_counter() - started
+        result.stats["seconds"] = seconds
+        self._metrics.observe("axonal_shard_recall_seconds", seconds)
+        self._metrics.inc("axonal_shard_recalls_total", source=result.source)
+        self._metrics.set("axonal_shard_breaker_state", {"closed": 0, "half_open": 1, "open": 2}[self._breaker.state])
+
+    def _recover(self, deadline: float) -> bool:
+        """After a failed superstep: wait (until `deadline`) for every shard to answer, counting the
+        ones that failed — a restarted process (Ray restarts shard actors) or one that does not
+        answer. True when every shard is up again (the recall can be retried from its start: `begin`
+        resets any state a surviving shard kept)."""
+        all_up = True
+        for s, actor in enumerate(self._actors):
+            info = None
+            while info is None:
+                try:
+                    info = ray.get(actor.ready.remote(), timeout=max(deadline - time.perf_counter(), 0.001))
+                except ActorUnavailableError:
+                    if time.perf_counter() >= deadline:
+                        break
+                    time.sleep(0.05)
+                except (RayActorError, GetTimeoutError):
+                    break
+            if info is None:
+                all_up = False
+                self._metrics.inc("axonal_shard_failures_total", shard=str(s))
+                self._metrics.set("axonal_shard_up", 0, shard=str(s))
+            elif info["pid"] != self._pids[s]:
+                self._pids[s] = info["pid"]
+                self._metrics.inc("axonal_shard_failures_total", shard=str(s))
+                self._metrics.inc("axonal_shard_restarts_total", shard=str(s))
+                self._metrics.set("axonal_shard_up", 1, shard=str(s))
+        return all_up
+
+    # --- health and telemetry ------------------------------------------------------------------
+
+    def health(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Each shard's liveness (a call to its process within `timeout_s`; Ray restarts a dead one)
+        and the whole: `healthy` when every shard answers and the breaker is closed, `degraded` when
+        the breaker is not closed, `unhealthy` when a shard does not answer."""
+        shards = []
+        for s, actor in enumerate(self._actors):
+            lo, hi = self.ranges[s]
+            entry: dict[str, Any] = {"shard": s, "lo": lo, "hi": hi}
+            try:
+                info = ray.get(actor.ready.remote(), timeout=timeout_s)
+                entry.update(up=True, pid=info["pid"], busy_seconds=info["busy_seconds"])
+                if info["pid"] != self._pids[s]:
+                    self._metrics.inc("axonal_shard_restarts_total", shard=str(s))
+                    self._pids[s] = info["pid"]
+                self._metrics.set("axonal_shard_busy_seconds", info["busy_seconds"], shard=str(s))
+            except (RayActorError, GetTimeoutError) as e:
+                entry.update(up=False, error=type(e).__name__)
+            self._metrics.set("axonal_shard_up", 1 if entry["up"] else 0, shard=str(s))
+            shards.append(entry)
+        if not all(e["up"] for e in shards):
+            status = "unhealthy"
+        elif self._breaker.state != "closed":
+            status = "degraded"
+        else:
+            status = "healthy"
+        return {"status": status, "breaker": self._breaker.state, "graph_version": self.graph_version, "shards": shards}
+
+    @property
+    def breaker_state(self) -> str:
+        return self._breaker.state
+
+    def prometheus(self) -> str:
+        """The coordinator's metrics (per shard and for the whole) in Prometheus text format."""
+        return self._metrics.text()
+
+    def inject_shard_crash(self, shard: int, after_steps: int = 1) -> None:
+        """Chaos: the shard's process exits (`os._exit`) at its `after_steps`-th superstep from now,
+        mid-recall; Ray restarts it and the recall is retried or answered by the fallback."""
+        if not 0 <= shard < len(self._actors):
+            raise ValueError(f"shard: expected 0..{len(self._actors) - 1}, got {shard!r}")
+        ray.get(self._actors[shard].crash_after.remote(after_steps))
+
+    def close(self) -> None:
+        """Stop the shard actors."""
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
+        self._actors = []
+
+    def __enter__(self) -> ShardedRecall:
+        return self
+
+    def __exit__(self, *_args: object) -> bool:
+        self.close()
+        return False
+
+
+def _merge(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], int]:
+    """The whole frontier from each shard's marking (shards own ascending ranges): hot tier first,
+    each tier in ascending id order — the order every shard gathers in."""
+    ids, sends, ends = [], [], []
+    total = 0
+    for t in range(3):
+        for p in parts:
+            start = 0 if t == 0 else p[2][t - 1]
+            ids.append(p[0][start : p[2][t]])
+            sends.append(p[1][start : p[2][t]])
+            total += p[2][t] - start
+        ends.append(total)
+    work = sum(int(p[3]) for p in parts)
+    return (
+        np.concatenate(ids) if ids else np.zeros(0, np.uint32),
+        np.concatenate(sends) if sends else np.zeros(0, np.float32),
+        (ends[0], ends[1], ends[2]),
+        work,
+    )

@@ -352,8 +352,9 @@ impl Shard {
             }
             start = end;
         }
-        if let Some(&y) = f.sends.iter().find(|y| !(y.is_finite() && **y > 0.0)) {
-            return bad(format!("send {y} must be finite and positive"));
+        // 0 is a send: with threshold 0 a subnormal activation fires and x · decay can round to 0.
+        if let Some(&y) = f.sends.iter().find(|y| !(y.is_finite() && **y >= 0.0)) {
+            return bad(format!("send {y} must be finite and not negative"));
         }
         Ok(())
     }

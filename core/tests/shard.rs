@@ -10,7 +10,7 @@ use axonal_core::{
 use proptest::prelude::*;
 
 /// A random case: nodes, edges, tiers, seeds, parameters, k.
-type Case = (u32, Vec<(u32, u32, f32)>, Vec<Tier>, Vec<(u32, f32)>, SpreadParams, usize);
+type Case = (u32, Vec<(u32, u32, f32)>, Vec<Tier>, [Vec<(u32, f32)>; 2], SpreadParams, usize);
 
 fn params(depth: u32, decay: f32, threshold: f32, fan_out: u32, policy: CyclePolicy) -> SpreadParams {
     SpreadParams {
@@ -84,21 +84,36 @@ fn bits(results: &[Activation]) -> Vec<(u32, u32, u32, Tier)> {
     results.iter().map(|a| (a.node, a.activation.to_bits(), a.hops, a.tier)).collect()
 }
 
-fn check(graph: &Graph, p: &SpreadParams, seeds: &[(u32, f32)], k: usize) -> Result<(), String> {
-    let mut merged = Vec::new();
-    axonal_core::spread::normalise_seeds(graph.view(), seeds, &mut merged).unwrap();
-    let (mut single, want) = spread_standalone(graph, p, seeds, None, None).unwrap();
-    single.truncate(k);
-    for count in 1..=4 {
+/// Every shard count 1–4 with each push/pull switch (always push, the default, always pull) answers
+/// `seeds` as the engine does, and then `second`, from the state the first recall cleared.
+fn check(
+    graph: &Graph,
+    p: &SpreadParams,
+    seeds: &[(u32, f32)],
+    second: &[(u32, f32)],
+    k: usize,
+) -> Result<(), String> {
+    let expect = |cue: &[(u32, f32)]| {
+        let mut merged = Vec::new();
+        axonal_core::spread::normalise_seeds(graph.view(), cue, &mut merged).unwrap();
+        let (mut single, want) = spread_standalone(graph, p, cue, None, None).unwrap();
+        single.truncate(k);
+        (merged, single, want)
+    };
+    let cues = [expect(seeds), expect(second)];
+    let switches = [0, axonal_core::shard::PULL_SHARE, u64::MAX];
+    for (count, share) in (1..=4).flat_map(|c| switches.map(|s| (c, s))) {
         let mut shards: Vec<Shard> = ranges(graph.node_count() as u32, count)
             .into_iter()
             .map(|(lo, hi)| Shard::from_graph(graph, lo, hi).unwrap())
             .collect();
-        // Twice: the second recall starts from the state the first one cleared.
-        for round in 0..2 {
-            let (got, stats) = sharded(&mut shards, p, &merged, k);
-            let at = format!("{count} shards, round {round}");
-            if bits(&got) != bits(&single) {
+        for shard in &mut shards {
+            shard.set_pull_share(share);
+        }
+        for (round, (merged, single, want)) in cues.iter().enumerate() {
+            let (got, stats) = sharded(&mut shards, p, merged, k);
+            let at = format!("{count} shards, pull share {share}, cue {round}");
+            if bits(&got) != bits(single) {
                 return Err(format!("{at}: results {got:?} vs {single:?}"));
             }
             if stats.mass.to_bits() != want.mass.to_bits()
@@ -122,10 +137,10 @@ fn check(graph: &Graph, p: &SpreadParams, seeds: &[(u32, f32)], k: usize) -> Res
 #[test]
 fn worked_examples_across_shards() {
     let cycle = Graph::from_edges(5, &[0, 1, 2, 3, 4], &[1, 2, 3, 4, 0], &[1.0; 5]).unwrap();
-    check(&cycle, &params(3, 0.8, 0.01, 0, CyclePolicy::FireOnce), &[(0, 1.0)], 10).unwrap();
+    check(&cycle, &params(3, 0.8, 0.01, 0, CyclePolicy::FireOnce), &[(0, 1.0)], &[(2, 0.5)], 10).unwrap();
     let two = Graph::from_edges(2, &[0, 1], &[1, 0], &[1.0; 2]).unwrap();
     for policy in [CyclePolicy::FireOnce, CyclePolicy::Reverberate] {
-        check(&two, &params(4, 0.5, 0.01, 0, policy), &[(0, 1.0)], 10).unwrap();
+        check(&two, &params(4, 0.5, 0.01, 0, policy), &[(0, 1.0)], &[(1, 0.5)], 10).unwrap();
     }
     let mut shard = Shard::from_graph(&cycle, 0, 3).unwrap();
     let p = params(3, 0.8, 0.01, 0, CyclePolicy::FireOnce);
@@ -151,6 +166,7 @@ fn bad_frontiers_and_seeds_are_errors_naming_the_value() {
         (frontier(&[1, 0], &[0.8, 0.8], [2, 2, 2]), "ascend"),
         (frontier(&[1], &[0.8, 0.1], [1, 1, 1]), "1 ids but 2 sends"),
         (frontier(&[1], &[f32::NAN], [1, 1, 1]), "send NaN"),
+        (frontier(&[1], &[-0.5], [1, 1, 1]), "send -0.5"),
         (frontier(&[1], &[0.8], [1, 0, 1]), "tier ends"),
     ] {
         let error = shard.gather(f, 1).unwrap_err().to_string();
@@ -170,7 +186,10 @@ fn case() -> impl Strategy<Value = Case> {
                 prop_oneof![Just(Tier::Hot), Just(Tier::Warm), Just(Tier::Cold)],
                 n as usize,
             ),
-            prop::collection::vec((0..n, (1u32..=100).prop_map(|x| x as f32 / 100.0)), 1..12),
+            prop::array::uniform2(prop::collection::vec(
+                (0..n, (1u32..=100).prop_map(|x| x as f32 / 100.0)),
+                1..12,
+            )),
             (
                 1u32..=6,
                 prop_oneof![Just(0.5f32), Just(0.8), Just(1.0)],
@@ -201,7 +220,7 @@ proptest! {
             builder.set_tier(v as u32, tier).unwrap();
         }
         let graph = builder.build().unwrap();
-        let outcome = check(&graph, &p, &seeds, k);
+        let outcome = check(&graph, &p, &seeds[0], &seeds[1], k);
         prop_assert!(outcome.is_ok(), "{:?}", outcome);
     }
 }

@@ -15,14 +15,20 @@ import threading
 import time
 import urllib.request
 
+import warnings
+
 import numpy as np
 import pytest
-import ray
-from ray import serve
 
 import axonal
-from axonal.ray import Fleet, GraphLog, ShardedRecall
-from axonal.ray._fleet import file_digest, open_base
+
+with warnings.catch_warnings():  # Ray's modules warn about their own Pydantic use on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import ray
+    from ray import serve
+
+    from axonal.ray import Fleet, GraphLog, ShardedRecall
+    from axonal.ray._fleet import file_digest, open_base
 
 NO_TIMEOUTS = {"hot": 0, "warm": 0, "cold": 0}
 
@@ -108,6 +114,29 @@ def cycle_snapshot(tmp_path):
     return g, path
 
 
+def test_concurrent_callers_take_turns_and_each_gets_its_own_answer(tmp_path):
+    g, path = cycle_snapshot(tmp_path)
+    config = {"spreading": {"max_depth": 5}}
+    with axonal.Engine(g, config) as engine, ShardedRecall(path, 2, config) as sharded:
+        want = {v: answer(engine.recall([v])) for v in range(8)}
+        got, errors = [], []
+
+        def caller(v):
+            try:
+                for _ in range(5):
+                    got.append((v, answer(sharded.recall([v]))))
+            except Exception as e:  # noqa: BLE001 - the test reports it
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=caller, args=(v,)) for v in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(got) == 20
+        assert all(a == want[v] for v, a in got)
+
+
 def test_a_shard_killed_mid_recall_is_restarted_and_the_recall_retried(tmp_path):
     g, path = cycle_snapshot(tmp_path)
     config = {"spreading": {"max_depth": 5, "tier_timeouts_ms": NO_TIMEOUTS}}
@@ -150,6 +179,23 @@ def test_without_retries_a_crash_is_answered_by_the_fallback_and_opens_the_break
         promtool_accepts(text, tmp_path)
 
 
+def test_a_shard_restarted_on_a_replaced_file_is_refused(tmp_path):
+    g, path = cycle_snapshot(tmp_path)
+    with ShardedRecall(path, 2) as sharded:
+        assert sharded.recall([0]).source == "spreading"
+        # The file is replaced by another version of the graph, then a shard dies and restarts on it.
+        with axonal.Engine(g) as e:
+            e.add_edges([0], [5], [0.5])
+            e.save(path)
+        sharded.inject_shard_crash(1, after_steps=1)
+        r = sharded.recall([0])
+        assert (r.source, r.reason) == ("fallback", "error"), "nothing answered from a mix of versions"
+        health = sharded.health()
+        assert health["status"] == "unhealthy"
+        assert "loaded version 1" in health["shards"][1]["error"]
+        assert sharded.recall([0]).source == "fallback"
+
+
 def test_sharded_bad_input_is_a_clear_error(tmp_path):
     _, path = cycle_snapshot(tmp_path)
     with pytest.raises(ValueError, match="shards: expected an int >= 1, got 0"):
@@ -160,6 +206,10 @@ def test_sharded_bad_input_is_a_clear_error(tmp_path):
         ShardedRecall(path, 2, {"spreading": {"decay": 2.0}})
     with pytest.raises(ValueError, match="breaker: unknown key 'window'"):
         ShardedRecall(path, 2, breaker={"window": 3})
+    for bad, key in [({"window_size": 0}, "window_size"), ({"min_calls": 99}, "min_calls"),
+                     ({"half_open_max_probes": 0}, "half_open_max_probes"), ({"failure_rate_threshold": 1.5}, "failure_rate")]:
+        with pytest.raises(ValueError, match=f"breaker.{key}"):
+            ShardedRecall(path, 2, breaker=bad)
     broken = tmp_path / "broken.axs"
     broken.write_bytes(open(path, "rb").read()[:100])
     with pytest.raises(axonal.GraphError, match="broken.axs"):
@@ -175,6 +225,8 @@ def test_sharded_bad_input_is_a_clear_error(tmp_path):
             sharded.recall([(0, 1.5)])
         assert sharded.recall([0]).source == "spreading", "bad input broke nothing"
         assert "axonal_shard_fallback_total{" not in sharded.prometheus(), "bad input is not a failure"
+    with pytest.raises(axonal.ClosedError, match="closed"):
+        sharded.recall([0])
 
 
 # --- the replicated fleet ---------------------------------------------------------------------------
@@ -200,6 +252,9 @@ def fleet(fleet_dir):
         sync_interval_s=0.1,
         health_check_period_s=0.5,
     )
+    # Every test below starts past the base (so "another version" of the graph exists).
+    f.add_nodes(2)
+    MUTATIONS.append(("add_nodes", (2,)))
     yield f
     f.close()
 
@@ -219,7 +274,6 @@ def test_mutations_reach_every_replica_in_one_order(fleet, fleet_dir):
     r = fleet.recall([1, 2, 3])
     assert r["graph_version"] == start and len(r["nodes"]) == 10
     for op, args in [
-        ("add_nodes", (2,)),
         ("add_edges", ([1, 400, 2], [400, 401, 401], [0.9, 0.8, 0.7])),
         ("set_weights", ([1], [400], [0.5])),
         ("set_tiers", ([401], ["cold"])),
@@ -227,7 +281,7 @@ def test_mutations_reach_every_replica_in_one_order(fleet, fleet_dir):
         getattr(fleet, op)(*args)
         MUTATIONS.append((op, args))
     head = fleet.graph_version
-    assert head == start + 4
+    assert head == start + 3
     # Read-your-writes: this client's next answer is from the head, whichever replica answers.
     r = fleet.recall([1, 2])
     assert r["graph_version"] == head
@@ -258,6 +312,10 @@ def test_a_rejected_mutation_changes_no_replica(fleet):
     with pytest.raises(axonal.GraphError, match="weight"):
         fleet.add_edges([0], [1], [float("nan")])
     assert fleet.graph_version == head
+    started = time.monotonic()
+    with pytest.raises(axonal.RecallError, match="node 1000000 out of range"):
+        fleet.recall([10**6])
+    assert time.monotonic() - started < 2, "a bad cue is the caller's error, not retried"
     time.sleep(0.3)
     assert set(fleet.wait_for_version(head, timeout_s=10).values()) == {head}
     assert fleet.recall([0])["graph_version"] == head
@@ -319,6 +377,37 @@ def test_an_unhealthy_replica_is_replaced(fleet):
     assert sick not in fleet.replicas(), "Serve's health check (the engine's health) replaced it"
     versions = fleet.wait_for_version(head, timeout_s=30)
     assert sick not in versions
+
+
+def test_a_replacement_refuses_a_snapshot_of_another_version_and_the_fleet_keeps_answering(fleet, fleet_dir, tmp_path):
+    head = fleet.graph_version
+    fleet.wait_for_version(head, timeout_s=10)
+    base = ray.get(fleet._log.base.remote())["path"]
+    other, saved = str(tmp_path / "other.axs"), str(tmp_path / "base.good")
+    with local_engine(fleet_dir, MUTATIONS[:1]) as e:
+        e.save(other)
+    shutil.copyfile(base, saved)
+    # An operator copies the wrong file over the base, and then a replica dies.
+    os.replace(other, base)
+    try:
+        victim, info = sorted(fleet.replicas().items())[0]
+        os.kill(info["pid"], signal.SIGKILL)
+        refused = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (refused and time.monotonic() > deadline - 26):
+            r = fleet.recall([1, 2])
+            assert r["graph_version"] == head and r["replica"] != victim
+            live = fleet.replicas()
+            assert all(i["version"] == head for i in live.values()), live
+            message = serve.status().applications["test-fleet"].deployments["test-fleet"].message
+            refused = refused or "is not the log's base" in message
+            time.sleep(0.2)
+        assert refused, "Serve saw the replacement refuse the file (its digest)"
+        assert len(fleet.replicas()) == 1, "nothing else answered meanwhile"
+    finally:
+        os.replace(saved, base)
+    versions = fleet.wait_for_version(head, timeout_s=60)
+    assert len(versions) == 2 and victim not in versions
 
 
 def test_a_snapshot_of_another_version_is_refused(fleet, fleet_dir, tmp_path):

@@ -13,7 +13,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError('axonal.ray needs Ray: pip install "axonal[ray]"') from e
 
-from ._fleet import Fleet, GraphLog
+from ._fleet import Fleet, GraphLog, ReplicaUnavailable
 from ._sharded import ShardedRecall, ShardedResult
 
-__all__ = ["Fleet", "GraphLog", "ShardedRecall", "ShardedResult"]
+__all__ = ["Fleet", "GraphLog", "ReplicaUnavailable", "ShardedRecall", "ShardedResult"]

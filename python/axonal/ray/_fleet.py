@@ -104,44 +104,91 @@ class GraphLog:
         path = os.path.abspath(os.fspath(snapshot))
         self._config = config
         self._base = {"path": path, "version": Graph.load(path).version, "digest": file_digest(path)}
+        # The journal's origin: the snapshot its first base was (a checkpoint keeps it).
+        self._origin = self._base["digest"]
         self._entries: list[tuple[int, str, dict[str, Any]]] = []
         self._journal = os.path.abspath(journal) if journal else None
         self._replicas: dict[str, dict[str, Any]] = {}
         lines = self._read_journal()
-        # A checkpoint starts the journal with its base: a restarted log resumes from there.
-        for number, entry in lines:
-            if "base" in entry:
-                self._base = dict(entry["base"])
+        bases = [(number, entry) for number, entry in lines if "base" in entry]
+        if lines and not bases:
+            raise GraphError(f"journal {self._journal}: no base line (not a journal of this log)")
+        if bases:
+            number, last = bases[-1]
+            # The snapshot given must be the journal's origin (the log restarted with its own
+            # arguments) or its current base: a journal of another graph is refused.
+            if self._base["digest"] not in (last["origin"], last["base"]["digest"]):
+                raise GraphError(
+                    f"journal {self._journal} line {number}: written for another base snapshot "
+                    f"(its base {last['base']['digest'][:16]}…, origin {last['origin'][:16]}…; "
+                    f"{path} is {self._base['digest'][:16]}…)"
+                )
+            self._base, self._origin = dict(last["base"]), last["origin"]
+            lines = lines[lines.index((number, last)) + 1 :]
         self._engine = open_base(self._base, config)
         self._replay(lines)
+        if self._journal and not bases:
+            self._write_journal([self._base_line()], truncate=True)
+
+    def _base_line(self) -> str:
+        return json.dumps({"base": self._base, "origin": self._origin})
 
     def _read_journal(self) -> list[tuple[int, dict[str, Any]]]:
         if not self._journal or not os.path.exists(self._journal):
             return []
         out = []
         with open(self._journal, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                    if not isinstance(entry, dict) or not ("base" in entry or {"version", "op", "args"} <= set(entry)):
-                        raise ValueError("expected a base or an entry object")
-                except ValueError as e:
-                    raise GraphError(f"journal {self._journal} line {number}: not a log entry ({e})") from None
-                out.append((number, entry))
+            raw = f.readlines()
+        for number, line in enumerate(raw, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or not (
+                    {"base", "origin"} <= set(entry) or {"version", "op", "args", "base_digest"} <= set(entry)
+                ):
+                    raise ValueError("expected a base or an entry object")
+            except ValueError as e:
+                if number == len(raw) and not line.endswith("\n"):
+                    # A write cut short by a crash: never acknowledged, so not part of the log.
+                    break
+                raise GraphError(f"journal {self._journal} line {number}: not a log entry ({e})") from None
+            out.append((number, entry))
         return out
 
+    def _write_journal(self, lines: list[str], truncate: bool = False) -> None:
+        """Append (or with `truncate`, replace atomically) and make it durable: the file synced, and
+        its directory synced when the file is new or replaced."""
+        assert self._journal is not None
+        directory = os.path.dirname(self._journal) or "."
+        if truncate:
+            tmp = self._journal + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._journal)
+        else:
+            # The journal exists (its base line was written when the log opened it).
+            with open(self._journal, "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+                f.flush()
+                os.fsync(f.fileno())
+            return
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def _replay(self, lines: list[tuple[int, dict[str, Any]]]) -> None:
-        """Re-apply the journal's entries after the base; an entry that does not reproduce its
+        """Re-apply the journal's entries after its base; an entry that does not reproduce its
         version, or that was written for another base, is an error naming the line."""
         for number, entry in lines:
             if "base" in entry:
                 continue
             version, op, args = int(entry["version"]), entry["op"], entry["args"]
-            if version <= self._engine.graph_version:
-                continue
-            if entry.get("base_digest") != self._base["digest"]:
+            if entry["base_digest"] != self._base["digest"]:
                 raise GraphError(f"journal {self._journal} line {number}: written for another base snapshot")
             apply_entry(self._engine, op, args)
             if self._engine.graph_version != version:
@@ -153,7 +200,8 @@ class GraphLog:
 
     def apply(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """Validate and apply one batch on the log's engine, journal it, then acknowledge it:
-        `{"version", "result"}`. A rejected batch raises the engine's error and is not logged."""
+        `{"version", "result"}`. A rejected batch raises the engine's error and is not logged; a
+        batch whose journal write fails is undone (the engine is rebuilt) and raises."""
         self._check()
         if op not in OPERATIONS:
             raise GraphError(f"operation: unknown {op!r} (expected one of {sorted(OPERATIONS)})")
@@ -161,16 +209,31 @@ class GraphLog:
         if unknown:
             raise GraphError(f"{op}: unknown argument {sorted(unknown)[0]!r}")
         args = {k: _plain(v) for k, v in args.items()}
-        result = apply_entry(self._engine, op, args)
-        version = self._engine.graph_version
-        if self._journal:
+        # Every batch is one new version; the line is written out before the engine changes, so
+        # arguments JSON cannot hold are refused with nothing applied.
+        version = self._engine.graph_version + 1
+        try:
             line = json.dumps({"version": version, "op": op, "args": args, "base_digest": self._base["digest"]})
-            with open(self._journal, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        except (TypeError, ValueError) as e:
+            raise GraphError(f"{op}: arguments cannot be logged ({e})") from None
+        result = apply_entry(self._engine, op, args)
+        if self._engine.graph_version != version:  # pragma: no cover - the engine's contract (§16)
+            raise GraphError(f"{op} produced version {self._engine.graph_version}, expected {version}")
+        if self._journal:
+            try:
+                self._write_journal([line])
+            except OSError as e:
+                self._engine = self._rebuild()
+                raise GraphError(f"{op}: journal {self._journal} could not be written ({e}); not applied") from None
         self._entries.append((version, op, args))
         return {"version": version, "result": _plain(result)}
+
+    def _rebuild(self) -> Engine:
+        """The log's engine from its base and entries (undoes a batch that was not journaled)."""
+        engine = open_base(self._base, self._config)
+        for _, op, args in self._entries:
+            apply_entry(engine, op, args)
+        return engine
 
     def since(self, version: int) -> list[tuple[int, str, dict[str, Any]]]:
         """The entries after `version`. A version before the base (the log was checkpointed past it)
@@ -200,12 +263,7 @@ class GraphLog:
         self._base = {"path": path, "version": self._engine.graph_version, "digest": file_digest(path)}
         self._entries = [e for e in self._entries if e[0] > self._base["version"]]
         if self._journal:
-            tmp = self._journal + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(json.dumps({"base": self._base}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._journal)
+            self._write_journal([self._base_line()], truncate=True)
         return dict(self._base)
 
     def report(self, replica: str, info: dict[str, Any]) -> None:
@@ -219,6 +277,11 @@ class GraphLog:
         """Replicas that reported within `fresh_s` seconds."""
         now = time.time()
         return {r: i for r, i in self._replicas.items() if now - i["seen"] <= fresh_s}
+
+
+class ReplicaUnavailable(RuntimeError):
+    """A replica cannot answer this request (it is broken and being replaced, or behind the version
+    the request needs); the `Fleet` client retries it on another replica."""
 
 
 class _Replica:
@@ -236,18 +299,26 @@ class _Replica:
         self._id = uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
         self._broken: Optional[str] = None
+        self._metrics_host = metrics_host
+        self._http: Any = None
+        self._url: Optional[str] = None
         self._engine = open_base(ray.get(self._log.base.remote()), config)
+        self._serve_metrics()
         self._sync()
-        self._url = None
-        self._http = None
-        if metrics_host is not None:
-            self._http = self._engine.serve_http(f"{metrics_host}:0")
-            self._url = self._http.url
         self._interval = sync_interval_s
         self._stop = threading.Event()
         self._report()
         self._thread = threading.Thread(target=self._follow, name="axonal-replica-sync", daemon=True)
         self._thread.start()
+
+    def _serve_metrics(self) -> None:
+        """Serve the current engine's metrics (again, after a reload swapped the engine)."""
+        if self._metrics_host is None:
+            return
+        if self._http is not None:
+            self._http.stop()
+        self._http = self._engine.serve_http(f"{self._metrics_host}:0")
+        self._url = self._http.url
 
     def _sync(self) -> None:
         """Apply the log's entries after this engine's version; reload the base when the log was
@@ -256,25 +327,29 @@ class _Replica:
         with self._lock:
             if self._broken:
                 return
+            engine = self._engine
             try:
-                entries = ray.get(self._log.since.remote(self._engine.graph_version))
+                entries = ray.get(self._log.since.remote(engine.graph_version))
             except GraphError as e:
                 if "predates" not in str(e):
                     self._broken = str(e)
                     return
+                # A fresh engine on the new base; requests still running on the old one finish
+                # there (it is dropped with its last reference, not closed under them).
                 engine = open_base(ray.get(self._log.base.remote()), self._config)
-                old, self._engine = self._engine, engine
-                old.close()
-                entries = ray.get(self._log.since.remote(self._engine.graph_version))
+                entries = ray.get(self._log.since.remote(engine.graph_version))
             for version, op, args in entries:
                 try:
-                    apply_entry(self._engine, op, args)
+                    apply_entry(engine, op, args)
                 except Exception as e:  # noqa: BLE001 - any failure breaks the replica
                     self._broken = f"entry {version} ({op}) failed: {e}"
                     return
-                if self._engine.graph_version != version:
-                    self._broken = f"entry {op} produced version {self._engine.graph_version}, the log says {version}"
+                if engine.graph_version != version:
+                    self._broken = f"entry {op} produced version {engine.graph_version}, the log says {version}"
                     return
+            if engine is not self._engine:
+                self._engine = engine
+                self._serve_metrics()
 
     def _report(self) -> None:
         info = {"version": self._engine.graph_version, "url": self._url, "pid": os.getpid(), "broken": self._broken}
@@ -290,14 +365,14 @@ class _Replica:
 
     def _at(self, min_version: Optional[int]) -> Engine:
         if self._broken:
-            raise RuntimeError(f"replica {self._id} is broken ({self._broken}) and is being replaced")
-        if min_version is not None and self._engine.graph_version < min_version:
+            raise ReplicaUnavailable(f"replica {self._id} is broken ({self._broken}) and is being replaced")
+        engine = self._engine
+        if min_version is not None and engine.graph_version < min_version:
             self._sync()
-            if self._engine.graph_version < min_version:
-                raise RuntimeError(
-                    f"replica {self._id} is at version {self._engine.graph_version}, below {min_version}"
-                )
-        return self._engine
+            engine = self._engine
+            if engine.graph_version < min_version:
+                raise ReplicaUnavailable(f"replica {self._id} is at version {engine.graph_version}, below {min_version}")
+        return engine
 
     def recall(self, seeds: Any, k: Optional[int] = None, min_version: Optional[int] = None) -> dict[str, Any]:
         r = self._at(min_version).recall(seeds, k)
@@ -325,12 +400,13 @@ class _Replica:
         }
 
     def info(self) -> dict[str, Any]:
+        engine = self._engine
         return {
             "replica": self._id,
             "pid": os.getpid(),
-            "version": self._engine.graph_version,
+            "version": engine.graph_version,
             "url": self._url,
-            "health": self._engine.health()["status"],
+            "health": engine.health()["status"],
             "broken": self._broken,
         }
 
@@ -362,7 +438,8 @@ class Fleet:
     and a log started on the same base replays them. `metrics_host` is where each replica's engine
     serves its Prometheus metrics (`None`: not served); `write_targets` lists them for Prometheus.
     Reads are monotonic per `Fleet` object: a call never answers from a version older than the
-    newest this object wrote or saw.
+    newest this object wrote or saw. A call that reaches a replica as it dies, or one that is broken
+    or cannot reach that version, is retried on another for up to `retry_s` seconds.
     """
 
     def __init__(
@@ -377,13 +454,18 @@ class Fleet:
         health_check_period_s: float = 2.0,
         metrics_host: Optional[str] = "127.0.0.1",
         ray_actor_options: Optional[dict[str, Any]] = None,
+        retry_s: float = 10.0,
     ) -> None:
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
             raise ValueError(f"replicas: expected an int >= 1, got {replicas!r}")
         if not sync_interval_s > 0:
             raise ValueError(f"sync_interval_s: expected a positive number, got {sync_interval_s!r}")
+        if not retry_s >= 0:
+            raise ValueError(f"retry_s: expected a number >= 0, got {retry_s!r}")
         self.name = name
         self._sync_interval_s = sync_interval_s
+        self._retry_s = float(retry_s)
+        self._seen_lock = threading.Lock()
         # With a journal the log survives its process: Ray restarts it and it replays the journal.
         self._log = GraphLog.options(name=f"{name}-log", max_restarts=-1 if journal else 0).remote(
             os.fspath(snapshot), config, journal
@@ -412,19 +494,27 @@ class Fleet:
 
     def _call(self, method: str, *args: Any, min_version: Optional[int]) -> dict[str, Any]:
         floor = self._seen if min_version is None else max(min_version, self._seen)
-        for attempt in range(3):
+        deadline = time.monotonic() + self._retry_s
+        pause = 0.05
+        while True:
             try:
                 out = getattr(self._handle, method).remote(*args, min_version=floor).result()
                 break
-            except RayTaskError as e:
-                raise _cause(e) from None
-            except RayActorError:
-                # The replica died under the call; Serve routes the retry to a live one.
-                if attempt == 2:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-        self._seen = max(self._seen, out["graph_version"])
+            except (RayActorError, RayTaskError) as e:
+                cause = _cause(e) if isinstance(e, RayTaskError) else e
+                # A replica that died under the call, is broken, or is behind the version needed:
+                # Serve routes the retry to another. Anything else (a bad cue) is the caller's.
+                retry = isinstance(cause, (RayActorError, ReplicaUnavailable))
+                if not retry or time.monotonic() + pause > deadline:
+                    raise cause from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+        self._see(out["graph_version"])
         return out
+
+    def _see(self, version: int) -> None:
+        with self._seen_lock:
+            self._seen = max(self._seen, version)
 
     def recall(self, seeds: Any, k: Optional[int] = None, *, min_version: Optional[int] = None) -> dict[str, Any]:
         """One recall on some replica: `{"nodes", "activations", "hops", "source", "reason",
@@ -442,7 +532,7 @@ class Fleet:
 
     def _apply(self, op: str, **args: Any) -> dict[str, Any]:
         out = _get(self._log.apply.remote(op, args))
-        self._seen = max(self._seen, out["version"])
+        self._see(out["version"])
         return out
 
     def add_nodes(self, count: int, tiers: Any = None, labels: Any = None, embeddings: Any = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from typing import Any, Optional
 
 import numpy as np
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError
 
-from .. import RecallError
+from .. import ClosedError, RecallError
 from .._native import Shard
 from ._metrics import Registry
 
@@ -80,7 +81,7 @@ class _ShardActor:
         t = time.perf_counter()
         out = self._shard.begin(ids, activations)
         self._busy_s += time.perf_counter() - t
-        return out
+        return (*out, self._version)
 
     def step(self, frontier: tuple, work: int) -> tuple:
         self._tick()
@@ -95,6 +96,10 @@ class _ShardActor:
         out = self._shard.collect(k)
         self._busy_s += time.perf_counter() - t
         return out
+
+
+class _WrongGraph(RayError):
+    """A shard answers from another graph than the one the shards started on."""
 
 
 @dataclass
@@ -114,30 +119,67 @@ class ShardedResult:
         return len(self.nodes)
 
 
-class _Breaker:
-    """The whole sharded recall's breaker (docs/spec.md §7's states and window rule, failure rate
-    only): a recall needs every shard, so one breaker guards them together."""
+# The breaker's settings and defaults (docs/spec.md §7's names; seconds where §7 has ms).
+BREAKER_DEFAULTS = {
+    "window_size": 50,
+    "min_calls": 20,
+    "failure_rate_threshold": 0.05,
+    "cooldown_s": 30.0,
+    "max_cooldown_s": 300.0,
+    "half_open_max_probes": 5,
+}
 
-    def __init__(self, window_size: int, min_calls: int, failure_rate: float, cooldown_s: float, probes: int):
-        self.window: collections.deque[bool] = collections.deque(maxlen=window_size)
-        self.min_calls, self.failure_rate, self.cooldown_s, self.probes = min_calls, failure_rate, cooldown_s, probes
+
+class _Breaker:
+    """The whole sharded recall's breaker, §7's state machine on failures: a ring of outcomes judged
+    from `min_calls`, open for a cooldown doubled on each consecutive re-open (±10 % jitter, at most
+    `max_cooldown_s`), then half-open for `half_open_max_probes` calls. A recall needs every shard,
+    so one breaker guards them together."""
+
+    def __init__(self, settings: Optional[dict[str, Any]]):
+        b = dict(BREAKER_DEFAULTS)
+        unknown = set(settings or {}) - set(b)
+        if unknown:
+            raise ValueError(f"breaker: unknown key {sorted(unknown)[0]!r} (expected one of {sorted(b)})")
+        b.update(settings or {})
+        if "max_cooldown_s" not in (settings or {}) and isinstance(b["cooldown_s"], (int, float)):
+            b["max_cooldown_s"] = max(b["max_cooldown_s"], b["cooldown_s"])  # a long cooldown set alone
+        checks = {
+            "window_size": lambda v: isinstance(v, int) and v >= 1,
+            "min_calls": lambda v: isinstance(v, int) and 1 <= v <= b["window_size"],
+            "failure_rate_threshold": lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
+            "cooldown_s": lambda v: isinstance(v, (int, float)) and v > 0,
+            "max_cooldown_s": lambda v: isinstance(v, (int, float)) and v >= b["cooldown_s"],
+            "half_open_max_probes": lambda v: isinstance(v, int) and v >= 1,
+        }
+        for key, ok in checks.items():
+            if isinstance(b[key], bool) or not ok(b[key]):
+                raise ValueError(f"breaker.{key}: {b[key]!r} is out of range")
+        self.window: collections.deque[bool] = collections.deque(maxlen=b["window_size"])
+        self.min_calls, self.failure_rate = b["min_calls"], float(b["failure_rate_threshold"])
+        self.cooldown_s, self.max_cooldown_s = float(b["cooldown_s"]), float(b["max_cooldown_s"])
+        self.probes = b["half_open_max_probes"]
         self.state = "closed"
         self._opened_at = 0.0
+        self._cooldown = self.cooldown_s
+        self._reopens = 0
         self._admitted = 0
+        self._succeeded = 0
         self._lock = threading.Lock()
-        self.transitions: list[tuple[str, str]] = []
+        self._random = random.Random()
 
-    def _to(self, state: str) -> None:
-        self.transitions.append((self.state, state))
-        self.state = state
+    def _open(self) -> None:
+        base = min(self.cooldown_s * 2**self._reopens, self.max_cooldown_s)
+        self._cooldown = base * self._random.uniform(0.9, 1.1)
+        self._opened_at = time.monotonic()
+        self.state = "open"
 
     def admit(self) -> bool:
         with self._lock:
             if self.state == "open":
-                if time.monotonic() - self._opened_at < self.cooldown_s:
+                if time.monotonic() - self._opened_at < self._cooldown:
                     return False
-                self._to("half_open")
-                self._admitted = 0
+                self.state, self._admitted, self._succeeded = "half_open", 0, 0
             if self.state == "half_open":
                 if self._admitted >= self.probes:
                     return False
@@ -148,21 +190,21 @@ class _Breaker:
         with self._lock:
             if self.state == "half_open":
                 if not ok:
-                    self._to("open")
-                    self._opened_at = time.monotonic()
-                elif self._admitted >= self.probes:
-                    self._to("closed")
+                    self._reopens += 1
+                    self._open()
+                    return
+                self._succeeded += 1
+                if self._succeeded >= self.probes:
+                    self.state, self._reopens = "closed", 0
                     self.window.clear()
                 return
+            if self.state == "open":
+                return  # a call admitted before the trip finished afterwards
             self.window.append(ok)
             failures = self.window.count(False)
-            if (
-                self.state == "closed"
-                and len(self.window) >= self.min_calls
-                and failures / len(self.window) > self.failure_rate
-            ):
-                self._to("open")
-                self._opened_at = time.monotonic()
+            if len(self.window) >= self.min_calls and failures / len(self.window) > self.failure_rate:
+                self._reopens = 0
+                self._open()
 
 
 class ShardedRecall:
@@ -184,6 +226,7 @@ class ShardedRecall:
         *,
         timeout_s: float = 30.0,
         retries: int = 1,
+        recover_s: float = 10.0,
         breaker: Optional[dict[str, Any]] = None,
         actor_options: Optional[dict[str, Any]] = None,
     ) -> None:
@@ -191,8 +234,10 @@ class ShardedRecall:
             raise ValueError(f"shards: expected an int >= 1, got {shards!r}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s: expected a positive number, got {timeout_s!r}")
-        if not isinstance(retries, int) or retries < 0:
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ValueError(f"retries: expected an int >= 0, got {retries!r}")
+        if not recover_s > 0:
+            raise ValueError(f"recover_s: expected a positive number, got {recover_s!r}")
         self._path = os.fspath(snapshot)
         self._config = dict(config or {})
         # An empty shard of the snapshot: checks the file (mapped, nothing copied) and the config here,
@@ -203,25 +248,8 @@ class ShardedRecall:
             raise ValueError(f"shards: {shards} shards for a graph of {self.node_count} nodes")
         recall = self._config.get("recall", {})
         self._min_mass = float(recall.get("min_activation_mass", 0.0))
-        self.timeout_s, self.retries = float(timeout_s), retries
-        b = {
-            "window_size": 50,
-            "min_calls": 20,
-            "failure_rate_threshold": 0.05,
-            "cooldown_s": 30.0,
-            "half_open_max_probes": 5,
-        }
-        unknown = set(breaker or {}) - set(b)
-        if unknown:
-            raise ValueError(f"breaker: unknown key {sorted(unknown)[0]!r} (expected one of {sorted(b)})")
-        b.update(breaker or {})
-        self._breaker = _Breaker(
-            int(b["window_size"]),
-            int(b["min_calls"]),
-            float(b["failure_rate_threshold"]),
-            float(b["cooldown_s"]),
-            int(b["half_open_max_probes"]),
-        )
+        self.timeout_s, self.retries, self.recover_s = float(timeout_s), retries, float(recover_s)
+        self._breaker = _Breaker(breaker)
         per = -(-self.node_count // shards)
         self.ranges = [(min(i * per, self.node_count), min((i + 1) * per, self.node_count)) for i in range(shards)]
         options = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
@@ -229,6 +257,7 @@ class ShardedRecall:
         self._actors = [
             _ShardActor.options(**options).remote(self._path, lo, hi, self._config) for lo, hi in self.ranges
         ]
+        self._lock = threading.Lock()
         self._metrics = Registry()
         for name, kind, help_text in METRICS:
             self._metrics.describe(name, kind, help_text)
@@ -255,35 +284,53 @@ class ShardedRecall:
         ids, activations = Shard.normalise_seeds(seeds, self.node_count)
         if len(ids) == 0:
             raise RecallError("seeds: a cue needs at least one seed")
+        # The shards hold one recall's state at a time: concurrent callers take turns.
+        with self._lock:
+            if not self._actors:
+                raise ClosedError("this sharded recall was closed")
+            return self._recall(ids, activations, k)
+
+    def _recall(self, ids: np.ndarray, activations: np.ndarray, k: int) -> ShardedResult:
         started = time.perf_counter()
         if not self._breaker.admit():
-            return self._fallback(ids, activations, "breaker_open", started, 0)
-        attempts = 0
-        while True:
-            try:
-                result = self._spread(ids, activations, k, started)
-                break
-            except (RayActorError, GetTimeoutError, RayTaskError):
-                recovered = self._recover(started + self.timeout_s)
-                if not recovered or attempts >= self.retries:
-                    self._breaker.record(False)
-                    return self._fallback(ids, activations, "error", started, attempts)
-                attempts += 1
-                self._metrics.inc("axonal_shard_retries_total")
-        stats = result.stats
-        stats["retries"] = attempts
-        first = stats["edges_traversed_per_depth"][:1]
-        if first and first[0] > 0 and stats["delivered"] <= self._min_mass:
-            self._breaker.record(False)
-            return self._fallback(ids, activations, "low_mass", started, attempts)
-        self._breaker.record(True)
-        self._finish(result, started)
-        return result
+            return self._fallback(ids, activations, k, "breaker_open", started, 0)
+        ok = False
+        try:
+            attempts = 0
+            while True:
+                try:
+                    result = self._spread(ids, activations, k, started)
+                    break
+                except RayError:
+                    # A shard died, a call timed out, or the object store failed: wait for every
+                    # shard to answer again (Ray restarts a dead one), then retry from the start.
+                    recovered = self._recover(time.perf_counter() + self.recover_s)
+                    if not recovered or attempts >= self.retries:
+                        return self._fallback(ids, activations, k, "error", started, attempts)
+                    attempts += 1
+                    self._metrics.inc("axonal_shard_retries_total")
+            for s in range(len(self._actors)):
+                self._metrics.set("axonal_shard_up", 1, shard=str(s))
+            stats = result.stats
+            stats["retries"] = attempts
+            first = stats["edges_traversed_per_depth"][:1]
+            if first and first[0] > 0 and stats["delivered"] <= self._min_mass:
+                return self._fallback(ids, activations, k, "low_mass", started, attempts)
+            ok = True
+            self._finish(result, started)
+            return result
+        finally:
+            # Every admitted call is judged, whatever ended it (a half-open probe is never lost).
+            self._breaker.record(ok)
 
     def _spread(self, ids: np.ndarray, activations: np.ndarray, k: int, started: float) -> ShardedResult:
         deadline = started + self.timeout_s
         left = lambda: max(deadline - time.perf_counter(), 0.001)  # noqa: E731
         parts = ray.get([a.begin.remote(ids, activations) for a in self._actors], timeout=left())
+        for s, part in enumerate(parts):
+            if part[4] != self.graph_version:
+                # A shard restarted on a replaced snapshot file: never merge another graph in.
+                raise _WrongGraph(f"shard {s} loaded version {part[4]}, this recall's graph is {self.graph_version}")
         nodes_fired: list[int] = []
         edges: list[int] = []
         delivered = 0
@@ -336,10 +383,10 @@ class ShardedRecall:
         )
 
     def _fallback(
-        self, ids: np.ndarray, activations: np.ndarray, reason: str, started: float, attempts: int
+        self, ids: np.ndarray, activations: np.ndarray, k: int, reason: str, started: float, attempts: int
     ) -> ShardedResult:
-        """The cheapest answer that needs no shard: the seeds themselves, best first."""
-        order = np.lexsort((ids, -activations.astype(np.float64)))[: self._k]
+        """The cheapest answer that needs no shard: the seeds themselves, best first, the top `k`."""
+        order = np.lexsort((ids, -activations.astype(np.float64)))[:k]
         result = ShardedResult(
             nodes=ids[order],
             activations=activations[order],
@@ -377,15 +424,19 @@ class ShardedRecall:
                     time.sleep(0.05)
                 except (RayActorError, GetTimeoutError):
                     break
+            if info is not None and (info["version"], (info["lo"], info["hi"])) != (self.graph_version, self.ranges[s]):
+                # Restarted on a file that is no longer this graph's snapshot: never mix versions.
+                info = None
             if info is None:
                 all_up = False
                 self._metrics.inc("axonal_shard_failures_total", shard=str(s))
                 self._metrics.set("axonal_shard_up", 0, shard=str(s))
-            elif info["pid"] != self._pids[s]:
+                continue
+            if info["pid"] != self._pids[s]:
                 self._pids[s] = info["pid"]
                 self._metrics.inc("axonal_shard_failures_total", shard=str(s))
                 self._metrics.inc("axonal_shard_restarts_total", shard=str(s))
-                self._metrics.set("axonal_shard_up", 1, shard=str(s))
+            self._metrics.set("axonal_shard_up", 1, shard=str(s))
         return all_up
 
     # --- health and telemetry ------------------------------------------------------------------
@@ -400,6 +451,8 @@ class ShardedRecall:
             entry: dict[str, Any] = {"shard": s, "lo": lo, "hi": hi}
             try:
                 info = ray.get(actor.ready.remote(), timeout=timeout_s)
+                if (info["version"], (info["lo"], info["hi"])) != (self.graph_version, self.ranges[s]):
+                    raise _WrongGraph(f"loaded version {info['version']} of nodes {info['lo']}..{info['hi']}")
                 entry.update(up=True, pid=info["pid"], busy_seconds=info["busy_seconds"])
                 if info["pid"] != self._pids[s]:
                     self._metrics.inc("axonal_shard_restarts_total", shard=str(s))
@@ -407,6 +460,8 @@ class ShardedRecall:
                 self._metrics.set("axonal_shard_busy_seconds", info["busy_seconds"], shard=str(s))
             except (RayActorError, GetTimeoutError) as e:
                 entry.update(up=False, error=type(e).__name__)
+            except _WrongGraph as e:
+                entry.update(up=False, error=str(e))
             self._metrics.set("axonal_shard_up", 1 if entry["up"] else 0, shard=str(s))
             shards.append(entry)
         if not all(e["up"] for e in shards):

@@ -411,7 +411,7 @@ fn gather_lanes(csrs: &[CsrView<'_>], send: &[f32], next: &mut [f32], lanes: usi
 /// graph from node 0 (depth 4, threshold 0) across two shards, each depth's gather timed as a push
 /// and as a pull on the first shard, against the frontier's share of the edges.
 fn shard_push_pull(graph: Graph) {
-    use axonal_core::shard::{FrontierView, Marked, Shard};
+    use axonal_core::shard::{Marked, Shard};
     let n = graph.node_count() as u32;
     println!(
         "## Shard kernel, push or pull: BA {n} nodes / {} edges in 2 shards, full activation from node 0 (1 thread, ms, median)",
@@ -437,22 +437,13 @@ fn shard_push_pull(graph: Graph) {
             }
             let mut parts: Vec<Marked> = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
             for d in 0..4 {
-                let mut merged = Marked::default();
-                for t in 0..3 {
-                    for part in &parts {
-                        let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
-                        merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
-                        merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
-                    }
-                    merged.tier_ends[t] = merged.ids.len();
-                }
-                let work: u64 = parts.iter().map(|p| p.edges).sum();
+                let merged = Marked::merge(&parts);
+                let work = merged.edges;
                 if merged.ids.is_empty() {
                     break;
                 }
                 shares[d] = work as f64 / graph.edge_count() as f64;
-                let view =
-                    FrontierView { ids: &merged.ids, sends: &merged.sends, tier_ends: merged.tier_ends };
+                let view = merged.view();
                 let start = Instant::now();
                 shards[0].gather(view, work).unwrap();
                 times[which][d].push(start.elapsed());
@@ -485,20 +476,12 @@ fn shard_push_pull(graph: Graph) {
             .collect();
         phases[0] += lap.elapsed();
         loop {
-            let mut merged = Marked::default();
-            for t in 0..3 {
-                for part in &parts {
-                    let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
-                    merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
-                    merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
-                }
-                merged.tier_ends[t] = merged.ids.len();
-            }
+            let merged = Marked::merge(&parts);
             if merged.ids.is_empty() {
                 break;
             }
-            let work: u64 = parts.iter().map(|p| p.edges).sum();
-            let view = FrontierView { ids: &merged.ids, sends: &merged.sends, tier_ends: merged.tier_ends };
+            let work = merged.edges;
+            let view = merged.view();
             lap = Instant::now();
             for shard in &mut shards {
                 shard.gather(view, work).unwrap();

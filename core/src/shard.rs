@@ -59,6 +59,30 @@ pub struct Marked {
     pub edges: u64,
 }
 
+impl Marked {
+    /// The whole frontier from every shard's marking, shards in ascending range order: hot tier
+    /// first, each tier in ascending id order (the order every shard gathers in), and the summed
+    /// out-edges.
+    pub fn merge(parts: &[Marked]) -> Marked {
+        let mut merged = Marked::default();
+        for t in 0..3 {
+            for part in parts {
+                let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
+                merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
+                merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
+            }
+            merged.tier_ends[t] = merged.ids.len();
+        }
+        merged.edges = parts.iter().map(|p| p.edges).sum();
+        merged
+    }
+
+    /// The frontier as [`Shard::gather`] reads it.
+    pub fn view(&self) -> FrontierView<'_> {
+        FrontierView { ids: &self.ids, sends: &self.sends, tier_ends: self.tier_ends }
+    }
+}
+
 /// A shard's part of a finished recall.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Collected {

@@ -45,23 +45,14 @@ fn sharded(
     let mut delivered = 0u64;
     for d in 0.. {
         let parts: Vec<Marked> = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
-        let mut merged = Marked::default();
-        for t in 0..3 {
-            for part in &parts {
-                let start = if t == 0 { 0 } else { part.tier_ends[t - 1] };
-                merged.ids.extend_from_slice(&part.ids[start..part.tier_ends[t]]);
-                merged.sends.extend_from_slice(&part.sends[start..part.tier_ends[t]]);
-            }
-            merged.tier_ends[t] = merged.ids.len();
-        }
-        merged.edges = parts.iter().map(|p| p.edges).sum();
+        let merged = Marked::merge(&parts);
         if merged.ids.is_empty() {
             break;
         }
         stats.depth_reached = d + 1;
         stats.nodes_fired[d as usize] = merged.ids.len() as u32;
         stats.edges_traversed[d as usize] = merged.edges;
-        let view = FrontierView { ids: &merged.ids, sends: &merged.sends, tier_ends: merged.tier_ends };
+        let view = merged.view();
         for shard in shards.iter_mut() {
             delivered = delivered.saturating_add(shard.gather(view, merged.edges).unwrap());
         }

@@ -121,6 +121,11 @@ pub struct Shard {
 /// cross near 1/32.
 pub const PULL_SHARE: u64 = 32;
 
+/// A marking visits every node of the shard in id order, instead of sorting its active list, when
+/// at least 1/`DENSE_MARK` of the nodes are active (a pass reads 4 B a node sequentially; a sort
+/// costs about log₂ n compares an entry).
+const DENSE_MARK: usize = 16;
+
 #[derive(Debug, Default)]
 struct State {
     params: Option<SpreadParams>,
@@ -135,6 +140,9 @@ struct State {
     next_active: Vec<u32>,
     /// Local nodes with hops set (seeds and reached nodes): what collection and reset visit.
     reached: Vec<u32>,
+    /// Set by a pull (it touches every node): from then on `active` and `reached` are not kept, and
+    /// marking, collection and reset pass over every node.
+    whole: bool,
     fired_list: Vec<u32>,
     /// Dense `send` over all global nodes for pulls (allocated on the first pull).
     send: Vec<f32>,
@@ -264,19 +272,7 @@ impl Shard {
     /// (unique, ascending, activation in (0, 1]); the shard keeps its own. Any recall in progress is
     /// abandoned.
     pub fn begin(&mut self, params: &SpreadParams, seeds: &[(u32, f32)]) -> Result<()> {
-        let mut previous = None;
-        for &(v, a) in seeds {
-            if v >= self.node_count {
-                return Err(Error::SeedOutOfRange { node: v as u64, node_count: self.node_count });
-            }
-            if !(a.is_finite() && a > 0.0 && a <= 1.0) {
-                return Err(Error::InvalidSeedActivation { node: v, activation: a });
-            }
-            if previous >= Some(v) {
-                return Err(Error::cue("seeds", format!("seed ids must be unique and ascending (node {v})")));
-            }
-            previous = Some(v);
-        }
+        check_normalised(self.node_count, seeds)?;
         self.reset();
         let s = &mut self.state;
         s.params = Some(*params);
@@ -293,6 +289,45 @@ impl Shard {
         Ok(())
     }
 
+    /// Start a recall whose first frontier the coordinator computed ([`seed_frontier`]), so the
+    /// first superstep needs no round of its own: [`Shard::begin`], then this shard's marking, which
+    /// must be the frontier's part in this shard's range (bit for bit: a shard built from another
+    /// graph than the coordinator's is refused). [`Shard::gather`] of `frontier` follows.
+    pub fn begin_at(
+        &mut self,
+        params: &SpreadParams,
+        seeds: &[(u32, f32)],
+        frontier: FrontierView<'_>,
+    ) -> Result<()> {
+        self.check_frontier(&frontier)?;
+        self.begin(params, seeds)?;
+        let own = self.mark()?;
+        let mut start = 0;
+        for (t, &end) in frontier.tier_ends.iter().enumerate() {
+            let ids = &frontier.ids[start..end];
+            let (from, to) = (ids.partition_point(|&v| v < self.lo), ids.partition_point(|&v| v < self.hi));
+            let own_start = if t == 0 { 0 } else { own.tier_ends[t - 1] };
+            let own_ids = &own.ids[own_start..own.tier_ends[t]];
+            let own_sends = &own.sends[own_start..own.tier_ends[t]];
+            let sends = &frontier.sends[start + from..start + to];
+            if own_ids != &ids[from..to]
+                || own_sends.iter().zip(sends).any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                self.reset();
+                return Err(Error::cue(
+                    "frontier",
+                    format!(
+                        "the seeds' frontier in nodes {}..{} is not this shard's marking of them \
+                         (a coordinator and a shard built from different graphs?)",
+                        self.lo, self.hi
+                    ),
+                ));
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
     /// Mark this depth's frontier among the shard's nodes (docs/spec.md §3's firing rule) and publish
     /// what each fired node sends. Empty when the recall has reached `max_depth`.
     pub fn mark(&mut self) -> Result<Marked> {
@@ -305,15 +340,17 @@ impl Shard {
             return Ok(marked);
         }
         let mut active = std::mem::take(&mut s.active);
-        active.sort_unstable();
+        let owned = s.current.len();
         let mut lists: [Vec<(u32, f32)>; 3] = Default::default();
-        for &i in &active {
-            let i = i as usize;
+        let mut visit = |i: usize| {
             let x = s.current[i];
+            if x == 0.0 {
+                return; // not active (only in a pass over every node)
+            }
             s.current[i] = 0.0;
             let (degree, tier) = (self.out_degree[i] as usize, self.tiers[i]);
             if !spread::fires(&params, &[false; 3], x, degree, tier, s.fired[i]) {
-                continue;
+                return;
             }
             if !s.fired[i] {
                 s.fired[i] = true;
@@ -321,6 +358,14 @@ impl Shard {
             }
             lists[tier.index()].push((self.lo + i as u32, x * params.decay));
             marked.edges += degree as u64;
+        };
+        // The active nodes are exactly those with x > 0, each once. Many of them: one pass over the
+        // shard's nodes in id order (sequential reads) instead of sorting the list.
+        if s.whole || active.len().saturating_mul(DENSE_MARK) >= owned {
+            (0..owned).for_each(&mut visit);
+        } else {
+            active.sort_unstable();
+            active.iter().for_each(|&i| visit(i as usize));
         }
         active.clear();
         s.active = active;
@@ -356,6 +401,33 @@ impl Shard {
         Ok(delivered)
     }
 
+    /// Gather the last depth's frontier and end the recall ([`Shard::collect`]): a coordinator that
+    /// knows no frontier follows (the recall's last depth, or an empty frontier: nothing is gathered)
+    /// saves a round. Before the last depth a non-empty frontier is an error, and nothing changes.
+    pub fn gather_and_collect(
+        &mut self,
+        frontier: FrontierView<'_>,
+        work: u64,
+        k: usize,
+    ) -> Result<(u64, Collected)> {
+        let delivered = if frontier.ids.is_empty() {
+            0
+        } else {
+            let (depth, last) = match self.state.params {
+                Some(p) => (self.state.depth + 1, (p.max_depth as usize).min(MAX_DEPTH)),
+                None => return Err(Error::cue("shard", "no recall in progress (call begin first)")),
+            };
+            if depth < last {
+                return Err(Error::cue(
+                    "collect",
+                    format!("depth {depth} of {last} is not the last: the recall goes on after it"),
+                ));
+            }
+            self.gather(frontier, work)?
+        };
+        Ok((delivered, self.collect(k)?))
+    }
+
     fn check_frontier(&self, f: &FrontierView<'_>) -> Result<()> {
         let bad = |message: String| Err(Error::cue("frontier", message));
         if f.ids.len() != f.sends.len() {
@@ -388,9 +460,14 @@ impl Shard {
         let s = &mut self.state;
         let mut start = 0;
         for &end in &f.tier_ends {
+            // A tier's ids ascend: each one is looked up from where the last one was found.
+            let mut from = 0;
             for (&u, &y) in f.ids[start..end].iter().zip(&f.sends[start..end]) {
-                let Ok(at) = self.sources.binary_search(&u) else { continue };
-                let range = self.forward.range(at);
+                from = gallop(&self.sources, from, u);
+                if self.sources.get(from) != Some(&u) {
+                    continue;
+                }
+                let range = self.forward.range(from);
                 for (&i, &w) in
                     self.forward.neighbours[range.clone()].iter().zip(&self.forward.weights[range])
                 {
@@ -437,7 +514,25 @@ impl Shard {
         for &u in f.ids {
             s.send[u as usize] = 0.0;
         }
-        (0..s.next.len()).map(|i| s.finish(i, hop)).sum()
+        // Every node was gathered: finish them all in one pass, as the engine's pull does, and
+        // stop keeping the lists (marking, collection and reset pass over every node from now).
+        s.whole = true;
+        s.active.clear();
+        s.reached.clear();
+        let mut delivered = 0u64;
+        for i in 0..s.next.len() {
+            let x = s.next[i].min(1.0);
+            s.next[i] = 0.0;
+            if x > 0.0 {
+                s.current[i] = x;
+                s.activation[i] = (s.activation[i] + x).min(1.0);
+                if s.hops[i] == UNREACHED {
+                    s.hops[i] = hop;
+                }
+                delivered += spread::delivered_units(x);
+            }
+        }
+        delivered
     }
 
     /// The recall's delivered activation so far (units of 2⁻³⁰) and depths run.
@@ -512,6 +607,7 @@ impl Shard {
         s.fired_list.clear();
         s.active.clear();
         s.next_active.clear();
+        s.whole = false;
         s.depth = 0;
         s.delivered = 0;
         s.params = None;
@@ -526,7 +622,7 @@ impl Shard {
 impl State {
     /// Whether the recall reached so many nodes that whole-array passes beat walking the list.
     fn dense(&self) -> bool {
-        self.reached.len().saturating_mul(8) >= self.activation.len()
+        self.whole || self.reached.len().saturating_mul(8) >= self.activation.len()
     }
 
     /// x = min(1, next[i]); update A, hops and the lists as the engine's depth finish does. Returns
@@ -539,14 +635,117 @@ impl State {
             return 0;
         }
         self.current[i] = x;
-        self.active.push(i as u32);
+        if !self.whole {
+            self.active.push(i as u32);
+        }
         self.activation[i] = (self.activation[i] + x).min(1.0);
         if self.hops[i] == UNREACHED {
             self.hops[i] = hop;
-            self.reached.push(i as u32);
+            if !self.whole {
+                self.reached.push(i as u32);
+            }
         }
         spread::delivered_units(x)
     }
+}
+
+/// The first index at or after `from` whose value in the ascending `sorted` is at least `x`: steps
+/// of 1, 2, 4, … from `from`, then a binary search within the last step (a run of ascending lookups
+/// costs about log₂ of the gaps between them, not log₂ of the whole list each).
+fn gallop(sorted: &[u32], from: usize, x: u32) -> usize {
+    let (mut lo, mut step) = (from, 1);
+    while lo + step <= sorted.len() && sorted[lo + step - 1] < x {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step).min(sorted.len());
+    lo + sorted[lo..hi].partition_point(|&v| v < x)
+}
+
+/// What a node costs a recall, in in-edges: its in-edges are read at every pull, and the node itself
+/// is finished, marked, collected and reset — passes over several per-node arrays. Fitted on BA 1 M
+/// split at three different cuts (`tests/python/bench_ray.py`; docs/performance.md "Beyond one
+/// machine"): about 10 in-edges a node over a whole recall.
+pub const NODE_WEIGHT: u64 = 10;
+
+/// Ranges `lo..hi` splitting `graph`'s nodes into `count` contiguous shards of about equal work:
+/// the cuts split Σ (in-degree + [`NODE_WEIGHT`]) evenly. A range may be empty when one node
+/// outweighs a share.
+pub fn balanced_ranges(graph: &Graph, count: u32) -> Result<Vec<(u32, u32)>> {
+    let n = graph.node_count() as u32;
+    if count == 0 || count > n.max(1) {
+        return Err(Error::config("shards", format!("{count} shards for a graph of {n} nodes")));
+    }
+    let in_edges_before = |v: u32| -> u64 {
+        graph.reverse.iter().map(|csr| csr.offsets.get(v as usize).map_or(0, |&o| u64::from(o))).sum()
+    };
+    let work_before = |v: u32| in_edges_before(v) + NODE_WEIGHT * u64::from(v);
+    let total = work_before(n);
+    let mut ranges = Vec::with_capacity(count as usize);
+    let mut lo = 0u32;
+    for s in 1..=count {
+        let hi = if s == count {
+            n
+        } else {
+            // The first node v at which the work of nodes 0..v reaches s/count of the total.
+            let target = total * u64::from(s) / u64::from(count);
+            let (mut a, mut b) = (lo, n);
+            while a < b {
+                let mid = a + (b - a) / 2;
+                if work_before(mid) < target { a = mid + 1 } else { b = mid }
+            }
+            a
+        };
+        ranges.push((lo, hi));
+        lo = hi;
+    }
+    Ok(ranges)
+}
+
+/// Seeds as [`Shard::begin`] takes them: ids in range and strictly ascending, activations in (0, 1].
+fn check_normalised(node_count: u32, seeds: &[(u32, f32)]) -> Result<()> {
+    let mut previous = None;
+    for &(v, a) in seeds {
+        if v >= node_count {
+            return Err(Error::SeedOutOfRange { node: v as u64, node_count });
+        }
+        if !(a.is_finite() && a > 0.0 && a <= 1.0) {
+            return Err(Error::InvalidSeedActivation { node: v, activation: a });
+        }
+        if previous >= Some(v) {
+            return Err(Error::cue("seeds", format!("seed ids must be unique and ascending (node {v})")));
+        }
+        previous = Some(v);
+    }
+    Ok(())
+}
+
+/// The first frontier of a recall from normalised `seeds` (as [`Shard::begin`] takes them), computed
+/// from the whole `graph` (a coordinator maps the snapshot and reads only the seeds' degrees and
+/// tiers): what every shard's `begin` and `mark` would give, merged. A coordinator that sends it
+/// with the seeds ([`Shard::begin_at`]) saves the round that would collect it.
+pub fn seed_frontier(graph: &Graph, params: &SpreadParams, seeds: &[(u32, f32)]) -> Result<Marked> {
+    check_normalised(graph.node_count() as u32, seeds)?;
+    let mut marked = Marked::default();
+    let mut lists: [Vec<(u32, f32)>; 3] = Default::default();
+    if params.max_depth > 0 {
+        for &(v, a) in seeds {
+            let degree = graph.out_degree(v);
+            let tier = graph.tiers[v as usize];
+            if spread::fires(params, &[false; 3], a, degree, tier, false) {
+                lists[tier.index()].push((v, a * params.decay));
+                marked.edges += degree as u64;
+            }
+        }
+    }
+    for (t, list) in lists.iter().enumerate() {
+        for &(v, y) in list {
+            marked.ids.push(v);
+            marked.sends.push(y);
+        }
+        marked.tier_ends[t] = marked.ids.len();
+    }
+    Ok(marked)
 }
 
 /// Seeds of a cue over a graph of `node_count` nodes as a recall resolves them and [`Shard::begin`]

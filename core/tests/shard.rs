@@ -2,7 +2,9 @@
 //! exchanged between them, answers bit-identically to the single engine (docs/spec.md §20): random
 //! graphs with tiers, parallel edges and self-loops, both cycle policies, 1–4 shards.
 
-use axonal_core::shard::{FrontierView, Marked, Shard, delivered_from_units, mass_from_units};
+use axonal_core::shard::{
+    FrontierView, Marked, Shard, balanced_ranges, delivered_from_units, mass_from_units, seed_frontier,
+};
 use axonal_core::{
     Activation, CyclePolicy, Execution, Graph, GraphBuilder, SpreadParams, SpreadStats, Tier,
     spread_standalone,
@@ -32,37 +34,68 @@ fn ranges(n: u32, count: u32) -> Vec<(u32, u32)> {
 }
 
 /// The coordinator: supersteps over `shards` until the frontier is empty, then the merged top `k`.
+/// `fused`: the coordinator computes the seeds' frontier from `graph` and sends it with the seeds
+/// (`begin_at`), as `axonal.ray` does; otherwise every shard begins and marks its own.
 fn sharded(
+    graph: &Graph,
     shards: &mut [Shard],
     p: &SpreadParams,
     seeds: &[(u32, f32)],
     k: usize,
+    fused: bool,
 ) -> (Vec<Activation>, SpreadStats) {
     let mut stats = SpreadStats::default();
-    for shard in shards.iter_mut() {
-        shard.begin(p, seeds).unwrap();
+    let mut first = None;
+    if fused {
+        let frontier = seed_frontier(graph, p, seeds).unwrap();
+        for shard in shards.iter_mut() {
+            shard.begin_at(p, seeds, frontier.view()).unwrap();
+        }
+        first = Some(frontier);
+    } else {
+        for shard in shards.iter_mut() {
+            shard.begin(p, seeds).unwrap();
+        }
     }
     let mut delivered = 0u64;
+    let mut results = Vec::new();
+    let mut mass = 0u128;
+    let mut collected = false;
     for d in 0.. {
-        let parts: Vec<Marked> = shards.iter_mut().map(|s| s.mark().unwrap()).collect();
-        let merged = Marked::merge(&parts);
+        let merged = match first.take() {
+            Some(frontier) => frontier,
+            None => Marked::merge(&shards.iter_mut().map(|s| s.mark().unwrap()).collect::<Vec<_>>()),
+        };
+        if !merged.ids.is_empty() {
+            stats.depth_reached = d + 1;
+            stats.nodes_fired[d as usize] = merged.ids.len() as u32;
+            stats.edges_traversed[d as usize] = merged.edges;
+        }
+        let view = merged.view();
+        // Fused, the round of the last depth (or of an empty frontier) also collects.
+        if fused && (merged.ids.is_empty() || d + 1 >= p.max_depth) {
+            for shard in shards.iter_mut() {
+                let (units, c) = shard.gather_and_collect(view, merged.edges, k).unwrap();
+                delivered = delivered.saturating_add(units);
+                results.extend(c.results);
+                mass += c.mass_units;
+            }
+            collected = true;
+            break;
+        }
         if merged.ids.is_empty() {
             break;
         }
-        stats.depth_reached = d + 1;
-        stats.nodes_fired[d as usize] = merged.ids.len() as u32;
-        stats.edges_traversed[d as usize] = merged.edges;
-        let view = merged.view();
         for shard in shards.iter_mut() {
             delivered = delivered.saturating_add(shard.gather(view, merged.edges).unwrap());
         }
     }
-    let mut results = Vec::new();
-    let mut mass = 0u128;
-    for shard in shards.iter_mut() {
-        let c = shard.collect(k).unwrap();
-        results.extend(c.results);
-        mass += c.mass_units;
+    if !collected {
+        for shard in shards.iter_mut() {
+            let c = shard.collect(k).unwrap();
+            results.extend(c.results);
+            mass += c.mass_units;
+        }
     }
     results.sort_by(|a, b| b.activation.total_cmp(&a.activation).then(a.node.cmp(&b.node)));
     results.truncate(k);
@@ -75,7 +108,7 @@ fn bits(results: &[Activation]) -> Vec<(u32, u32, u32, Tier)> {
     results.iter().map(|a| (a.node, a.activation.to_bits(), a.hops, a.tier)).collect()
 }
 
-/// Every shard count 1–4 with each push/pull switch (always push, the default, always pull) answers
+/// Every shard count 1–4 with each push/pull switch (always push, pulls for half the edges, the default, always pull) answers
 /// `seeds` as the engine does, and then `second`, from the state the first recall cleared.
 fn check(
     graph: &Graph,
@@ -92,18 +125,36 @@ fn check(
         (merged, single, want)
     };
     let cues = [expect(seeds), expect(second)];
-    let switches = [0, axonal_core::shard::PULL_SHARE, u64::MAX];
+    // Always push, a pull only for frontiers with half the edges (pushes after pulls are common),
+    // the default, always pull.
+    let switches = [0, 2, axonal_core::shard::PULL_SHARE, u64::MAX];
     for (count, share) in (1..=4).flat_map(|c| switches.map(|s| (c, s))) {
-        let mut shards: Vec<Shard> = ranges(graph.node_count() as u32, count)
-            .into_iter()
-            .map(|(lo, hi)| Shard::from_graph(graph, lo, hi).unwrap())
-            .collect();
+        // Equal node counts, or cuts balanced by in-edges (as `axonal.ray` splits a graph).
+        let split = if share == axonal_core::shard::PULL_SHARE {
+            balanced_ranges(graph, count.min(graph.node_count() as u32)).unwrap()
+        } else {
+            ranges(graph.node_count() as u32, count)
+        };
+        let mut shards: Vec<Shard> =
+            split.into_iter().map(|(lo, hi)| Shard::from_graph(graph, lo, hi).unwrap()).collect();
         for shard in &mut shards {
             shard.set_pull_share(share);
         }
         for (round, (merged, single, want)) in cues.iter().enumerate() {
-            let (got, stats) = sharded(&mut shards, p, merged, k);
-            let at = format!("{count} shards, pull share {share}, cue {round}");
+            // The seeds' frontier as the coordinator computes it is the shards' own marking merged.
+            let mut marks = Vec::new();
+            for shard in &mut shards {
+                shard.begin(p, merged).unwrap();
+                marks.push(shard.mark().unwrap());
+                shard.reset();
+            }
+            if seed_frontier(graph, p, merged).unwrap() != Marked::merge(&marks) {
+                return Err(format!("{count} shards, cue {round}: the seeds' frontier differs"));
+            }
+            // Alternate the fused first superstep with the plain one.
+            let fused = (round + count as usize).is_multiple_of(2);
+            let (got, stats) = sharded(graph, &mut shards, p, merged, k, fused);
+            let at = format!("{count} shards, pull share {share}, cue {round}, fused {fused}");
             if bits(&got) != bits(single) {
                 return Err(format!("{at}: results {got:?} vs {single:?}"));
             }
@@ -166,6 +217,53 @@ fn bad_frontiers_and_seeds_are_errors_naming_the_value() {
     assert!(shard.begin(&p, &[(2, 1.0), (1, 1.0)]).unwrap_err().to_string().contains("ascending"));
     assert!(shard.begin(&p, &[(7, 1.0)]).unwrap_err().to_string().contains("out of range"));
     assert!(Shard::from_graph(&graph, 3, 9).unwrap_err().to_string().contains("3..9"));
+    // A first frontier that is not this shard's marking of the seeds (another graph's) is refused,
+    // and the shard is left with no recall in progress.
+    // (With a fan-out limit of 1, node 0 fires here, where it has one out-edge, and not in `other`.)
+    let p = params(3, 0.8, 0.01, 1, CyclePolicy::FireOnce);
+    let mut shard = Shard::from_graph(&graph, 0, 2).unwrap();
+    let other = Graph::from_edges(4, &[0, 0, 2], &[1, 2, 3], &[1.0; 3]).unwrap();
+    let theirs = seed_frontier(&other, &p, &[(0, 1.0)]).unwrap();
+    assert!(theirs.ids.is_empty());
+    let error = shard.begin_at(&p, &[(0, 1.0)], theirs.view()).unwrap_err().to_string();
+    assert!(error.contains("nodes 0..2") && error.contains("different graphs"), "{error}");
+    assert!(shard.gather(theirs.view(), 0).unwrap_err().to_string().contains("begin"));
+    let ours = seed_frontier(&graph, &p, &[(0, 1.0)]).unwrap();
+    shard.begin_at(&p, &[(0, 1.0)], ours.view()).unwrap();
+    // Collecting after a depth that is not the last is refused before anything is gathered.
+    let error = shard.gather_and_collect(ours.view(), 1, 10).unwrap_err().to_string();
+    assert!(error.contains("depth 1 of 3 is not the last"), "{error}");
+    shard.gather(ours.view(), 1).unwrap();
+    assert!(seed_frontier(&graph, &p, &[(4, 1.0)]).unwrap_err().to_string().contains("out of range"));
+}
+
+#[test]
+fn balanced_ranges_split_the_in_edges_evenly() {
+    // A star into node 0 (999 in-edges) and a path 1 → 2 → … → 999. With a node weighing
+    // NODE_WEIGHT = 10 in-edges, nodes 0..v (v ≥ 2) weigh 999 + (v − 2) + 10 v = 11 v + 997, of
+    // 1 997 + 10 000 = 11 997 in all.
+    assert_eq!(axonal_core::shard::NODE_WEIGHT, 10);
+    let n = 1000u32;
+    let src: Vec<u32> = (1..n).chain(1..n - 1).collect();
+    let dst: Vec<u32> = (1..n).map(|_| 0).chain(2..n).collect();
+    let graph = Graph::from_edges(n, &src, &dst, &vec![1.0; src.len()]).unwrap();
+    for count in 1..=5u32 {
+        let split = balanced_ranges(&graph, count).unwrap();
+        assert_eq!(split.len(), count as usize);
+        assert_eq!((split[0].0, split[count as usize - 1].1), (0, n));
+        assert!(split.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 <= w[0].1), "{split:?}");
+    }
+    // Each cut is the first node at which the work reaches its share: 5 998 for halves (11 · 455 +
+    // 997 = 6 002), 3 999 and 7 998 for thirds, 2 999, 5 998 and 8 997 for quarters.
+    assert_eq!(balanced_ranges(&graph, 2).unwrap(), vec![(0, 455), (455, 1000)]);
+    assert_eq!(balanced_ranges(&graph, 3).unwrap(), vec![(0, 273), (273, 637), (637, 1000)]);
+    assert_eq!(balanced_ranges(&graph, 4).unwrap(), vec![(0, 182), (182, 455), (455, 728), (728, 1000)]);
+    // A hub heavier than a share is a shard of its own: 12 parallel edges from every other node.
+    let hub_src: Vec<u32> = (1..n).flat_map(|u| [u; 12]).collect();
+    let hub = Graph::from_edges(n, &hub_src, &vec![0; hub_src.len()], &vec![1.0; hub_src.len()]).unwrap();
+    assert_eq!(balanced_ranges(&hub, 2).unwrap(), vec![(0, 1), (1, 1000)]);
+    assert!(balanced_ranges(&graph, 0).unwrap_err().to_string().contains("0 shards"));
+    assert!(balanced_ranges(&graph, 1001).unwrap_err().to_string().contains("1001 shards"));
 }
 
 fn case() -> impl Strategy<Value = Case> {

@@ -215,6 +215,9 @@ class Engine:
     def __exit__(self, *_args: object) -> bool: ...
 
 _Marked = tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], tuple[int, int, int], int]
+_Collected = tuple[
+    npt.NDArray[np.uint32], npt.NDArray[np.float32], npt.NDArray[np.uint32], npt.NDArray[np.uint8], int
+]
 
 @final
 class Shard:
@@ -223,6 +226,12 @@ class Shard:
     def load(path: _Path, lo: int, hi: int, config: Mapping[str, Any] | None = None) -> tuple[Shard, int]: ...
     @staticmethod
     def normalise_seeds(seeds: _Seeds, node_count: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+    @staticmethod
+    def seed_frontier(
+        graph: Graph, ids: _Ids, activations: _Weights, config: Mapping[str, Any] | None = None
+    ) -> _Marked: ...
+    @staticmethod
+    def balanced_ranges(graph: Graph, count: int) -> list[tuple[int, int]]: ...
     @staticmethod
     def totals(mass_units: int, delivered_units: int) -> tuple[float, float]: ...
     @property
@@ -243,13 +252,17 @@ class Shard:
     def max_depth(self) -> int: ...
     def begin(self, ids: _Ids, activations: _Weights) -> _Marked: ...
     def step(
-        self, ids: _Ids, sends: _Weights, tier_ends: tuple[int, int, int] | Sequence[int], work: int
-    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], tuple[int, int, int], int, int]: ...
-    def collect(
-        self, k: int | None = None
+        self,
+        ids: _Ids,
+        sends: _Weights,
+        tier_ends: tuple[int, int, int] | Sequence[int],
+        work: int,
+        seeds: tuple[_Ids, _Weights] | None = None,
+        collect: int | None = None,
     ) -> tuple[
-        npt.NDArray[np.uint32], npt.NDArray[np.float32], npt.NDArray[np.uint32], npt.NDArray[np.uint8], int
+        npt.NDArray[np.uint32], npt.NDArray[np.float32], tuple[int, int, int], int, int, _Collected | None
     ]: ...
+    def collect(self, k: int | None = None) -> _Collected: ...
     def reset(self) -> None: ...
 
 @final

@@ -98,6 +98,32 @@ impl Shard {
         Ok((ids.into_pyarray(py), activations.into_pyarray(py)))
     }
 
+    /// The first frontier of a recall from normalised seeds (`normalise_seeds`) over the whole
+    /// `graph` (a coordinator's mapped snapshot; only the seeds' degrees and tiers are read), as every
+    /// shard's `begin` would mark it, merged: `(ids, sends, tier_ends, edges)`. Sent with the seeds to
+    /// `step`, it saves the round of `begin`.
+    #[staticmethod]
+    #[pyo3(signature = (graph, ids, activations, config=None))]
+    fn seed_frontier<'py>(
+        py: Python<'py>,
+        graph: &Graph,
+        ids: Bound<'py, PyAny>,
+        activations: Bound<'py, PyAny>,
+        config: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (params, _) = params_of(config)?;
+        let seeds = seed_list(&ids, &activations)?;
+        let marked = shard::seed_frontier(&graph.inner, &params, &seeds).map_err(py_err)?;
+        marked_tuple(py, marked)
+    }
+
+    /// Ranges `(lo, hi)` splitting `graph`'s nodes into `count` contiguous shards of about equal
+    /// work (Σ in-degree + 1 per shard; a range may be empty when one node outweighs a share).
+    #[staticmethod]
+    fn balanced_ranges(py: Python<'_>, graph: &Graph, count: u32) -> PyResult<Vec<(u32, u32)>> {
+        py.detach(|| shard::balanced_ranges(&graph.inner, count)).map_err(py_err)
+    }
+
     /// `(mass, delivered)` of a recall from its summed integer units.
     #[staticmethod]
     fn totals(mass_units: u128, delivered_units: u64) -> (f64, f64) {
@@ -154,17 +180,7 @@ impl Shard {
         ids: Bound<'py, PyAny>,
         activations: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let ids = Column::<u32>::extract(&ids, "ids", "a node id")?;
-        let activations = Column::<f32>::extract(&activations, "activations", "an activation")?;
-        if ids.as_slice().len() != activations.as_slice().len() {
-            return Err(RecallError::new_err(format!(
-                "seeds: {} ids but {} activations",
-                ids.as_slice().len(),
-                activations.as_slice().len()
-            )));
-        }
-        let seeds: Vec<(u32, f32)> =
-            ids.as_slice().iter().copied().zip(activations.as_slice().iter().copied()).collect();
+        let seeds = seed_list(&ids, &activations)?;
         let marked = py
             .detach(|| {
                 let mut shard = self.lock();
@@ -177,7 +193,15 @@ impl Shard {
 
     /// One superstep: gather the whole frontier of the last depth (`ids`, `sends`, `tier_ends` as
     /// the coordinator merged them; `work` its out-edges), finish that depth, and mark the next.
-    /// Returns `(ids, sends, tier_ends, edges, delivered_units)` of this shard's next frontier.
+    /// Returns `(ids, sends, tier_ends, edges, delivered_units, collected)` of this shard's next
+    /// frontier.
+    ///
+    /// Fused rounds: with `seeds` (`(ids, activations)`, normalised) the recall begins here and the
+    /// frontier is the seeds' (`seed_frontier`); with `collect=k` the recall ends after the gather
+    /// (the coordinator knows the next frontier is empty: the last depth, or an empty frontier) and
+    /// `collected` is `collect(k)`'s tuple (else `None`, and no frontier is marked after it).
+    #[pyo3(signature = (ids, sends, tier_ends, work, seeds=None, collect=None))]
+    #[allow(clippy::too_many_arguments)]
     fn step<'py>(
         &self,
         py: Python<'py>,
@@ -185,20 +209,39 @@ impl Shard {
         sends: Bound<'py, PyAny>,
         tier_ends: [usize; 3],
         work: u64,
+        seeds: Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+        collect: Option<usize>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let ids = Column::<u32>::extract(&ids, "ids", "a node id")?;
         let sends = Column::<f32>::extract(&sends, "sends", "an activation")?;
+        let seeds = seeds.map(|(i, a)| seed_list(&i, &a)).transpose()?;
         let (ids, sends) = (ids.as_slice(), sends.as_slice());
-        let (marked, delivered) = py
+        let (marked, delivered, collected) = py
             .detach(|| {
                 let mut shard = self.lock();
-                let delivered = shard.gather(FrontierView { ids, sends, tier_ends }, work)?;
-                Ok::<_, axonal_core::Error>((shard.mark()?, delivered))
+                let frontier = FrontierView { ids, sends, tier_ends };
+                if let Some(seeds) = &seeds {
+                    shard.begin_at(&self.params, seeds, frontier)?;
+                }
+                match collect {
+                    Some(k) => {
+                        let (delivered, collected) = shard.gather_and_collect(frontier, work, k)?;
+                        Ok::<_, axonal_core::Error>((shard::Marked::default(), delivered, Some(collected)))
+                    }
+                    None => {
+                        let delivered = shard.gather(frontier, work)?;
+                        Ok((shard.mark()?, delivered, None))
+                    }
+                }
             })
             .map_err(py_err)?;
         let tuple = marked_tuple(py, marked)?;
         let mut items: Vec<Bound<'py, PyAny>> = tuple.iter().collect();
         items.push(delivered.into_pyobject(py)?.into_any());
+        items.push(match collected {
+            Some(c) => collected_tuple(py, c)?.into_any(),
+            None => py.None().into_bound(py),
+        });
         PyTuple::new(py, items)
     }
 
@@ -208,17 +251,7 @@ impl Shard {
     fn collect<'py>(&self, py: Python<'py>, k: Option<usize>) -> PyResult<Bound<'py, PyTuple>> {
         let k = k.unwrap_or(self.k);
         let collected = py.detach(|| self.lock().collect(k)).map_err(py_err)?;
-        let r = &collected.results;
-        PyTuple::new(
-            py,
-            [
-                r.iter().map(|a| a.node).collect::<Vec<_>>().into_pyarray(py).into_any(),
-                r.iter().map(|a| a.activation).collect::<Vec<_>>().into_pyarray(py).into_any(),
-                r.iter().map(|a| a.hops).collect::<Vec<_>>().into_pyarray(py).into_any(),
-                r.iter().map(|a| a.tier as u8).collect::<Vec<_>>().into_pyarray(py).into_any(),
-                collected.mass_units.into_pyobject(py)?.into_any(),
-            ],
-        )
+        collected_tuple(py, collected)
     }
 
     /// Abandon the recall in progress.
@@ -237,6 +270,35 @@ impl Shard {
             shard.in_edge_count()
         )
     }
+}
+
+/// Normalised seeds from two columns of equal length.
+fn seed_list(ids: &Bound<'_, PyAny>, activations: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
+    let ids = Column::<u32>::extract(ids, "ids", "a node id")?;
+    let activations = Column::<f32>::extract(activations, "activations", "an activation")?;
+    let (ids, activations) = (ids.as_slice(), activations.as_slice());
+    if ids.len() != activations.len() {
+        return Err(RecallError::new_err(format!(
+            "seeds: {} ids but {} activations",
+            ids.len(),
+            activations.len()
+        )));
+    }
+    Ok(ids.iter().copied().zip(activations.iter().copied()).collect())
+}
+
+fn collected_tuple(py: Python<'_>, collected: shard::Collected) -> PyResult<Bound<'_, PyTuple>> {
+    let r = &collected.results;
+    PyTuple::new(
+        py,
+        [
+            r.iter().map(|a| a.node).collect::<Vec<_>>().into_pyarray(py).into_any(),
+            r.iter().map(|a| a.activation).collect::<Vec<_>>().into_pyarray(py).into_any(),
+            r.iter().map(|a| a.hops).collect::<Vec<_>>().into_pyarray(py).into_any(),
+            r.iter().map(|a| a.tier as u8).collect::<Vec<_>>().into_pyarray(py).into_any(),
+            collected.mass_units.into_pyobject(py)?.into_any(),
+        ],
+    )
 }
 
 fn marked_tuple(py: Python<'_>, marked: shard::Marked) -> PyResult<Bound<'_, PyTuple>> {

@@ -17,7 +17,7 @@ import numpy as np
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayError
 
-from .. import ClosedError, RecallError
+from .. import ClosedError, Graph, RecallError
 from .._native import Shard
 from ._metrics import Registry
 
@@ -42,6 +42,11 @@ METRICS = [
     ("axonal_shard_graph_version", "gauge", "Graph version the shards loaded."),
     ("axonal_shards", "gauge", "Shards of the graph."),
 ]
+
+
+# A first frontier up to this size goes inline with the calls (Ray inlines arguments under 100 KiB);
+# a larger one is put in the object store once.
+_INLINE_BYTES = 64 * 1024
 
 
 @ray.remote
@@ -77,25 +82,23 @@ class _ShardActor:
             if self._crash_after <= 0:
                 os._exit(17)
 
-    def begin(self, ids: np.ndarray, activations: np.ndarray) -> tuple:
-        t = time.perf_counter()
-        out = self._shard.begin(ids, activations)
-        self._busy_s += time.perf_counter() - t
-        return (*out, self._version)
-
-    def step(self, frontier: tuple, work: int) -> tuple:
+    @ray.method(num_returns=2)
+    def step(self, seeds: Optional[tuple], collect: Optional[int], *parts: tuple) -> tuple:
+        """One superstep. `parts` are every shard's marking of the last depth, in range order (Ray
+        hands this shard the other shards' results straight from the object store), or the seeds'
+        frontier alone in the first superstep, where `seeds` begins the recall; with `collect=k`
+        the superstep ends the recall. Returns this shard's marking of the next depth (its part, read
+        by every shard in the next superstep) and a small summary for the coordinator: the merged
+        frontier's size and out-edges, the delivered units, the collected answer (or None) and, in
+        the first superstep, the graph version this shard loaded (so a shard that Ray restarted on a
+        replaced file is refused)."""
         self._tick()
         t = time.perf_counter()
-        ids, sends, ends = frontier
-        out = self._shard.step(ids, sends, ends, work)
+        ids, sends, ends, work = _merge(parts)
+        out = self._shard.step(ids, sends, ends, work, seeds, collect)
         self._busy_s += time.perf_counter() - t
-        return out
-
-    def collect(self, k: int) -> tuple:
-        t = time.perf_counter()
-        out = self._shard.collect(k)
-        self._busy_s += time.perf_counter() - t
-        return out
+        summary = (len(ids), work, out[4], out[5], None if seeds is None else self._version)
+        return out[:4], summary
 
 
 class _WrongGraph(RayError):
@@ -240,18 +243,23 @@ class ShardedRecall:
             raise ValueError(f"recover_s: expected a positive number, got {recover_s!r}")
         self._path = os.fspath(snapshot)
         self._config = dict(config or {})
-        # An empty shard of the snapshot: checks the file (mapped, nothing copied) and the config here,
-        # before any actor starts, and gives the graph's size, version and the configured k.
-        probe, self.graph_version = Shard.load(self._path, 0, 0, self._config)
+        # The snapshot mapped here (nothing is read but the header, checksums and, per recall, the
+        # seeds' degrees and tiers: the first frontier is computed here and sent with the seeds) and
+        # an empty shard of it: the file and the config are checked before any actor starts.
+        self._graph = Graph.load(self._path)
+        self.graph_version = self._graph.version
+        probe = Shard(self._graph, 0, 0, self._config)
         self.node_count, self.edge_count, self._k = probe.node_count, probe.edge_count, probe.k
+        self._max_depth = probe.max_depth
         if shards > max(self.node_count, 1):
             raise ValueError(f"shards: {shards} shards for a graph of {self.node_count} nodes")
         recall = self._config.get("recall", {})
         self._min_mass = float(recall.get("min_activation_mass", 0.0))
         self.timeout_s, self.retries, self.recover_s = float(timeout_s), retries, float(recover_s)
         self._breaker = _Breaker(breaker)
-        per = -(-self.node_count // shards)
-        self.ranges = [(min(i * per, self.node_count), min((i + 1) * per, self.node_count)) for i in range(shards)]
+        # Contiguous ranges of about equal work (in-edges and nodes), not of equal node counts: in
+        # a graph whose old nodes are its hubs, equal counts leave the first shard the most edges.
+        self.ranges = Shard.balanced_ranges(self._graph, shards)
         options = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
         options.update(actor_options or {})
         self._actors = [
@@ -324,33 +332,51 @@ class ShardedRecall:
             self._breaker.record(ok)
 
     def _spread(self, ids: np.ndarray, activations: np.ndarray, k: int, started: float) -> ShardedResult:
+        """One recall as a pipeline of `max_depth` supersteps, submitted at once: each superstep's
+        call to a shard takes every shard's part of the last one as Ray object references, so the
+        frontiers go from shard to shard through the object store and the coordinator only reads
+        the small summaries. The first frontier (the seeds') is computed here and goes with the
+        seeds; the last superstep collects. A frontier that dies out leaves empty supersteps (no
+        work); one that is empty from the start takes a single superstep."""
         deadline = started + self.timeout_s
         left = lambda: max(deadline - time.perf_counter(), 0.001)  # noqa: E731
-        parts = ray.get([a.begin.remote(ids, activations) for a in self._actors], timeout=left())
-        for s, part in enumerate(parts):
-            if part[4] != self.graph_version:
-                # A shard restarted on a replaced snapshot file: never merge another graph in.
-                raise _WrongGraph(f"shard {s} loaded version {part[4]}, this recall's graph is {self.graph_version}")
+        first = Shard.seed_frontier(self._graph, ids, activations, self._config)
+        rounds = self._max_depth if len(first[0]) > 0 else 1
+        parts: list[Any] = [first if first[0].nbytes + first[1].nbytes <= _INLINE_BYTES else ray.put(first)]
+        summaries = []
+        for r in range(rounds):
+            seeds = (ids, activations) if r == 0 else None
+            collect = k if r == rounds - 1 else None
+            calls = [a.step.remote(seeds, collect, *parts) for a in self._actors]
+            parts = [c[0] for c in calls]
+            summaries.append([c[1] for c in calls])
         nodes_fired: list[int] = []
         edges: list[int] = []
         delivered = 0
         exchanged = 0
         supersteps = 0
-        while True:
-            step_start = time.perf_counter()
-            merged_ids, merged_sends, ends, work = _merge(parts)
-            exchanged += sum(p[0].nbytes + p[1].nbytes for p in parts)
-            if len(merged_ids) == 0:
-                break
-            nodes_fired.append(len(merged_ids))
-            edges.append(work)
-            frontier = ray.put((merged_ids, merged_sends, ends))
-            exchanged += (merged_ids.nbytes + merged_sends.nbytes) * len(self._actors)
-            parts = ray.get([a.step.remote(frontier, work) for a in self._actors], timeout=left())
-            delivered += sum(int(p[4]) for p in parts)
-            supersteps += 1
-            self._metrics.observe("axonal_shard_superstep_seconds", time.perf_counter() - step_start)
-        collected = ray.get([a.collect.remote(k) for a in self._actors], timeout=left())
+        step_start = time.perf_counter()
+        for r, refs in enumerate(summaries):
+            done = ray.get(refs, timeout=left())
+            if r == 0:
+                for s, summary in enumerate(done):
+                    if summary[4] != self.graph_version:
+                        # A shard restarted on a replaced snapshot file: never merge another graph in.
+                        raise _WrongGraph(
+                            f"shard {s} loaded version {summary[4]}, this recall's graph is {self.graph_version}"
+                        )
+            fired, work = done[0][0], done[0][1]
+            delivered += sum(int(summary[2]) for summary in done)
+            if fired > 0:
+                nodes_fired.append(fired)
+                edges.append(work)
+                supersteps += 1
+                # Each shard's part written once, the whole frontier read by every shard.
+                exchanged += 8 * fired * (len(self._actors) + (r > 0))
+                now = time.perf_counter()
+                self._metrics.observe("axonal_shard_superstep_seconds", now - step_start)
+                step_start = now
+            collected = [summary[3] for summary in done]
         nodes = np.concatenate([c[0] for c in collected])
         acts = np.concatenate([c[1] for c in collected])
         hops = np.concatenate([c[2] for c in collected])

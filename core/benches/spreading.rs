@@ -423,8 +423,12 @@ fn shard_push_pull(graph: Graph) {
         tier_timeouts: [None; 3],
         ..SpreadParams::from(&EngineConfig::default().spreading)
     };
-    let mut shards =
-        [Shard::from_graph(&graph, 0, n / 2).unwrap(), Shard::from_graph(&graph, n / 2, n).unwrap()];
+    // Split as `axonal.ray` splits it (ranges of about equal work).
+    let split = axonal_core::shard::balanced_ranges(&graph, 2).unwrap();
+    let mut shards = [
+        Shard::from_graph(&graph, split[0].0, split[0].1).unwrap(),
+        Shard::from_graph(&graph, split[1].0, split[1].1).unwrap(),
+    ];
     // times[share][depth]: the first shard's gathers under always-push (0) and always-pull.
     let reps = 5.min(scaled(500)).max(1);
     let mut times = [vec![Vec::new(); 4], vec![Vec::new(); 4]];

@@ -9,6 +9,8 @@ release build with Ray installed:
   graph, answered by a `Fleet` of 1 and then 2 Serve replicas: recalls/s unbatched (client threads
   calling `recall`) and batched (`recall_batch` of 64 cues), against the same engine in this
   process; the Ray overhead per call is the median Serve call minus the median in-process recall.
+  Then replicas as the unit of scale: each runs one call at a time (`max_ongoing_requests=1`),
+  batches of 256, for 1 and 2 replicas.
 - sharded: the 1 M-node BA graph (8 M edges) as one engine (2 threads) and as a `ShardedRecall` over
   2 shards: a small cue and a full activation (hub seed, depth 4), every answer checked identical
   first; per superstep the exchanged bytes and time.
@@ -102,6 +104,21 @@ def replicas(directory):
                 print(f"{count} replica(s), batches of 64, {threads} client threads: {r:.0f} recalls/s")
             print(f"{count} replica(s): one Serve call {serve_median * 1e3:.2f} ms (median); "
                   f"Ray overhead per call {(serve_median - local_median) * 1e3:.2f} ms")
+    finally:
+        fleet.close()
+    # Replicas as the unit of scale: one call at a time each (`max_ongoing_requests=1`, engines with
+    # one thread), batches of 256, as many client threads as replicas and one more.
+    big = [cues] * 4
+    fleet = Fleet(path, replicas=1, config=config, name="bench-one", metrics_host=None, max_ongoing_requests=1)
+    try:
+        for count in (1, 2):
+            if count == 2:
+                fleet.scale(2)
+                fleet.wait_for_version(0, replicas=2)
+            for threads in (count, count + 1):
+                r = 256 * rate(lambda i: fleet.recall_batch(big[i]), 4, threads, seconds=4.0)
+                print(f"{count} replica(s), one call at a time each, batches of 256, {threads} client threads: "
+                      f"{r:.0f} recalls/s")
     finally:
         fleet.close()
 

@@ -251,12 +251,25 @@ def fleet(fleet_dir):
         journal=str(fleet_dir / "journal"),
         sync_interval_s=0.1,
         health_check_period_s=0.5,
+        max_ongoing_requests=3,
     )
+    assert f._deployment.max_ongoing_requests == 3
     # Every test below starts past the base (so "another version" of the graph exists).
     f.add_nodes(2)
     MUTATIONS.append(("add_nodes", (2,)))
     yield f
     f.close()
+
+
+def test_fleet_arguments_out_of_range_are_value_errors(fleet_dir):
+    for kwargs, message in [
+        ({"replicas": 0}, "replicas: expected an int >= 1, got 0"),
+        ({"max_ongoing_requests": 0}, "max_ongoing_requests: expected an int >= 1, got 0"),
+        ({"max_ongoing_requests": True}, "max_ongoing_requests: expected an int >= 1, got True"),
+        ({"retry_s": -1}, "retry_s: expected a number >= 0, got -1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Fleet(str(fleet_dir / "base.axs"), name="never-started", **kwargs)
 
 
 def local_engine(fleet_dir, mutations):

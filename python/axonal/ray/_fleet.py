@@ -440,6 +440,8 @@ class Fleet:
     Reads are monotonic per `Fleet` object: a call never answers from a version older than the
     newest this object wrote or saw. A call that reaches a replica as it dies, or one that is broken
     or cannot reach that version, is retried on another for up to `retry_s` seconds.
+    `max_ongoing_requests` [5] is how many calls a replica runs at once, each on its own thread:
+    with `threads: 1` in `config`, 1 makes each replica one core's worth of work.
     """
 
     def __init__(
@@ -455,9 +457,12 @@ class Fleet:
         metrics_host: Optional[str] = "127.0.0.1",
         ray_actor_options: Optional[dict[str, Any]] = None,
         retry_s: float = 10.0,
+        max_ongoing_requests: int = 5,
     ) -> None:
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
             raise ValueError(f"replicas: expected an int >= 1, got {replicas!r}")
+        if not isinstance(max_ongoing_requests, int) or isinstance(max_ongoing_requests, bool) or max_ongoing_requests < 1:
+            raise ValueError(f"max_ongoing_requests: expected an int >= 1, got {max_ongoing_requests!r}")
         if not sync_interval_s > 0:
             raise ValueError(f"sync_interval_s: expected a positive number, got {sync_interval_s!r}")
         if not retry_s >= 0:
@@ -486,6 +491,9 @@ class Fleet:
             graceful_shutdown_wait_loop_s=0.5,
             graceful_shutdown_timeout_s=5.0,
             ray_actor_options=ray_actor_options or {"num_cpus": 0},
+            # Calls a replica runs at once, each on its own thread (the engine releases the GIL):
+            # 1 makes a replica one core's worth of recalls, so replicas are the unit of scale.
+            max_ongoing_requests=max_ongoing_requests,
         )
         self._args = (f"{name}-log", config, sync_interval_s, metrics_host)
         self._handle = serve.run(self._deployment.bind(*self._args), name=name, route_prefix=None)

@@ -91,6 +91,8 @@ class GraphLog:
         # A bad snapshot or journal is kept and raised by every call, as the `AxonalError` it is
         # (an actor whose constructor raises only reports that it died).
         self._error: Optional[Exception] = None
+        # Chaos (`Fleet.inject_load_crash`): replicas still to crash while they load, and crashed.
+        self._load_crashes = [0, 0]
         try:
             self._open(snapshot, config, journal)
         except (AxonalError, OSError) as e:
@@ -266,6 +268,21 @@ class GraphLog:
             self._write_journal([self._base_line()], truncate=True)
         return dict(self._base)
 
+    def crash_next_loads(self, count: int) -> None:
+        """Chaos: the next `count` replicas to load crash in the middle of it."""
+        self._load_crashes[0] += count
+
+    def loading(self) -> bool:
+        """Asked by a replica between opening the base and catching up: True when it must crash."""
+        if self._load_crashes[0] > 0:
+            self._load_crashes = [self._load_crashes[0] - 1, self._load_crashes[1] + 1]
+            return True
+        return False
+
+    def load_crashes(self) -> tuple[int, int]:
+        """Chaos crashes while loading: (still to come, happened)."""
+        return self._load_crashes[0], self._load_crashes[1]
+
     def report(self, replica: str, info: dict[str, Any]) -> None:
         """A replica's heartbeat: its version, metrics URL and process."""
         self._replicas[replica] = {**info, "seen": time.time()}
@@ -303,6 +320,8 @@ class _Replica:
         self._http: Any = None
         self._url: Optional[str] = None
         self._engine = open_base(ray.get(self._log.base.remote()), config)
+        if ray.get(self._log.loading.remote()):
+            os._exit(17)  # chaos (`Fleet.inject_load_crash`): a real crash in the middle of loading
         self._serve_metrics()
         self._sync()
         self._interval = sync_interval_s
@@ -595,6 +614,14 @@ class Fleet:
             raise ValueError(f"replicas: expected an int >= 1, got {replicas!r}")
         self._deployment = self._deployment.options(num_replicas=replicas)
         self._handle = serve.run(self._deployment.bind(*self._args), name=self.name, route_prefix=None)
+
+    def inject_load_crash(self, count: int = 1) -> None:
+        """Chaos: the next `count` replicas that start (a scale-up, a replacement) end their
+        process (`os._exit`) in the middle of loading — the base snapshot opened, the log not yet
+        replayed, nothing served. Serve starts them again; the others keep answering."""
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"count: expected an int >= 1, got {count!r}")
+        _get(self._log.crash_next_loads.remote(count))
 
     def set_chaos(self, **chaos: Any) -> str:
         """Game days: inject faults (`Engine.set_chaos`) into the one replica this call reaches;

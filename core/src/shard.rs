@@ -585,6 +585,19 @@ impl Shard {
         Ok(Collected { results, mass_units: units })
     }
 
+    /// Clear every array of the recall state, whatever the last recall left: after a panic in the
+    /// middle of a depth the lists may not name everything it touched (`next`, `send`).
+    pub fn clear(&mut self) {
+        self.reset();
+        let s = &mut self.state;
+        s.activation.fill(0.0);
+        s.current.fill(0.0);
+        s.hops.fill(UNREACHED);
+        s.fired.fill(false);
+        s.next.fill(0.0);
+        s.send.fill(0.0);
+    }
+
     /// Clear the recall state (only what the last recall touched).
     pub fn reset(&mut self) {
         let s = &mut self.state;
@@ -669,8 +682,8 @@ fn gallop(sorted: &[u32], from: usize, x: u32) -> usize {
 pub const NODE_WEIGHT: u64 = 10;
 
 /// Ranges `lo..hi` splitting `graph`'s nodes into `count` contiguous shards of about equal work:
-/// the cuts split Σ (in-degree + [`NODE_WEIGHT`]) evenly. A range may be empty when one node
-/// outweighs a share.
+/// the cuts split Σ (in-degree + [`NODE_WEIGHT`]) evenly, each at the node boundary nearest its
+/// share. A range may be empty when one node outweighs a share.
 pub fn balanced_ranges(graph: &Graph, count: u32) -> Result<Vec<(u32, u32)>> {
     let n = graph.node_count() as u32;
     if count == 0 || count > n.max(1) {
@@ -687,14 +700,15 @@ pub fn balanced_ranges(graph: &Graph, count: u32) -> Result<Vec<(u32, u32)>> {
         let hi = if s == count {
             n
         } else {
-            // The first node v at which the work of nodes 0..v reaches s/count of the total.
-            let target = total * u64::from(s) / u64::from(count);
+            // The first node v at which the work of nodes 0..v reaches s/count of the total, or
+            // the one before it when that boundary is nearer the share.
+            let target = (u128::from(total) * u128::from(s) / u128::from(count)) as u64;
             let (mut a, mut b) = (lo, n);
             while a < b {
                 let mid = a + (b - a) / 2;
                 if work_before(mid) < target { a = mid + 1 } else { b = mid }
             }
-            a
+            if a > lo && target - work_before(a - 1) < work_before(a) - target { a - 1 } else { a }
         };
         ranges.push((lo, hi));
         lo = hi;

@@ -253,11 +253,12 @@ fn balanced_ranges_split_the_in_edges_evenly() {
         assert_eq!((split[0].0, split[count as usize - 1].1), (0, n));
         assert!(split.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 <= w[0].1), "{split:?}");
     }
-    // Each cut is the first node at which the work reaches its share: 5 998 for halves (11 · 455 +
-    // 997 = 6 002), 3 999 and 7 998 for thirds, 2 999, 5 998 and 8 997 for quarters.
+    // Each cut is the node boundary nearest its share: 5 998 for halves (nodes 0..455 weigh 6 002,
+    // 0..454 5 991), 3 999 and 7 998 for thirds (0..636: 7 993, 0..637: 8 004), 2 999, 5 998 and
+    // 8 997 for quarters (0..727: 8 994, 0..728: 9 005).
     assert_eq!(balanced_ranges(&graph, 2).unwrap(), vec![(0, 455), (455, 1000)]);
-    assert_eq!(balanced_ranges(&graph, 3).unwrap(), vec![(0, 273), (273, 637), (637, 1000)]);
-    assert_eq!(balanced_ranges(&graph, 4).unwrap(), vec![(0, 182), (182, 455), (455, 728), (728, 1000)]);
+    assert_eq!(balanced_ranges(&graph, 3).unwrap(), vec![(0, 273), (273, 636), (636, 1000)]);
+    assert_eq!(balanced_ranges(&graph, 4).unwrap(), vec![(0, 182), (182, 455), (455, 727), (727, 1000)]);
     // A hub heavier than a share is a shard of its own: 12 parallel edges from every other node.
     let hub_src: Vec<u32> = (1..n).flat_map(|u| [u; 12]).collect();
     let hub = Graph::from_edges(n, &hub_src, &vec![0; hub_src.len()], &vec![1.0; hub_src.len()]).unwrap();

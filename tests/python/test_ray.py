@@ -179,6 +179,33 @@ def test_without_retries_a_crash_is_answered_by_the_fallback_and_opens_the_break
         promtool_accepts(text, tmp_path)
 
 
+def test_a_timed_out_recall_leaves_no_work_behind_and_no_mix_of_recalls(tmp_path):
+    g, path = cycle_snapshot(tmp_path)
+    config = {"spreading": {"max_depth": 6, "tier_timeouts_ms": NO_TIMEOUTS}}
+    with axonal.Engine(g, config) as engine, ShardedRecall(
+        path, 2, config, timeout_s=1.0, retries=0, recover_s=1.5
+    ) as sharded:
+        want = answer(engine.recall([0]))
+        assert answer(sharded.recall([0])) == want
+        # Shard 1 takes 0.8 s a superstep for 6 supersteps: the recall times out in its second.
+        # Recovery's call does not wait behind the 4 queued supersteps (3.2 s; a shard answers
+        # calls while a superstep runs or waits), so the shard is not counted as failed, and the
+        # abandoned supersteps, when they run, drop out instead of spreading into the next recall.
+        sharded.inject_shard_delay(1, 0.8, steps=6)
+        r = sharded.recall([0])
+        assert (r.source, r.reason) == ("fallback", "error")
+        text = sharded.prometheus()
+        assert 'axonal_shard_failures_total{shard="1"}' not in text, text
+        t = time.perf_counter()
+        health = sharded.health(timeout_s=2.0)
+        assert health["status"] == "healthy" and time.perf_counter() - t < 1.0, health
+        sharded.inject_shard_delay(1, 0.0)  # the 4 delays left over are replaced by none
+        for cue in ([0], [3], [0]):
+            assert answer(sharded.recall(cue)) == answer(engine.recall(cue)), cue
+        with pytest.raises(ValueError, match="steps >= 1"):
+            sharded.inject_shard_delay(0, 0.1, steps=0)
+
+
 def test_a_shard_restarted_on_a_replaced_file_is_refused(tmp_path):
     g, path = cycle_snapshot(tmp_path)
     with ShardedRecall(path, 2) as sharded:

@@ -114,6 +114,9 @@ def test_fused_rounds_answer_as_one_engine():
     f = Shard.seed_frontier(g, ids, acts, CONFIG)
     with pytest.raises(axonal.RecallError, match="depth 1 of 4 is not the last"):
         s.step(f[0], f[1], tuple(f[2]), f[3], (ids, acts), 10)
+    # The recall that call began is not left behind.
+    with pytest.raises(axonal.RecallError, match="begin first"):
+        s.step(f[0], f[1], tuple(f[2]), f[3])
     with pytest.raises(axonal.RecallError, match="unique and ascending"):
         Shard.seed_frontier(g, np.array([5, 1], np.uint32), np.array([1.0, 1.0], np.float32))
 

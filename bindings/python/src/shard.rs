@@ -35,9 +35,14 @@ fn params_of(config: Option<Bound<'_, PyAny>>) -> PyResult<(SpreadParams, usize)
 
 impl Shard {
     fn lock(&self) -> std::sync::MutexGuard<'_, shard::Shard> {
-        // A panic inside the kernel is not expected; a poisoned lock still holds a usable shard
-        // (every recall starts with a reset).
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        // A panic inside the kernel is not expected; after one the shard's arrays are cleared
+        // whole (the recall's lists may not name what it touched) and the shard is usable again.
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            let mut shard = poisoned.into_inner();
+            shard.clear();
+            self.inner.clear_poison();
+            shard
+        })
     }
 }
 
@@ -118,7 +123,8 @@ impl Shard {
     }
 
     /// Ranges `(lo, hi)` splitting `graph`'s nodes into `count` contiguous shards of about equal
-    /// work (Σ in-degree + 1 per shard; a range may be empty when one node outweighs a share).
+    /// work (Σ in-degree + `NODE_WEIGHT` (10) per shard; a range may be empty when one node
+    /// outweighs a share).
     #[staticmethod]
     fn balanced_ranges(py: Python<'_>, graph: &Graph, count: u32) -> PyResult<Vec<(u32, u32)>> {
         py.detach(|| shard::balanced_ranges(&graph.inner, count)).map_err(py_err)
@@ -223,16 +229,18 @@ impl Shard {
                 if let Some(seeds) = &seeds {
                     shard.begin_at(&self.params, seeds, frontier)?;
                 }
-                match collect {
-                    Some(k) => {
-                        let (delivered, collected) = shard.gather_and_collect(frontier, work, k)?;
-                        Ok::<_, axonal_core::Error>((shard::Marked::default(), delivered, Some(collected)))
-                    }
-                    None => {
-                        let delivered = shard.gather(frontier, work)?;
-                        Ok((shard.mark()?, delivered, None))
-                    }
+                let out = match collect {
+                    Some(k) => shard
+                        .gather_and_collect(frontier, work, k)
+                        .map(|(delivered, collected)| (shard::Marked::default(), delivered, Some(collected))),
+                    None => shard
+                        .gather(frontier, work)
+                        .and_then(|delivered| Ok((shard.mark()?, delivered, None))),
+                };
+                if out.is_err() && seeds.is_some() {
+                    shard.reset(); // a recall this call began and could not run is not left behind
                 }
+                out
             })
             .map_err(py_err)?;
         let tuple = marked_tuple(py, marked)?;

@@ -30,10 +30,10 @@ METRICS = [
     ("axonal_shard_retries_total", "counter", "Sharded recalls retried after a shard failed."),
     ("axonal_shard_failures_total", "counter", "Shard calls that failed (actor died, timed out), by shard."),
     ("axonal_shard_restarts_total", "counter", "Shard actors seen restarted (a new process), by shard."),
-    ("axonal_shard_supersteps_total", "counter", "Supersteps run (one depth across every shard)."),
+    ("axonal_shard_supersteps_total", "counter", "Supersteps that gathered a frontier (one depth across every shard)."),
     ("axonal_shard_exchange_bytes_total", "counter", "Frontier bytes exchanged through the object store."),
     ("axonal_shard_recall_seconds", "histogram", "Latency of sharded recalls, end to end."),
-    ("axonal_shard_superstep_seconds", "histogram", "Latency of one superstep, exchange included."),
+    ("axonal_shard_superstep_seconds", "histogram", "Latency of one superstep that gathered a frontier, exchange included."),
     ("axonal_shard_in_edges", "gauge", "In-edges held by each shard."),
     ("axonal_shard_memory_bytes", "gauge", "Bytes held by each shard's kernel."),
     ("axonal_shard_up", "gauge", "1 when the shard answered its last call or health check."),
@@ -52,12 +52,22 @@ _INLINE_BYTES = 64 * 1024
 @ray.remote
 class _ShardActor:
     """One shard in its own process. Built from the snapshot at `path` (mapped; only this shard's
-    rows are copied), so Ray can restart it from its constructor arguments."""
+    rows are copied), so Ray can restart it from its constructor arguments.
+
+    Threaded (`max_concurrency`): `ready` and `abort` answer while a superstep runs or waits for its
+    parts. Supersteps of one recall never overlap on a shard (each needs this shard's part of the
+    last), and one lock runs them one at a time; a superstep of a recall that is no longer the
+    shard's current one (abandoned by the coordinator) returns at once without touching the
+    kernel."""
 
     def __init__(self, path: str, lo: int, hi: int, config: Optional[dict]) -> None:
         self._shard, self._version = Shard.load(path, lo, hi, config)
         self._busy_s = 0.0
         self._crash_after: Optional[int] = None
+        self._delays: list[float] = []
+        self._run = threading.Lock()
+        self._recall: Optional[int] = None  # the recall in progress here
+        self._floor = 0  # recalls numbered below this were abandoned or superseded
 
     def ready(self) -> dict[str, Any]:
         s = self._shard
@@ -76,14 +86,27 @@ class _ShardActor:
         """Chaos: end this process (a real crash, `os._exit`) at its `steps`-th superstep from now."""
         self._crash_after = steps
 
+    def delay(self, seconds: float, steps: int) -> None:
+        """Chaos: each of its next `steps` supersteps first sleeps `seconds` (a slow shard); replaces
+        any delays left."""
+        self._delays = [seconds] * steps
+
+    def abort(self, recall: int) -> None:
+        """The coordinator abandoned `recall`: its supersteps still to run here return at once."""
+        self._floor = max(self._floor, recall + 1)
+        if self._recall == recall:
+            self._recall = None
+
     def _tick(self) -> None:
+        if self._delays:
+            time.sleep(self._delays.pop())
         if self._crash_after is not None:
             self._crash_after -= 1
             if self._crash_after <= 0:
                 os._exit(17)
 
     @ray.method(num_returns=2)
-    def step(self, seeds: Optional[tuple], collect: Optional[int], *parts: tuple) -> tuple:
+    def step(self, recall: int, seeds: Optional[tuple], collect: Optional[int], *parts: tuple) -> tuple:
         """One superstep. `parts` are every shard's marking of the last depth, in range order (Ray
         hands this shard the other shards' results straight from the object store), or the seeds'
         frontier alone in the first superstep, where `seeds` begins the recall; with `collect=k`
@@ -91,18 +114,28 @@ class _ShardActor:
         by every shard in the next superstep) and a small summary for the coordinator: the merged
         frontier's size and out-edges, the delivered units, the collected answer (or None) and, in
         the first superstep, the graph version this shard loaded (so a shard that Ray restarted on a
-        replaced file is refused)."""
-        self._tick()
-        t = time.perf_counter()
-        ids, sends, ends, work = _merge(parts)
-        out = self._shard.step(ids, sends, ends, work, seeds, collect)
-        self._busy_s += time.perf_counter() - t
+        replaced file is refused). `recall` numbers the coordinator's attempt: a superstep of one it
+        abandoned (`abort`, or a newer one began) returns `(None, None)` at once."""
+        with self._run:
+            if seeds is not None and recall >= self._floor:
+                self._recall, self._floor = recall, recall
+            elif seeds is not None or recall != self._recall:
+                return None, None
+            self._tick()
+            t = time.perf_counter()
+            ids, sends, ends, work = _merge(parts)
+            out = self._shard.step(ids, sends, ends, work, seeds, collect)
+            self._busy_s += time.perf_counter() - t
         summary = (len(ids), work, out[4], out[5], None if seeds is None else self._version)
         return out[:4], summary
 
 
 class _WrongGraph(RayError):
     """A shard answers from another graph than the one the shards started on."""
+
+
+class _Abandoned(RayError):
+    """A shard dropped a superstep of this recall as abandoned (it began a newer one)."""
 
 
 @dataclass
@@ -251,6 +284,7 @@ class ShardedRecall:
         probe = Shard(self._graph, 0, 0, self._config)
         self.node_count, self.edge_count, self._k = probe.node_count, probe.edge_count, probe.k
         self._max_depth = probe.max_depth
+        self._attempt = 0  # numbers each recall attempt (a shard drops supersteps of abandoned ones)
         if shards > max(self.node_count, 1):
             raise ValueError(f"shards: {shards} shards for a graph of {self.node_count} nodes")
         recall = self._config.get("recall", {})
@@ -260,7 +294,7 @@ class ShardedRecall:
         # Contiguous ranges of about equal work (in-edges and nodes), not of equal node counts: in
         # a graph whose old nodes are its hubs, equal counts leave the first shard the most edges.
         self.ranges = Shard.balanced_ranges(self._graph, shards)
-        options = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
+        options = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0, "max_concurrency": 4}
         options.update(actor_options or {})
         self._actors = [
             _ShardActor.options(**options).remote(self._path, lo, hi, self._config) for lo, hi in self.ranges
@@ -343,13 +377,26 @@ class ShardedRecall:
         first = Shard.seed_frontier(self._graph, ids, activations, self._config)
         rounds = self._max_depth if len(first[0]) > 0 else 1
         parts: list[Any] = [first if first[0].nbytes + first[1].nbytes <= _INLINE_BYTES else ray.put(first)]
+        self._attempt += 1
+        recall = self._attempt
         summaries = []
         for r in range(rounds):
             seeds = (ids, activations) if r == 0 else None
             collect = k if r == rounds - 1 else None
-            calls = [a.step.remote(seeds, collect, *parts) for a in self._actors]
+            calls = [a.step.remote(recall, seeds, collect, *parts) for a in self._actors]
             parts = [c[0] for c in calls]
             summaries.append([c[1] for c in calls])
+        try:
+            return self._read(summaries, k, left)
+        except BaseException:
+            # A failed or timed-out recall leaves no work behind on a shard: its supersteps still
+            # to run return at once, so recovery's calls and the retry find the shards free.
+            for actor in self._actors:
+                actor.abort.remote(recall)
+            raise
+
+    def _read(self, summaries: list[list[Any]], k: int, left: Any) -> ShardedResult:
+        """The supersteps' summaries in order, as they complete, and the merged answer."""
         nodes_fired: list[int] = []
         edges: list[int] = []
         delivered = 0
@@ -358,6 +405,8 @@ class ShardedRecall:
         step_start = time.perf_counter()
         for r, refs in enumerate(summaries):
             done = ray.get(refs, timeout=left())
+            if any(summary is None for summary in done):
+                raise _Abandoned(f"superstep {r + 1}: a shard dropped it as abandoned")
             if r == 0:
                 for s, summary in enumerate(done):
                     if summary[4] != self.graph_version:
@@ -404,6 +453,7 @@ class ShardedRecall:
                 "mass": mass,
                 "delivered": delivered_value,
                 "supersteps": supersteps,
+                "rounds": len(summaries),
                 "exchange_bytes": exchanged,
             },
         )
@@ -436,8 +486,8 @@ class ShardedRecall:
     def _recover(self, deadline: float) -> bool:
         """After a failed superstep: wait (until `deadline`) for every shard to answer, counting the
         ones that failed — a restarted process (Ray restarts shard actors) or one that does not
-        answer. True when every shard is up again (the recall can be retried from its start: `begin`
-        resets any state a surviving shard kept)."""
+        answer. True when every shard is up again (the recall can be retried from its start: its
+        first superstep begins anew on every shard)."""
         all_up = True
         for s, actor in enumerate(self._actors):
             info = None
@@ -512,6 +562,16 @@ class ShardedRecall:
         if not 0 <= shard < len(self._actors):
             raise ValueError(f"shard: expected 0..{len(self._actors) - 1}, got {shard!r}")
         ray.get(self._actors[shard].crash_after.remote(after_steps))
+
+    def inject_shard_delay(self, shard: int, seconds: float, steps: int = 1) -> None:
+        """Chaos: the shard's next `steps` supersteps each take `seconds` longer (a slow shard); a
+        recall that runs out of `timeout_s` meanwhile fails, is abandoned on every shard, and is
+        retried or answered by the fallback."""
+        if not 0 <= shard < len(self._actors):
+            raise ValueError(f"shard: expected 0..{len(self._actors) - 1}, got {shard!r}")
+        if not (seconds >= 0 and isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+            raise ValueError(f"seconds >= 0 and steps >= 1 expected, got {seconds!r}, {steps!r}")
+        ray.get(self._actors[shard].delay.remote(float(seconds), steps))
 
     def close(self) -> None:
         """Stop the shard actors."""

@@ -373,10 +373,14 @@ def test_metrics_of_every_replica_for_prometheus(fleet, fleet_dir, tmp_path):
         promtool_accepts(text, tmp_path)
 
 
-def test_a_replica_killed_under_load_is_replaced_and_every_call_answered(fleet):
+def test_a_replica_killed_under_load_and_its_replacement_killed_while_loading_every_call_answered(fleet):
     head = fleet.graph_version
     fleet.wait_for_version(head, timeout_s=10)
     victim, info = sorted(fleet.replicas().items())[0]
+    with pytest.raises(ValueError, match="count: expected an int >= 1, got 0"):
+        fleet.inject_load_crash(0)
+    # The replacement Serve starts dies too, with its base open and the log not yet replayed.
+    fleet.inject_load_crash(1)
     errors, answered = [], []
     stop = threading.Event()
 
@@ -405,42 +409,7 @@ def test_a_replica_killed_under_load_is_replaced_and_every_call_answered(fleet):
     assert len(answered) > 20 and set(answered) == {head}
     live = fleet.replicas()
     assert victim not in live and len(live) == 2, live
-
-
-def test_a_replica_killed_while_it_loads_is_started_again_and_the_fleet_keeps_answering(fleet):
-    head = fleet.graph_version
-    fleet.wait_for_version(head, timeout_s=10)
-    with pytest.raises(ValueError, match="count: expected an int >= 1, got 0"):
-        fleet.inject_load_crash(0)
-    fleet.inject_load_crash(1)  # the next replica to start dies with its base open, the log unread
-    errors, answered = [], []
-    stop = threading.Event()
-
-    def load():
-        while not stop.is_set():
-            try:
-                answered.append(fleet.recall([1, 2, 3])["graph_version"])
-            except Exception as e:  # noqa: BLE001 - the test counts them
-                errors.append(repr(e))
-
-    threads = [threading.Thread(target=load) for _ in range(2)]
-    for t in threads:
-        t.start()
-    try:
-        fleet.scale(3)
-        versions = fleet.wait_for_version(head, replicas=3, timeout_s=60)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert ray.get(fleet._log.load_crashes.remote()) == (0, 1), "one replica died loading"
-    assert errors == [] and len(answered) > 20 and set(answered) == {head}
-    assert sorted(versions.values()) == [head] * 3
-    fleet.scale(2)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(fleet.replicas()) != 2:
-        time.sleep(0.2)
-    assert len(fleet.replicas()) == 2
+    assert ray.get(fleet._log.load_crashes.remote()) == (0, 1), "the replacement died loading once"
 
 
 def test_an_unhealthy_replica_is_replaced(fleet):

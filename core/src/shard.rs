@@ -77,6 +77,17 @@ impl Marked {
         merged
     }
 
+    /// Append per-tier lists of (id, send), hot tier first, setting the tier ends.
+    fn fill(&mut self, lists: &[Vec<(u32, f32)>; 3]) {
+        for (t, list) in lists.iter().enumerate() {
+            for &(v, y) in list {
+                self.ids.push(v);
+                self.sends.push(y);
+            }
+            self.tier_ends[t] = self.ids.len();
+        }
+    }
+
     /// The frontier as [`Shard::gather`] reads it.
     pub fn view(&self) -> FrontierView<'_> {
         FrontierView { ids: &self.ids, sends: &self.sends, tier_ends: self.tier_ends }
@@ -369,13 +380,7 @@ impl Shard {
         }
         active.clear();
         s.active = active;
-        for (t, list) in lists.iter().enumerate() {
-            for &(v, y) in list {
-                marked.ids.push(v);
-                marked.sends.push(y);
-            }
-            marked.tier_ends[t] = marked.ids.len();
-        }
+        marked.fill(&lists);
         Ok(marked)
     }
 
@@ -752,13 +757,7 @@ pub fn seed_frontier(graph: &Graph, params: &SpreadParams, seeds: &[(u32, f32)])
             }
         }
     }
-    for (t, list) in lists.iter().enumerate() {
-        for &(v, y) in list {
-            marked.ids.push(v);
-            marked.sends.push(y);
-        }
-        marked.tier_ends[t] = marked.ids.len();
-    }
+    marked.fill(&lists);
     Ok(marked)
 }
 

@@ -25,20 +25,28 @@ def sharded_recall(shards, seeds, node_count, k):
     parts = [s.begin(ids, acts) for s in shards]
     delivered = 0
     while True:
-        merged_ids, merged_sends, ends = [], [], []
-        for t in range(3):
-            for p in parts:
-                start = 0 if t == 0 else p[2][t - 1]
-                merged_ids.append(p[0][start : p[2][t]])
-                merged_sends.append(p[1][start : p[2][t]])
-            ends.append(sum(len(x) for x in merged_ids))
-        frontier = np.concatenate(merged_ids), np.concatenate(merged_sends)
+        frontier, work = merge(parts)
         if len(frontier[0]) == 0:
             break
-        work = sum(p[3] for p in parts)
-        parts = [s.step(frontier[0], frontier[1], tuple(ends), work) for s in shards]
+        parts = [s.step(*frontier, work) for s in shards]
         delivered += sum(p[4] for p in parts)
-    collected = [s.collect(k) for s in shards]
+    return answer([s.collect(k) for s in shards], k, delivered)
+
+
+def merge(parts):
+    """The whole frontier from the shards' markings: hot tier first, each tier in shard order."""
+    merged_ids, merged_sends, ends = [], [], []
+    for t in range(3):
+        for p in parts:
+            start = 0 if t == 0 else p[2][t - 1]
+            merged_ids.append(p[0][start : p[2][t]])
+            merged_sends.append(p[1][start : p[2][t]])
+        ends.append(sum(len(x) for x in merged_ids))
+    return (np.concatenate(merged_ids), np.concatenate(merged_sends), tuple(ends)), sum(p[3] for p in parts)
+
+
+def answer(collected, k, delivered):
+    """The shards' collected parts merged: the top `k` best first, mass and delivered."""
     nodes = np.concatenate([c[0] for c in collected])
     acts = np.concatenate([c[1] for c in collected])
     order = np.lexsort((nodes, -acts.astype(np.float64)))[:k]
@@ -77,20 +85,8 @@ def fused_recall(g, shards, seeds, k):
             collected = [p[5] for p in parts]
             break
         assert all(p[5] is None for p in parts)
-        merged_ids, merged_sends, ends = [], [], []
-        for t in range(3):
-            for p in parts:
-                start = 0 if t == 0 else p[2][t - 1]
-                merged_ids.append(p[0][start : p[2][t]])
-                merged_sends.append(p[1][start : p[2][t]])
-            ends.append(sum(len(x) for x in merged_ids))
-        frontier = (np.concatenate(merged_ids), np.concatenate(merged_sends), tuple(ends))
-        work = sum(p[3] for p in parts)
-    nodes = np.concatenate([c[0] for c in collected])
-    acts = np.concatenate([c[1] for c in collected])
-    order = np.lexsort((nodes, -acts.astype(np.float64)))[:k]
-    mass, delivered = Shard.totals(sum(c[4] for c in collected), delivered)
-    return nodes[order], acts[order], mass, delivered
+        frontier, work = merge(parts)
+    return answer(collected, k, delivered)
 
 
 def test_fused_rounds_answer_as_one_engine():

@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `shared-pass`, `shard`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `small`, `shared-pass`, `shard`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axonal_core::generate::{self, EdgeList};
-use axonal_core::spread::{time_full_frontier_step, time_spread};
+use axonal_core::spread::{time_cues, time_full_frontier_step, time_spread};
 use axonal_core::{CsrView, Cue, Engine, EngineConfig, Execution, Graph, Recall, SpreadParams, Tier};
 use rayon::prelude::*;
 use serde_json::json;
@@ -42,6 +42,9 @@ fn main() {
             "Barabási–Albert graph (m = 4)",
             generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap(),
         );
+    }
+    if want("small") {
+        small_cues(generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap());
     }
     if want("shared-pass") {
         shared_pass(
@@ -319,7 +322,11 @@ fn push_pull(name: &str, graph: Graph) {
         let (push1, pull1, pull_n) = (time(push, None), time(pull, None), time(pull, Some(&pool)));
         let auto = time(Execution::default(), Some(&pool));
         let chosen = |threads| {
-            if work * Execution::default().pull_share_for(n, threads) >= m as u64 { "pull" } else { "push" }
+            if work * Execution::default().pull_share_for(n, threads, true) >= m as u64 {
+                "pull"
+            } else {
+                "push"
+            }
         };
         println!(
             "| 1/{share} ({work} edges) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} {:.2} |",
@@ -333,6 +340,32 @@ fn push_pull(name: &str, graph: Graph) {
         );
     }
     println!();
+}
+
+/// 256 small cues (5 random seeds, spec defaults: depth 3, k 10) on a Barabási–Albert graph, one
+/// after another on one thread and one warm scratch (what a batch task does): the spreading kernel's
+/// cost per small cue, without the binding or the pipeline.
+fn small_cues(graph: Graph) {
+    let n = graph.node_count() as u64;
+    let params =
+        SpreadParams { tier_timeouts: [None; 3], ..SpreadParams::from(&EngineConfig::default().spreading) };
+    let mut rng = generate::SplitMix64(1);
+    let cues: Vec<Vec<(u32, f32)>> =
+        (0..256).map(|_| (0..5).map(|_| (rng.below(n) as u32, 1.0f32)).collect()).collect();
+    let reps = 15.min(scaled(1500)).max(1);
+    let mut samples = time_cues(&graph, &params, &cues, 10, reps + 1).unwrap();
+    samples.remove(0);
+    samples.sort_unstable();
+    println!(
+        "## Small cues: 256 × 5 random seeds, depth 3, k 10, BA {n} nodes / {} edges, 1 thread",
+        graph.edge_count()
+    );
+    println!(
+        "per 256 cues: median {:.2} ms, best {:.2} ms ({:.1} µs per cue)\n",
+        ms(percentile(&samples, 0.5)),
+        ms(samples[0]),
+        us(percentile(&samples, 0.5)) / 256.0
+    );
 }
 
 /// Would batches of large cues gain from sharing graph passes on the CPU? One pull over every in-edge

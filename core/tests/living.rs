@@ -167,7 +167,15 @@ fn assert_same_spread(
             (Execution::pull_always(), Some(pool())),
             (Execution::default(), Some(pool())),
             (Execution::dense_seeds(), None),
-            (Execution { pull_share: 2, pull_min_edges: 0, ..Execution::dense_seeds() }, Some(pool())),
+            (
+                Execution {
+                    pull_share: 2,
+                    last_pull_share: 2,
+                    pull_min_edges: 0,
+                    ..Execution::dense_seeds()
+                },
+                Some(pool()),
+            ),
         ] {
             let p = params(policy, execution);
             let (live, live_stats) = spread_standalone(version, &p, seeds, pool, None).unwrap();

@@ -175,14 +175,19 @@ proptest! {
         for pool in pools() {
             for batch_size in [8, 64, 128] {
                 // Push first, then switch to pull once the frontier reaches half the edges.
-                let switching = Execution { pull_share: 2, pull_min_edges: 0, ..Execution::pull_always() };
+                let switching =
+                    Execution { pull_share: 2, last_pull_share: 2, pull_min_edges: 0, ..Execution::pull_always() };
+                // Pulls, then a last depth pushed (its finish collects after a dense state).
+                let push_last = Execution { pull_share: 4, last_pull_share: 1, ..switching };
                 // Seeds in the dense arrays: pushes after a dense marking, and switches both ways.
-                let dense_switching = Execution { pull_share: 2, pull_min_edges: 0, ..Execution::dense_seeds() };
+                let dense_switching =
+                    Execution { pull_share: 2, last_pull_share: 2, pull_min_edges: 0, ..Execution::dense_seeds() };
                 let dense_parallel = Execution { parallel_min_work: 0, nodes_per_batch_unit: 1, ..dense_switching };
                 for execution in [
                     Execution::pull_always(),
                     Execution::default(),
                     switching,
+                    push_last,
                     Execution::dense_seeds(),
                     dense_switching,
                     dense_parallel,

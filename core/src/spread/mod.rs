@@ -145,6 +145,12 @@ pub struct Execution {
     /// …or `1 / (pull_share_out_of_cache × pull threads)` on a larger one, where every pushed edge
     /// misses the cache (docs/decisions/0017-batched-recall.md has the measurements)…
     pub pull_share_out_of_cache: u64,
+    /// The same two shares for a spread's last depth, where a push is cheaper: its finish collects
+    /// the nodes it reaches first and leaves nothing to clear, while a pull still passes over every
+    /// node to finish, collect and reset.
+    pub last_pull_share: u64,
+    /// See `last_pull_share`; multiplied by the pull threads.
+    pub last_pull_share_out_of_cache: u64,
     /// Graphs up to this many nodes count as in cache (see `pull_share`).
     pub cache_nodes: usize,
     /// …and at least this many (below it a push is always cheaper than touching every node).
@@ -166,6 +172,8 @@ impl Default for Execution {
         Execution {
             pull_share: 20,
             pull_share_out_of_cache: 48,
+            last_pull_share: 6,
+            last_pull_share_out_of_cache: 16,
             cache_nodes: cache_nodes(),
             pull_min_edges: 4096,
             parallel_min_work: 200_000,
@@ -187,19 +195,22 @@ impl Execution {
         Execution {
             pull_share: u64::MAX,
             pull_share_out_of_cache: u64::MAX,
+            last_pull_share: u64::MAX,
+            last_pull_share_out_of_cache: u64::MAX,
             pull_min_edges: 0,
             ..Execution::default()
         }
     }
 
     /// The share of all edges (as `1 / share`) a frontier's out-edges must reach for a pull, on a
-    /// graph of `nodes` nodes pulled by `threads` threads.
-    pub fn pull_share_for(&self, nodes: usize, threads: usize) -> u64 {
-        if nodes <= self.cache_nodes {
-            self.pull_share
+    /// graph of `nodes` nodes pulled by `threads` threads, at the spread's `last` depth or another.
+    pub fn pull_share_for(&self, nodes: usize, threads: usize, last: bool) -> u64 {
+        let (in_cache, out_of_cache) = if last {
+            (self.last_pull_share, self.last_pull_share_out_of_cache)
         } else {
-            self.pull_share_out_of_cache.saturating_mul(threads.max(1) as u64)
-        }
+            (self.pull_share, self.pull_share_out_of_cache)
+        };
+        if nodes <= self.cache_nodes { in_cache } else { out_of_cache.saturating_mul(threads.max(1) as u64) }
     }
 
     /// Always pull, on the pool whenever one is given, in tasks of `batch_size` destinations.
@@ -207,6 +218,8 @@ impl Execution {
         Execution {
             pull_share: u64::MAX,
             pull_share_out_of_cache: u64::MAX,
+            last_pull_share: u64::MAX,
+            last_pull_share_out_of_cache: u64::MAX,
             pull_min_edges: 0,
             parallel_min_work: 0,
             nodes_per_batch_unit: 1,
@@ -316,18 +329,20 @@ impl PhaseHook for NoHook {
     fn before_tier(&self, _tier: Tier) {}
 }
 
-/// Spread from `seeds` (unique ids, activation in (0, 1], sorted by id) over `graph`.
-///
-/// Leaves the activations in `scratch` for [`collect_results`]; the scratch must be clean on entry.
-pub(crate) fn spread(
+/// Spread from `seeds` (unique ids, activation in (0, 1], sorted by id) over `graph` on the CPU, and
+/// write the top `k` results to `out`, the mass in the stats. `scratch` is clean before and after.
+#[allow(clippy::too_many_arguments)]
+fn spread_cpu(
     graph: View<'_>,
     params: &SpreadParams,
     seeds: &[(u32, f32)],
+    k: usize,
     scratch: &mut Scratch,
     pool: Option<&rayon::ThreadPool>,
     hook: &dyn PhaseHook,
+    out: &mut Vec<Activation>,
 ) -> SpreadStats {
-    let mut run = step::Run::new(graph, params, scratch, pool);
+    let mut run = step::Run::new(graph, params, scratch, pool, k);
     run.seed(seeds);
     // Per-depth stats and hop counts are sized for MAX_DEPTH; the public params are not validated.
     for depth in 0..(params.max_depth as usize).min(MAX_DEPTH) {
@@ -335,7 +350,11 @@ pub(crate) fn spread(
             break;
         }
     }
-    run.finish()
+    let mut stats = run.finish();
+    // The last depth's finish may have collected part of the answer already (with this `k`).
+    stats.mass = scratch.collect(graph, params.threshold, k, out, pool);
+    scratch.reset(pool);
+    stats
 }
 
 /// Spread `seeds` (as [`spread`] takes them) and write the top `k` to `out`, the mass in the stats:
@@ -362,8 +381,7 @@ pub(crate) fn spread_collect(
             Err(_) => failed = true,
         }
     }
-    let mut stats = spread(graph, params, seeds, scratch, pool, hook);
-    stats.mass = collect_results(graph, params.threshold, k, scratch, out, pool);
+    let mut stats = spread_cpu(graph, params, seeds, k, scratch, pool, hook, out);
     stats.device_failed = failed;
     stats
 }
@@ -512,7 +530,7 @@ pub fn time_full_frontier_step(
             scratch.activation.fill(1.0);
             scratch.hops.fill(0);
             scratch.dense = true;
-            let mut run = step::Run::new(graph, params, &mut scratch, pool);
+            let mut run = step::Run::new(graph, params, &mut scratch, pool, usize::MAX);
             run.assume_dense_frontier();
             let start = Instant::now();
             run.depth(0, &NoHook);
@@ -542,8 +560,38 @@ pub fn time_spread(
     Ok((0..repetitions)
         .map(|_| {
             let start = Instant::now();
-            spread(graph, params, &merged, &mut scratch, pool, &NoHook);
-            collect_results(graph, params.threshold, 10, &mut scratch, &mut out, pool);
+            spread_cpu(graph, params, &merged, 10, &mut scratch, pool, &NoHook, &mut out);
+            start.elapsed()
+        })
+        .collect())
+}
+
+/// Benchmark support: time `repetitions` passes over `cues` (each checked and merged once, not
+/// timed), every cue spread and its top `k` collected on one warm scratch, as a batch task runs them.
+#[doc(hidden)]
+pub fn time_cues(
+    graph: &Graph,
+    params: &SpreadParams,
+    cues: &[Vec<(u32, f32)>],
+    k: usize,
+    repetitions: usize,
+) -> Result<Vec<Duration>> {
+    let graph = graph.view();
+    let mut scratch = Scratch::default();
+    scratch.try_resize(graph.node_count())?;
+    let mut merged = Vec::with_capacity(cues.len());
+    for seeds in cues {
+        let mut m = Vec::new();
+        normalise_seeds(graph, seeds, &mut m)?;
+        merged.push(m);
+    }
+    let mut out = Vec::new();
+    Ok((0..repetitions)
+        .map(|_| {
+            let start = Instant::now();
+            for seeds in &merged {
+                spread_cpu(graph, params, seeds, k, &mut scratch, None, &NoHook, &mut out);
+            }
             start.elapsed()
         })
         .collect())
@@ -559,21 +607,6 @@ pub(crate) fn keep_top_k<T>(items: &mut Vec<T>, k: usize, order: impl Fn(&T, &T)
         items.truncate(k);
     }
     items.sort_unstable_by(order);
-}
-
-/// Write the top-`k` results (seeds always qualify) into `out`, return the activation mass, and leave
-/// `scratch` clean for its next use.
-pub(crate) fn collect_results(
-    graph: View<'_>,
-    threshold: f32,
-    k: usize,
-    scratch: &mut Scratch,
-    out: &mut Vec<Activation>,
-    pool: Option<&rayon::ThreadPool>,
-) -> f64 {
-    let mass = scratch.collect(graph, threshold, k, out, pool);
-    scratch.reset(pool);
-    mass
 }
 
 /// A timer for tier phases: one clock read per phase boundary, from the TSC where it is invariant

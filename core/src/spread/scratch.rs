@@ -41,6 +41,18 @@ pub(crate) struct Scratch {
     pub(crate) dense: bool,
     /// Result candidates as [`order_key`]s.
     candidates: Vec<u64>,
+    /// What the last depth's finish collected already (see [`Scratch::collect_final`]).
+    early: Option<Early>,
+}
+
+/// Nodes first reached at the spread's last depth, collected by that depth's finish instead of being
+/// written to the dense state: their results (best `k` so far) and their mass.
+#[derive(Debug)]
+struct Early {
+    top: TopK,
+    units: u128,
+    /// Their hop number (the last depth's + 1).
+    hop: u8,
 }
 
 impl Scratch {
@@ -93,10 +105,14 @@ impl Scratch {
         pool: Option<&rayon::ThreadPool>,
     ) -> f64 {
         out.clear();
-        let mut candidates = std::mem::take(&mut self.candidates);
-        candidates.clear();
+        let (mut top, mut units, early_hop) = match self.early.take() {
+            Some(Early { top, units, hop }) => {
+                debug_assert_eq!(top.k, k, "collected with the k of the spread's last depth");
+                (top, units, hop)
+            }
+            None => (TopK::new(k, std::mem::take(&mut self.candidates)), 0, UNREACHED),
+        };
         let (activation, hops) = (&self.activation, &self.hops);
-        let mut units = 0u128;
         if self.dense {
             let n = activation.len();
             match pool.filter(|p| p.current_num_threads() > 1 && n >= PARALLEL_COLLECT_MIN_NODES) {
@@ -113,35 +129,35 @@ impl Scratch {
                             })
                             .collect()
                     });
-                    let mut top = TopK::new(k, candidates);
                     for (u, keys) in parts {
                         units += u;
                         keys.into_iter().for_each(|key| top.offer(key));
                     }
-                    candidates = top.into_keys();
                 }
-                None => {
-                    let mut top = TopK::new(k, candidates);
-                    units = scan(0, activation, hops, threshold, &mut top);
-                    candidates = top.into_keys();
-                }
+                None => units += scan(0, activation, hops, threshold, &mut top),
             }
         } else {
-            let mut top = TopK::new(k, candidates);
             for &v in &self.reached {
                 let (a, h) = (activation[v as usize], hops[v as usize]);
                 units += visit(v, a, h, threshold, &mut top);
             }
-            candidates = top.into_keys();
         }
+        let mut candidates = top.into_keys();
         super::keep_top_k(&mut candidates, k, u64::cmp);
         let tiers = graph.tiers();
         out.extend(candidates.iter().map(|&key| {
             let v = key as u32;
+            // A node first reached at the last depth was collected there and never written to the
+            // dense state: its hops are that depth's.
+            let hops = match hops[v as usize] {
+                UNREACHED => early_hop,
+                h => h,
+            };
+            debug_assert_ne!(hops, UNREACHED);
             Activation {
                 node: v,
-                activation: activation[v as usize],
-                hops: hops[v as usize] as u32,
+                activation: key_activation(key),
+                hops: hops as u32,
                 tier: tiers[v as usize],
             }
         }));
@@ -149,8 +165,41 @@ impl Scratch {
         units as f64 * (1.0 / MASS_SCALE)
     }
 
+    /// The finish of a spread's last depth when it was a push (the common case for small cues): the
+    /// nodes the depth reached for the first time are offered as results and counted in the mass
+    /// here, and never written to `current`, `activation`, `hops` or the lists, so neither
+    /// [`Scratch::collect`] nor the reset visits them again. Nodes reached before get their final A
+    /// as in any finish. Returns the activation delivered, in `delivered_units`.
+    pub(crate) fn collect_final(&mut self, hop: u8, threshold: f32, k: usize) -> u64 {
+        let mut delivered = 0u64;
+        for &u in &self.active {
+            self.current[u as usize] = 0.0;
+        }
+        self.active.clear();
+        let mut top = TopK::new(k, std::mem::take(&mut self.candidates));
+        let mut units = 0u128;
+        for &v in &self.next_active {
+            let j = v as usize;
+            let x = self.next[j].min(1.0);
+            self.next[j] = 0.0;
+            if x > 0.0 {
+                delivered += super::delivered_units(x);
+                if self.hops[j] == UNREACHED {
+                    // A = min(1, 0 + x) = x.
+                    units += visit(v, x, hop, threshold, &mut top);
+                } else {
+                    self.activation[j] = (self.activation[j] + x).min(1.0);
+                }
+            }
+        }
+        self.next_active.clear();
+        self.early = Some(Early { top, units, hop });
+        delivered
+    }
+
     /// Restore the between-uses invariant whatever state the buffer is in (after a caught panic).
     pub(crate) fn reset_all(&mut self) {
+        self.early = None;
         self.next.fill(0.0);
         self.in_next.fill(false);
         self.dense = true;
@@ -202,6 +251,7 @@ impl Scratch {
                 self.fired[u as usize] = false;
             }
         }
+        debug_assert!(self.early.is_none(), "a spread's last depth collected, and nothing read it");
         self.dense = false;
         self.active.clear();
         self.next_active.clear();
@@ -232,9 +282,16 @@ pub(crate) fn order_key(node: u32, activation: f32) -> u64 {
     (u64::from(u32::MAX - activation.to_bits()) << 32) | u64::from(node)
 }
 
+/// The activation a key was made from ([`order_key`]'s inverse).
+#[inline]
+fn key_activation(key: u64) -> f32 {
+    f32::from_bits(u32::MAX - (key >> 32) as u32)
+}
+
 /// The `k` smallest keys offered so far (and possibly some more): keys are kept in a buffer that is
 /// cut back to the best `k` whenever it reaches twice that, and a key beyond the `k`-th best seen
 /// at the last cut is refused at once — so a large scan for a small `k` keeps almost nothing.
+#[derive(Debug)]
 pub(crate) struct TopK {
     k: usize,
     keys: Vec<u64>,

@@ -26,6 +26,9 @@ pub(super) struct Run<'a> {
     /// Σ x_{d+1} over depths and nodes so far, in units of 2⁻³⁰ (see [`delivered_units`]); it
     /// saturates only past 2³⁴ ≈ 1.7 · 10¹⁰ of activation, far beyond any low-mass threshold.
     delivered: u64,
+    /// Results to keep: the last depth's finish collects the nodes it reaches first (when it is a
+    /// push; `Scratch::collect_final`).
+    k: usize,
 }
 
 impl<'a> Run<'a> {
@@ -34,6 +37,7 @@ impl<'a> Run<'a> {
         params: &'a SpreadParams,
         s: &'a mut Scratch,
         pool: Option<&'a rayon::ThreadPool>,
+        k: usize,
     ) -> Self {
         let pool = pool.filter(|p| p.current_num_threads() > 1);
         Run {
@@ -48,6 +52,7 @@ impl<'a> Run<'a> {
             finishing_tier: 0,
             hop: 0,
             delivered: 0,
+            k,
         }
     }
 
@@ -151,7 +156,7 @@ impl<'a> Run<'a> {
         self.stats.edges_traversed[d] = total_work;
         let edges = self.graph.edge_count() as u64;
         let pull = total_work >= self.params.execution.pull_min_edges
-            && total_work.saturating_mul(self.pull_share()) >= edges;
+            && total_work.saturating_mul(self.pull_share(self.is_last(d))) >= edges;
         if !pull && !self.active_is_list {
             // A small frontier after a dense depth: push it rather than pass over every edge, and
             // continue from lists (the depth's finish builds them).
@@ -172,7 +177,7 @@ impl<'a> Run<'a> {
             self.active_is_list = false;
         } else {
             self.propagate(d, counts, hook, Self::push_tier);
-            self.finish_sparse(d);
+            self.finish_push(d);
         }
         for list in &mut self.s.frontier {
             list.clear();
@@ -297,8 +302,18 @@ impl<'a> Run<'a> {
             }
         }
         debug_assert!(self.s.active.is_empty());
-        self.finish_sparse(d);
+        self.finish_push(d);
         self.active_is_list = true;
+    }
+
+    /// Finish a push depth: the last depth collects as it finishes, any other is `finish_sparse`.
+    fn finish_push(&mut self, d: usize) {
+        if self.is_last(d) {
+            let delivered = self.s.collect_final(d as u8 + 1, self.params.threshold, self.k);
+            self.delivered = self.delivered.saturating_add(delivered);
+        } else {
+            self.finish_sparse(d);
+        }
     }
 
     /// Run `step` for each tier with frontier nodes, in tier order, timing each phase against its timeout.
@@ -430,13 +445,18 @@ impl<'a> Run<'a> {
         self.delivered = self.delivered.saturating_add(delivered);
     }
 
+    /// Whether `d` is the spread's last depth (no frontier follows it).
+    fn is_last(&self, d: usize) -> bool {
+        d + 1 == (self.params.max_depth as usize).min(super::MAX_DEPTH)
+    }
+
     /// The calibrated push/pull switch for this graph and pool (`Execution::pull_share_for`).
-    fn pull_share(&self) -> u64 {
+    fn pull_share(&self, last: bool) -> u64 {
         let threads = match self.pool {
             Some(pool) if self.parallel_worthwhile() => pool.current_num_threads(),
             _ => 1,
         };
-        self.params.execution.pull_share_for(self.graph.node_count(), threads)
+        self.params.execution.pull_share_for(self.graph.node_count(), threads, last)
     }
 
     fn chunk_len(&self) -> usize {

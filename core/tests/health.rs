@@ -129,6 +129,9 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
     assert_eq!(report["probes"]["hung"]["status"], "unhealthy", "a hang skips the degraded step");
     assert_eq!(report["probes"]["hung"]["consecutive_failures"], 1);
     assert_eq!(report["status"], "unhealthy");
+    // One check, or two: `check_named` joins the scheduled check while it is in flight and runs its
+    // own once it has finished (a race on a loaded machine).
+    let steady_checks = report["probes"]["steady"]["checks_total"].as_u64().unwrap();
 
     clock.advance(Duration::from_secs(10)); // t = 10 s: both due again; hung is still stuck
     registry.run_pending();
@@ -136,7 +139,7 @@ fn a_hung_probe_times_out_and_does_not_delay_the_others() {
     let report = registry.latest_report().to_json();
     assert_eq!(report["probes"]["hung"]["status"], "unhealthy");
     assert!(report["probes"]["hung"]["reason"].as_str().unwrap().starts_with("timeout"));
-    assert_eq!(report["probes"]["steady"]["checks_total"], 2, "steady kept its schedule");
+    assert_eq!(report["probes"]["steady"]["checks_total"], steady_checks + 1, "steady kept its schedule");
     assert_eq!(report["probes"]["steady"]["status"], "healthy");
     assert_eq!(report["status"], "unhealthy");
     release.send(()).unwrap();

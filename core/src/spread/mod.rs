@@ -535,7 +535,8 @@ pub fn time_full_frontier_step(
             let start = Instant::now();
             run.depth(0, &NoHook);
             let elapsed = start.elapsed();
-            scratch.reset(pool);
+            // Whatever the depth did (a last-depth push leaves its partial answer): clean again.
+            scratch.reset_all();
             elapsed
         })
         .collect()

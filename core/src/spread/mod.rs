@@ -290,7 +290,7 @@ pub trait PhaseHook {
 /// results (best first) and its stats, mass included, out.
 #[derive(Debug)]
 pub struct DeviceCue<'a> {
-    /// Seeds, as [`spread`] takes them.
+    /// Seeds, as [`spread_cpu`] takes them.
     pub seeds: &'a [(u32, f32)],
     /// Results to keep.
     pub k: usize,
@@ -357,7 +357,7 @@ fn spread_cpu(
     stats
 }
 
-/// Spread `seeds` (as [`spread`] takes them) and write the top `k` to `out`, the mass in the stats:
+/// Spread `seeds` (as [`spread_cpu`] takes them) and write the top `k` to `out`, the mass in the stats:
 /// on `device` when it wants the graph (a plain one: a version with pending changes stays on the
 /// CPU until compaction folds them in), redone on the CPU when the device fails (`device_failed`),
 /// else on the CPU. `scratch` is clean before and after.
@@ -387,7 +387,7 @@ pub(crate) fn spread_collect(
 }
 
 /// Check seeds against `graph` (ids in range, activations in (0, 1]) and write them to `out`
-/// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread`] takes them.
+/// merged — duplicates summed and capped at 1 — and sorted by id, as [`spread_cpu`] takes them.
 pub fn normalise_seeds(graph: View<'_>, seeds: &[(u32, f32)], out: &mut Vec<(u32, f32)>) -> Result<()> {
     out.clear();
     let ascending = check_seeds(graph, seeds)?;

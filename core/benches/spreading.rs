@@ -353,7 +353,7 @@ fn small_cues(graph: Graph) {
     let cues: Vec<Vec<(u32, f32)>> =
         (0..256).map(|_| (0..5).map(|_| (rng.below(n) as u32, 1.0f32)).collect()).collect();
     let reps = 15.min(scaled(1500)).max(1);
-    let mut samples = time_cues(&graph, &params, &cues, 10, reps + 1).unwrap();
+    let mut samples = time_cues(&graph, &params, &cues, 10, None, reps + 1).unwrap();
     samples.remove(0);
     samples.sort_unstable();
     println!(

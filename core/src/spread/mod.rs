@@ -552,19 +552,7 @@ pub fn time_spread(
     pool: Option<&rayon::ThreadPool>,
     repetitions: usize,
 ) -> Result<Vec<Duration>> {
-    let graph = graph.view();
-    let mut scratch = Scratch::default();
-    scratch.try_resize(graph.node_count())?;
-    let mut merged = Vec::new();
-    normalise_seeds(graph, seeds, &mut merged)?;
-    let mut out = Vec::new();
-    Ok((0..repetitions)
-        .map(|_| {
-            let start = Instant::now();
-            spread_cpu(graph, params, &merged, 10, &mut scratch, pool, &NoHook, &mut out);
-            start.elapsed()
-        })
-        .collect())
+    time_cues(graph, params, &[seeds.to_vec()], 10, pool, repetitions)
 }
 
 /// Benchmark support: time `repetitions` passes over `cues` (each checked and merged once, not
@@ -575,6 +563,7 @@ pub fn time_cues(
     params: &SpreadParams,
     cues: &[Vec<(u32, f32)>],
     k: usize,
+    pool: Option<&rayon::ThreadPool>,
     repetitions: usize,
 ) -> Result<Vec<Duration>> {
     let graph = graph.view();
@@ -591,7 +580,7 @@ pub fn time_cues(
         .map(|_| {
             let start = Instant::now();
             for seeds in &merged {
-                spread_cpu(graph, params, seeds, k, &mut scratch, None, &NoHook, &mut out);
+                spread_cpu(graph, params, seeds, k, &mut scratch, pool, &NoHook, &mut out);
             }
             start.elapsed()
         })

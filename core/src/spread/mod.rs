@@ -8,9 +8,11 @@
 //! directions add contributions to a node in the same order — tier, then source id, then insertion
 //! order — so results are bit-identical whatever the direction, thread count or `batch_size`.
 
+mod lanes;
 mod scratch;
 mod step;
 
+pub(crate) use lanes::{LANES, LaneScratch, SHARED_DEPTH_OVERHEAD, SHARED_PULL_COST, spread_lanes};
 pub(crate) use scratch::{MASS_SCALE, Scratch, TopK, UNREACHED, order_key, result_entry};
 pub(crate) use step::{DELIVERED_SCALE, delivered_units, fires};
 
@@ -96,6 +98,10 @@ pub struct SpreadStats {
     pub pull_phases: u32,
     /// Backend that ran the spread.
     pub backend: Backend,
+    /// Cues that shared this spread's graph passes on the CPU, this one included (a batch's lanes,
+    /// docs/spec.md §19); 0 when it ran alone. A shared pass's tier phases count once in
+    /// `pull_phases`, on the first cue of its group.
+    pub shared_lanes: u32,
 }
 
 impl SpreadStats {
@@ -286,7 +292,7 @@ pub trait PhaseHook {
     fn before_tier(&self, tier: Tier);
 }
 
-/// One cue of a device spread: its normalised seeds (unique, sorted by id) and `k` in; its top-`k`
+/// One cue of a shared launch (a device's, or the CPU's lanes): its normalised seeds (unique, sorted by id) and `k` in; its top-`k`
 /// results (best first) and its stats, mass included, out.
 #[derive(Debug)]
 pub struct DeviceCue<'a> {

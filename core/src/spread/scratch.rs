@@ -284,7 +284,7 @@ pub(crate) fn order_key(node: u32, activation: f32) -> u64 {
 
 /// The activation a key was made from ([`order_key`]'s inverse).
 #[inline]
-fn key_activation(key: u64) -> f32 {
+pub(super) fn key_activation(key: u64) -> f32 {
     f32::from_bits(u32::MAX - (key >> 32) as u32)
 }
 

@@ -327,21 +327,7 @@ impl<'a> Run<'a> {
             hook.before_tier(tier);
             step(self, tier);
             let spent = timer.lap();
-            self.record_phase(d, tier, spent);
-        }
-    }
-
-    fn record_phase(&mut self, d: usize, tier: Tier, spent: std::time::Duration) {
-        let t = tier.index();
-        self.stats.tier_had_work[t] = true;
-        self.stats.tier_time[t] += spent;
-        self.stats.depth_time[d] += spent;
-        if let Some(limit) = self.params.tier_timeouts[t]
-            && self.stats.tier_time[t] > limit
-        {
-            self.exhausted[t] = true;
-            self.stats.tier_timed_out[t] = true;
-            self.stats.truncated = true;
+            record_phase(&mut self.stats, &mut self.exhausted, self.params, d, tier, spent);
         }
     }
 
@@ -465,6 +451,29 @@ impl<'a> Run<'a> {
 
     fn parallel_worthwhile(&self) -> bool {
         self.graph.node_count() + self.graph.edge_count() >= self.params.execution.parallel_min_work
+    }
+}
+
+/// Count `spent` toward `tier` at depth `d`; past the tier's timeout the tier is exhausted for the
+/// rest of the call.
+pub(super) fn record_phase(
+    stats: &mut SpreadStats,
+    exhausted: &mut [bool; 3],
+    params: &SpreadParams,
+    d: usize,
+    tier: Tier,
+    spent: std::time::Duration,
+) {
+    let t = tier.index();
+    stats.tier_had_work[t] = true;
+    stats.tier_time[t] += spent;
+    stats.depth_time[d] += spent;
+    if let Some(limit) = params.tier_timeouts[t]
+        && stats.tier_time[t] > limit
+    {
+        exhausted[t] = true;
+        stats.tier_timed_out[t] = true;
+        stats.truncated = true;
     }
 }
 

@@ -6,7 +6,7 @@
 use axonal_core::recall::batch_from_csr;
 use axonal_core::{
     BreakerOverride, Cue, Engine, EngineConfig, ErrorKind, FallbackReason, Graph, GraphBuilder, Recall,
-    Source, generate,
+    Source, Tier, generate,
 };
 use std::sync::Arc;
 
@@ -23,7 +23,8 @@ fn config(threads: usize, k: usize) -> EngineConfig {
 }
 
 /// What a recall answered, bit for bit: results, who answered and why, and the spread's stats
-/// (times excepted).
+/// (times excepted). How it ran (`pulled`, `pull_phases`) is compared only for cues that ran alone:
+/// a cue of a group sharing passes pulled every depth, and its group's phases count once.
 fn bits(r: &Recall) -> impl PartialEq + std::fmt::Debug {
     let results: Vec<_> =
         r.results.iter().map(|a| (a.node, a.activation.to_bits(), a.hops, a.tier)).collect();
@@ -34,7 +35,8 @@ fn bits(r: &Recall) -> impl PartialEq + std::fmt::Debug {
         r.reason,
         r.graph_version,
         (s.depth_reached, s.nodes_fired, s.edges_traversed, s.mass.to_bits(), s.delivered.to_bits()),
-        (s.truncated, s.pulled, s.pull_phases, s.backend),
+        (s.truncated, s.backend),
+        (s.shared_lanes == 0).then_some((s.pulled, s.pull_phases)),
     )
 }
 
@@ -63,8 +65,15 @@ fn assert_batch_matches_one_by_one(graph: Arc<Graph>, threads: usize, cues: &[Cu
     let got = batch.recall_batch(cues).unwrap();
     assert_eq!(got.len(), cues.len());
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
-        assert_eq!(bits(e), bits(g), "cue {i}: {:?}", cues[i]);
+        let mut e = e.clone();
+        e.stats.shared_lanes = g.stats.shared_lanes;
+        assert_eq!(bits(&e), bits(g), "cue {i}: {:?}", cues[i]);
     }
+}
+
+/// How many of `batch`'s answers came from groups sharing passes.
+fn shared(batch: &[Recall]) -> usize {
+    batch.iter().filter(|r| r.stats.shared_lanes > 0).count()
 }
 
 #[test]
@@ -84,6 +93,38 @@ fn large_cues_that_pull_answer_as_their_own_recall() {
     for threads in [1, 2] {
         assert_batch_matches_one_by_one(Arc::clone(&graph), threads, &batch);
     }
+}
+
+#[test]
+fn large_cues_share_passes_and_answer_as_their_own_recall() {
+    // Cues that reach most of a BA graph: the first runs alone, the rest in groups of eight lanes.
+    let mut b = generate::barabasi_albert(6_000, 4, 0.9, 5).builder().unwrap();
+    for v in (0..6_000).step_by(3) {
+        b.set_tier(v, if v % 2 == 0 { Tier::Warm } else { Tier::Cold }).unwrap();
+    }
+    let graph: Arc<Graph> = b.build().unwrap().into();
+    for (count, last) in [(25, 8), (21, 4), (19, 0)] {
+        let batch = cues(6_000, count, 300, 8);
+        for threads in [1, 2] {
+            assert_batch_matches_one_by_one(Arc::clone(&graph), threads, &batch);
+            let engine = Engine::new(Arc::clone(&graph), config(threads, 50)).unwrap();
+            let answers = engine.recall_batch(&batch).unwrap();
+            assert_eq!(answers[0].stats.shared_lanes, 0, "the first cue runs alone");
+            assert!(answers[1..17].iter().all(|r| r.stats.shared_lanes == 8));
+            // Four cues left make a group; two would not pay for its passes and run alone.
+            assert_eq!(answers[count - 1].stats.shared_lanes, last, "{count} cues");
+            assert_eq!(shared(&answers), 16 + last as usize);
+            assert!(answers.iter().all(|r| r.stats.pulled), "every depth here is a pull");
+        }
+    }
+}
+
+#[test]
+fn small_cues_run_alone() {
+    let graph: Arc<Graph> = generate::barabasi_albert(6_000, 4, 0.9, 5).build().unwrap().into();
+    let engine = Engine::new(graph, config(2, 10)).unwrap();
+    let answers = engine.recall_batch(&cues(6_000, 64, 2, 3)).unwrap();
+    assert_eq!(shared(&answers), 0);
 }
 
 fn embedded_graph(n: u32) -> Graph {

@@ -163,6 +163,7 @@ impl Engine {
             // Enough idle buffers for every pool thread plus a few host threads; more concurrent
             // recalls still work, their extra buffers are freed on return.
             buffers: BufferPool::new(2 * threads + 2),
+            lane_buffers: BufferPool::new(1),
             breaker,
             telemetry,
             metrics,
@@ -392,9 +393,9 @@ impl Engine {
         self.state.buffers.capacity()
     }
 
-    /// Approximate heap bytes held by the recall buffers.
+    /// Approximate heap bytes held by the recall buffers (a batch's shared-pass lanes included).
     pub fn pool_bytes(&self) -> usize {
-        self.state.buffers.approximate_bytes()
+        self.state.buffers.approximate_bytes() + self.state.lane_buffers.approximate_bytes()
     }
 
     // --- recall ---

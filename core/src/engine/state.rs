@@ -130,6 +130,8 @@ pub(super) struct EngineState {
     pub(super) pool_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(super) threads: usize,
     pub(super) buffers: BufferPool<Buffers>,
+    /// The interleaved state of a batch's groups of large cues (`spread::spread_lanes`).
+    pub(super) lane_buffers: BufferPool<spread::LaneScratch>,
     pub(super) breaker: CircuitBreaker,
     pub(super) telemetry: Telemetry,
     pub(super) metrics: EngineMetrics,
@@ -228,8 +230,16 @@ impl EngineState {
             let mut record = |slot: &Recall, outcome| self.record(&live, slot, outcome);
             return pipeline.run_batch_on_device(device, plain, cues, out, &mut record);
         }
+        let shared = match pipeline.lanes_graph() {
+            Some(plain) if cues.len() > 2 => {
+                self.recall_batch_in_lanes(&pipeline, &live, plain, cues, out)?
+            }
+            _ => 0,
+        };
+        let (cues, out) = (&cues[shared..], &mut out[shared..]);
         // Each task keeps one set of buffers for all the cues it runs (hot in its core's cache).
         let run = |held: &mut Option<_>, i: usize, cue: &Cue, slot: &mut Recall| {
+            let i = shared + i;
             let buffers = match held {
                 Some(lease) => lease,
                 None => held.insert(pipeline.checkout().map_err(|e| e.in_cue(i))?),
@@ -255,6 +265,43 @@ impl EngineState {
                     .try_for_each(|(i, (cue, slot))| run(&mut held, i, cue, slot))
             }
         }
+    }
+
+    /// The first cues of a batch whose cues are large, in groups sharing CPU passes (docs/spec.md
+    /// §19); returns how many it answered, the rest run side by side. The first cue runs alone: if
+    /// its spread says a group would be cheaper ([`recall::Pipeline::shares_well`]), the next cues
+    /// run in groups of [`spread::LANES`] for as long as most of each group's cues say so too. A
+    /// batch of small cues thus pays nothing but its first cue's running alone.
+    fn recall_batch_in_lanes(
+        &self,
+        pipeline: &recall::Pipeline<'_>,
+        live: &LiveConfig,
+        graph: &Graph,
+        cues: &[Cue],
+        out: &mut [Recall],
+    ) -> Result<usize> {
+        let mut buffers = pipeline.checkout().map_err(|e| e.in_cue(0))?;
+        let outcome = pipeline.run_in(&cues[0], &mut out[0], &mut buffers).map_err(|e| e.in_cue(0))?;
+        self.record(live, &out[0], outcome);
+        let mut done = 1;
+        let group = |done: usize| (cues.len() - done).min(spread::LANES);
+        if !pipeline.shares_well(&out[0].stats, group(done)) {
+            return Ok(done);
+        }
+        // No memory for the lanes: the rest run side by side.
+        let Ok(mut lanes) = self.lane_buffers.checkout(graph.node_count()) else { return Ok(done) };
+        let mut record = |slot: &Recall, outcome| self.record(live, slot, outcome);
+        while group(done) >= 2 {
+            let end = done + group(done);
+            let (chunk, outs) = (&cues[done..end], &mut out[done..end]);
+            pipeline.run_lanes(graph, done, chunk, outs, &mut buffers, &mut lanes, &mut record)?;
+            let large = outs.iter().filter(|r| pipeline.shares_well(&r.stats, group(end).max(2))).count();
+            done = end;
+            if large * 2 < outs.len() {
+                break;
+            }
+        }
+        Ok(done)
     }
 
     /// One health-probe spread on `graph` with the live config, pool and chaos, bypassing the breaker.

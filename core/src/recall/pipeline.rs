@@ -257,15 +257,77 @@ impl<'a> Pipeline<'a> {
         let mut buffers = self.checkout()?;
         let lanes = device.lanes(graph).max(1);
         for (c, (chunk, outs)) in cues.chunks(lanes).zip(out.chunks_mut(lanes)).enumerate() {
-            self.launch_on_device(device, graph, c * lanes, chunk, outs, &mut buffers, record)?;
+            self.launch(Shared::Device(device), graph, c * lanes, chunk, outs, &mut buffers, record)?;
         }
         Ok(())
     }
 
+    /// The graph a batch's large cues can share CPU passes over: a plain one (pending changes have no
+    /// reverse CSRs yet) whose lanes' state fits in this machine's last-level cache (beyond it every
+    /// gathered value misses the cache and sharing loses: docs/decisions/0017-batched-recall.md).
+    pub(crate) fn lanes_graph(&self) -> Option<&'a Graph> {
+        let graph = self.graph.plain()?;
+        let cache_nodes = self.settings.params.execution.cache_nodes;
+        (graph.node_count().saturating_mul(spread::LANES) <= cache_nodes.saturating_mul(4)).then_some(graph)
+    }
+
+    /// Whether a cue whose own spread did what `stats` describe would be cheaper as one of a group of
+    /// `group` cues sharing passes ([`Pipeline::lanes_graph`]). Costs are estimated per depth in
+    /// pulls of one cue alone, from the edges the cue traversed: alone, a depth costs
+    /// `edges · share / E` when pushed (`share` is where the calibrated switch says a push costs a
+    /// pull) and 1 when pulled; in a group, its share of the group's push or pull (a pull for the
+    /// group costs [`spread::SHARED_PULL_COST`]) plus its share of the group's marking, collection
+    /// and clearing ([`spread::SHARED_DEPTH_OVERHEAD`] a depth).
+    pub(crate) fn shares_well(&self, stats: &SpreadStats, group: usize) -> bool {
+        let depths = stats.depth_reached as usize;
+        if depths == 0 || group < 2 {
+            return false;
+        }
+        let graph = self.graph;
+        let (n, edges) = (graph.node_count(), graph.edge_count().max(1) as f64);
+        let p = &self.settings.params;
+        let threads = match self.pool {
+            Some(pool) if n + graph.edge_count() >= p.execution.parallel_min_work => {
+                pool.current_num_threads()
+            }
+            _ => 1,
+        };
+        let group = group.min(spread::LANES) as f64;
+        let max_depth = (p.max_depth as usize).min(spread::MAX_DEPTH);
+        let (mut alone, mut shared) = (0.0, 0.0);
+        for d in 0..depths {
+            let last = d + 1 == max_depth;
+            let traversed = stats.edges_traversed[d] as f64 / edges;
+            alone += (traversed * p.execution.pull_share_for(n, threads, last) as f64).min(1.0);
+            let pushed = traversed * p.execution.pull_share_for(n, 1, last) as f64;
+            shared += pushed.min(spread::SHARED_PULL_COST / group) + spread::SHARED_DEPTH_OVERHEAD / group;
+        }
+        alone > shared
+    }
+
+    /// Recall `cues` (each already [`Pipeline::check`]ed, at most [`spread::LANES`]) as one group
+    /// sharing CPU passes over `graph` ([`Pipeline::lanes_graph`]), with `lanes` prepared for it.
+    /// Each cue keeps its own breaker admission, chaos verdict, result, fallback and telemetry, as
+    /// on the device; should the shared spread fail, each cue is spread on its own.
     #[allow(clippy::too_many_arguments)]
-    fn launch_on_device(
+    pub(crate) fn run_lanes(
         &self,
-        device: &dyn DeviceSpread,
+        graph: &Graph,
+        first: usize,
+        cues: &[Cue],
+        out: &mut [Recall],
+        buffers: &mut Buffers,
+        lanes: &mut spread::LaneScratch,
+        record: &mut dyn FnMut(&Recall, Outcome),
+    ) -> Result<()> {
+        self.launch(Shared::Cpu(lanes), graph, first, cues, out, buffers, record)
+    }
+
+    /// One shared launch of `cues`: on the device, or as the CPU's lanes.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        shared: Shared<'_>,
         graph: &Graph,
         first: usize,
         cues: &[Cue],
@@ -312,8 +374,10 @@ impl<'a> Pipeline<'a> {
             };
             pending.push(Pending { k, admission, verdict, seeds, own: checking + start.elapsed() });
         }
-        // The shared launch: every admitted cue whose device attempt chaos does not fail.
-        let on_device = |p: &Pending| p.admission.allowed() && !p.verdict.gpu_fail;
+        // The shared launch: every admitted cue (on the device, one whose device attempt chaos does
+        // not fail).
+        let on_device = matches!(shared, Shared::Device(_));
+        let on_device = |p: &Pending| p.admission.allowed() && !(on_device && p.verdict.gpu_fail);
         let launch_start = Instant::now();
         let mut launched: Vec<spread::DeviceCue<'_>> = pending
             .iter()
@@ -327,9 +391,19 @@ impl<'a> Pipeline<'a> {
             })
             .collect();
         let count = launched.len();
+        let device = match shared {
+            Shared::Device(device) => Some(device),
+            Shared::Cpu(_) => None,
+        };
         let succeeded = count > 0
             && matches!(
-                catch_unwind(AssertUnwindSafe(|| device.spread(graph, &s.params, &mut launched, self.chaos))),
+                catch_unwind(AssertUnwindSafe(|| match shared {
+                    Shared::Device(device) => device.spread(graph, &s.params, &mut launched, self.chaos),
+                    Shared::Cpu(lanes) => {
+                        spread::spread_lanes(graph, &s.params, &mut launched, lanes, self.pool, self.chaos);
+                        Ok(())
+                    }
+                })),
                 Ok(Ok(()))
             );
         let mut stats: std::collections::VecDeque<SpreadStats> =
@@ -347,12 +421,13 @@ impl<'a> Pipeline<'a> {
                 let (attempt, spread_time) = match device_stats.filter(|_| succeeded) {
                     Some(stats) => (Some(stats), shared),
                     None => {
-                        // Redo on the CPU: chaos failed this cue's device attempt, or the launch failed.
+                        // Redo on the CPU, alone: chaos failed this cue's device attempt, or the
+                        // launch failed.
                         let cpu_start = Instant::now();
                         let mut attempt =
                             self.attempt(&p.seeds, p.k, &mut buffers.spread, &mut slot.results, None);
                         if let Some(stats) = attempt.as_mut() {
-                            stats.device_failed = true;
+                            stats.device_failed = device.is_some();
                         }
                         (attempt, shared + cpu_start.elapsed())
                     }
@@ -376,6 +451,14 @@ impl<'a> Pipeline<'a> {
         buffers.recycle();
         Ok(())
     }
+}
+
+/// Where a launch's cues share graph passes.
+enum Shared<'s> {
+    /// As lanes of the OpenCL device's launch sequences.
+    Device(&'s dyn DeviceSpread),
+    /// As lanes of the CPU ([`spread::spread_lanes`]), in these buffers.
+    Cpu(&'s mut spread::LaneScratch),
 }
 
 /// Classify an attempted spread (docs/spec.md §4 step 3): `None` = success. `spread` is `None` when

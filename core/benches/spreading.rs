@@ -1,5 +1,5 @@
 //! Spreading benchmarks. Run: `cargo bench -p axonal-core --bench spreading [-- NAME…]` with NAME in
-//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `small`, `shared-pass`, `shard`, `memory` (default: all). Prints a report; the numbers and the machine go into
+//! `cycle`, `step`, `rmat`, `ba`, `push-pull`, `small`, `shared-pass`, `lanes`, `shard`, `memory` (default: all). Prints a report; the numbers and the machine go into
 //! docs/performance.md. Under `cargo test --all-targets` (no `--bench` flag) it runs every scenario
 //! once at 1/100 scale as a smoke test.
 
@@ -53,6 +53,9 @@ fn main() {
         );
         let (n, m) = (scaled(1_000_000) as u32, scaled(10_000_000));
         shared_pass("uniform random graph", generate::uniform(n, m, 0.1, 7).build().unwrap());
+    }
+    if want("lanes") {
+        large_cue_batches(generate::barabasi_albert(scaled(100_000) as u32, 4, 0.9, 7).build().unwrap());
     }
     if want("shard") {
         shard_push_pull(generate::barabasi_albert(scaled(1_000_000) as u32, 4, 0.5, 7).build().unwrap());
@@ -366,6 +369,79 @@ fn small_cues(graph: Graph) {
         ms(samples[0]),
         us(percentile(&samples, 0.5)) / 256.0
     );
+}
+
+/// Batches of large cues through the engine (2 threads): `recall` one by one, two threads calling
+/// `recall` (how a batch ran its cues before groups shared passes), and `recall_batch` (its first
+/// cue alone, then groups of eight sharing passes). Answers are checked equal first.
+fn large_cue_batches(graph: Graph) {
+    let n = graph.node_count();
+    let graph = Arc::new(graph);
+    let mut degree: Vec<(usize, u32)> = (0..n as u32).map(|v| (graph.out_degree(v), v)).collect();
+    degree.sort_unstable_by(|a, b| b.cmp(a));
+    let mut rng = generate::SplitMix64(5);
+    let sets: [(&str, Vec<Cue>); 3] = [
+        ("8 hubs, one seed each", degree[..8].iter().map(|&(_, v)| Cue::nodes([v])).collect()),
+        ("33 hubs, one seed each", degree[..33].iter().map(|&(_, v)| Cue::nodes([v])).collect()),
+        (
+            "33 cues of 200 random seeds",
+            (0..33).map(|_| Cue::nodes((0..200).map(|_| rng.below(n as u64) as u32))).collect(),
+        ),
+    ];
+    let config = EngineConfig::default()
+        .patched(&json!({"threads": 2, "opencl": "off", "autotune": {"enabled": false},
+            "spreading": {"max_depth": 4, "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0},
+                          "latency_budget_ms": 60000},
+            "recall": {"k": 100}}))
+        .unwrap();
+    let engine = Engine::new(Arc::clone(&graph), config).unwrap();
+    println!(
+        "## Batches of large cues, BA {n} nodes / {} edges, depth 4, k 100, 2 threads (ms per batch, median)",
+        graph.edge_count()
+    );
+    println!(
+        "| cues | nodes fired per cue | one by one | two threads | recall_batch | batch / two threads |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let reps = 9.min(scaled(900)).max(1);
+    for (name, cues) in &sets {
+        let one: Vec<Recall> = cues.iter().map(|c| engine.recall(c).unwrap()).collect();
+        let batch = engine.recall_batch(cues).unwrap();
+        for (a, b) in one.iter().zip(&batch) {
+            assert_eq!(a.results, b.results, "a batch answers each cue as its own recall");
+        }
+        let shared = batch.iter().filter(|r| r.stats.shared_lanes > 0).count();
+        let fired = one.iter().map(|r| r.stats.total_nodes_fired()).sum::<u64>() / cues.len() as u64;
+        let (mut alone, mut threads, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let start = Instant::now();
+            cues.iter().for_each(|c| drop(engine.recall(c).unwrap()));
+            alone.push(start.elapsed());
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                let (a, b) = cues.split_at(cues.len() / 2);
+                scope.spawn(|| a.iter().for_each(|c| drop(engine.recall(c).unwrap())));
+                b.iter().for_each(|c| drop(engine.recall(c).unwrap()));
+            });
+            threads.push(start.elapsed());
+            let start = Instant::now();
+            drop(engine.recall_batch(cues).unwrap());
+            batched.push(start.elapsed());
+        }
+        let median = |v: &mut Vec<Duration>| {
+            v.sort_unstable();
+            percentile(v, 0.5)
+        };
+        let (alone, threads, batched) = (median(&mut alone), median(&mut threads), median(&mut batched));
+        println!(
+            "| {name} ({shared} in shared groups) | {fired} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            ms(alone),
+            ms(threads),
+            ms(batched),
+            batched.as_secs_f64() / threads.as_secs_f64()
+        );
+    }
+    println!();
 }
 
 /// Would batches of large cues gain from sharing graph passes on the CPU? One pull over every in-edge

@@ -14,7 +14,8 @@ to the reference before anything is timed:
   bare single-thread C pull loop over the same in-edge CSR (compiled here with `cc -O2`).
 - ba: full activation of the 100 k-node BA graph (hub seed, depth 4, every result returned) against
   a single-thread SciPy CSR pull loop with the same semantics.
-- large-batch: eight full activations of that graph, one by one and as one batch.
+- large-batch: 8 and 33 full activations of that graph (hub seeds), one by one, from two Python
+  threads, and as one batch.
 """
 
 import ctypes
@@ -233,30 +234,43 @@ def ba(rounds=21):
 
 
 def large_batch(rounds=9):
-    """Eight full activations of BA 100 k (different hub-adjacent seeds): does a batch of large cues
-    gain over one-by-one calls, each of which already pulls on the whole pool?"""
+    """Full activations of BA 100 k from hub seeds: one by one, two Python threads calling `recall`,
+    and `recall_batch` (its first cue alone, then groups of eight sharing each pass over the graph)."""
     n = 100_000
     src, dst = barabasi_albert(n, 4, 7)
     g = axonal.Graph.from_edges(src, dst, np.full(len(src), 0.9, dtype=np.float32), num_nodes=n)
     degree = np.bincount(src, minlength=n)
-    seeds = [[int(v)] for v in np.argsort(-degree)[:8]]
+    hubs = [[int(v)] for v in np.argsort(-degree)]
     config = {"autotune": {"enabled": False}, "spreading": {"max_depth": 4, "tier_timeouts_ms": NO_TIMEOUTS},
               "recall": {"k": 100}}
     with axonal.Engine(g, config) as e:
-        one = [e.recall(c) for c in seeds]
-        batch = e.recall_batch(seeds)
-        assert all(a.nodes.tolist() == b.nodes.tolist() for a, b in zip(one, batch))
-        fired = np.mean([r.stats["nodes_fired"] for r in one])
-        times = {"one by one": [], "recall_batch": []}
-        for _ in range(rounds):
-            times["one by one"] += timed(lambda: [e.recall(c) for c in seeds], 1)
-            times["recall_batch"] += timed(lambda: e.recall_batch(seeds), 1)
-    base = statistics.median(times["one by one"])
-    print(f"8 large cues (top-8 hubs, depth 4, {fired:.0f} nodes fired each) on BA {n}, k=100")
-    print("| how | median per batch of 8 | × one by one |\n|---|---|---|")
-    for name, t in times.items():
-        m = statistics.median(t)
-        print(f"| {name} | {m * 1e3:.2f} ms | {base / m:.2f}× |")
+        for count in (8, 33):
+            seeds = hubs[:count]
+            one = [e.recall(c) for c in seeds]
+            batch = e.recall_batch(seeds)
+            assert all(a.nodes.tolist() == b.nodes.tolist() for a, b in zip(one, batch))
+            fired = np.mean([r.stats["nodes_fired"] for r in one])
+
+            def two_threads():
+                halves = [seeds[: count // 2], seeds[count // 2 :]]
+                threads = [threading.Thread(target=lambda h=h: [e.recall(c) for c in h]) for h in halves]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+
+            times = {"one by one": [], "two Python threads": [], "recall_batch": []}
+            for _ in range(rounds):
+                times["one by one"] += timed(lambda: [e.recall(c) for c in seeds], 1)
+                times["two Python threads"] += timed(two_threads, 1)
+                times["recall_batch"] += timed(lambda: e.recall_batch(seeds), 1)
+            base = statistics.median(times["one by one"])
+            pair = statistics.median(times["two Python threads"])
+            print(f"{count} large cues (top hubs, depth 4, {fired:.0f} nodes fired each) on BA {n}, k=100")
+            print("| how | median per batch | × one by one | × two threads |\n|---|---|---|---|")
+            for name, t in times.items():
+                m = statistics.median(t)
+                print(f"| {name} | {m * 1e3:.2f} ms | {base / m:.2f}× | {pair / m:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,16 @@ fn large_cues_share_passes_and_answer_as_their_own_recall() {
 }
 
 #[test]
+fn a_batch_too_small_for_a_group_runs_its_cues_alone() {
+    let graph: Arc<Graph> = generate::barabasi_albert(6_000, 4, 0.9, 5).build().unwrap().into();
+    let engine = Engine::new(Arc::clone(&graph), config(2, 50)).unwrap();
+    // The first alone and a group of 3 would never pay for the group's passes.
+    let answers = engine.recall_batch(&cues(6_000, 4, 300, 8)).unwrap();
+    assert_eq!(shared(&answers), 0);
+    assert_batch_matches_one_by_one(graph, 2, &cues(6_000, 4, 300, 8));
+}
+
+#[test]
 fn small_cues_run_alone() {
     let graph: Arc<Graph> = generate::barabasi_albert(6_000, 4, 0.9, 5).build().unwrap().into();
     let engine = Engine::new(graph, config(2, 10)).unwrap();

@@ -231,7 +231,8 @@ impl EngineState {
             return pipeline.run_batch_on_device(device, plain, cues, out, &mut record);
         }
         let shared = match pipeline.lanes_graph() {
-            Some(plain) if cues.len() > 2 => {
+            // A group of fewer than 4 never pays for its passes (`Pipeline::shares_well`).
+            Some(plain) if cues.len() > 4 => {
                 self.recall_batch_in_lanes(&pipeline, &live, plain, cues, out)?
             }
             _ => 0,

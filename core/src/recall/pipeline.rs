@@ -263,10 +263,14 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The graph a batch's large cues can share CPU passes over: a plain one (pending changes have no
-    /// reverse CSRs yet) whose lanes' state fits in this machine's last-level cache (beyond it every
+    /// reverse CSRs yet) that no device wants, whose lanes' state fits in this machine's last-level cache (beyond it every
     /// gathered value misses the cache and sharing loses: docs/decisions/0017-batched-recall.md).
     pub(crate) fn lanes_graph(&self) -> Option<&'a Graph> {
         let graph = self.graph.plain()?;
+        if self.device.is_some_and(|d| d.wants(graph)) {
+            // Each cue tries the device, as its own recall would (and counts a device failure).
+            return None;
+        }
         let cache_nodes = self.settings.params.execution.cache_nodes;
         (graph.node_count().saturating_mul(spread::LANES) <= cache_nodes.saturating_mul(4)).then_some(graph)
     }
@@ -395,7 +399,12 @@ impl<'a> Pipeline<'a> {
             Shared::Device(device) => Some(device),
             Shared::Cpu(_) => None,
         };
-        let succeeded = count > 0
+        // A CPU group of one would pay a pass for eight: that cue runs alone (below).
+        let launch = match shared {
+            Shared::Device(_) => count > 0,
+            Shared::Cpu(_) => count > 1,
+        };
+        let succeeded = launch
             && matches!(
                 catch_unwind(AssertUnwindSafe(|| match shared {
                     Shared::Device(device) => device.spread(graph, &s.params, &mut launched, self.chaos),
@@ -421,8 +430,8 @@ impl<'a> Pipeline<'a> {
                 let (attempt, spread_time) = match device_stats.filter(|_| succeeded) {
                     Some(stats) => (Some(stats), shared),
                     None => {
-                        // Redo on the CPU, alone: chaos failed this cue's device attempt, or the
-                        // launch failed.
+                        // On the CPU, alone: chaos failed this cue's device attempt, the launch
+                        // failed, or it was a CPU group of one.
                         let cpu_start = Instant::now();
                         let mut attempt =
                             self.attempt(&p.seeds, p.k, &mut buffers.spread, &mut slot.results, None);

@@ -92,13 +92,10 @@ impl LaneScratch {
         self.next.len() / LANES
     }
 
-    /// Every entry back to its neutral value (`send` too after a panic, though nothing needs it):
-    /// in parallel chunks on `par`'s pool when large.
+    /// Every entry but `send`'s back to its neutral value (a marking rewrites `send` whole before
+    /// anything reads it, even after a panic): in parallel chunks on `par`'s pool when large.
     fn clear(&mut self, par: Par<'_>) {
         fill(&mut self.next, 0.0, par);
-        if self.dirty {
-            fill(&mut self.send, 0.0, par);
-        }
         fill(&mut self.activation, 0.0, par);
         fill(&mut self.hops, UNREACHED, par);
         fill(&mut self.fired, false, par);
@@ -144,7 +141,9 @@ pub(crate) fn spread_lanes(
     let work = (n + view.edge_count()).saturating_mul(LANES);
     let par = Par {
         pool: pool.filter(|p| p.current_num_threads() > 1 && work >= e.parallel_min_work),
-        chunk: ((params.batch_size as usize).saturating_mul(e.nodes_per_batch_unit) / LANES).max(64),
+        // As many nodes a task as a single pull's, so a group's phase has as many tasks as one
+        // cue's (the tuner's model of a phase's cost holds for both).
+        chunk: (params.batch_size as usize).saturating_mul(e.nodes_per_batch_unit).max(64),
     };
     if s.dirty {
         s.clear(par);
@@ -200,30 +199,31 @@ pub(crate) fn spread_lanes(
             if pull_depth {
                 let got = pass(Some(&csrs[t]), s, t == finishing, hop, par);
                 add_delivered(&mut delivered, got);
+                phases[t] = timer.lap();
             } else {
                 push(view, tier, s);
+                phases[t] = timer.lap();
                 if t == finishing {
+                    // Untimed, as a CPU push depth's finish is.
                     add_delivered(&mut delivered, pass(None, s, true, hop, par));
+                    timer.lap();
                 }
             }
-            phases[t] = timer.lap();
         }
         // The group's tier phases ran once: they count once, on its first cue.
         if let Some(first) = cues.first_mut().filter(|_| pull_depth) {
             first.stats.pull_phases += any.iter().filter(|&&a| a).count() as u32;
         }
+        // A lane is charged the phases of the tiers it has frontier nodes in, and only those: a
+        // phase's time (its hook's included) is what that tier cost every lane with work in it.
         for (lane, cue) in cues.iter_mut().enumerate() {
             let has = counts[lane].map(|c| c > 0);
-            let Some(last) = (0..3).rev().find(|&t| has[t]) else { continue };
+            if !has.contains(&true) {
+                continue;
+            }
             cue.stats.pulled |= pull_depth;
-            for tier in Tier::ALL {
-                let t = tier.index();
-                if has[t] {
-                    // The finish ran in the group's last phase; it counts toward the lane's own last tier.
-                    let finish =
-                        if t == last && last != finishing { phases[finishing] } else { Duration::ZERO };
-                    record_phase(&mut cue.stats, &mut exhausted[lane], params, d, tier, phases[t] + finish);
-                }
+            for tier in Tier::ALL.into_iter().filter(|t| has[t.index()]) {
+                record_phase(&mut cue.stats, &mut exhausted[lane], params, d, tier, phases[tier.index()]);
             }
         }
     }
@@ -611,6 +611,48 @@ mod tests {
         ) {
             check(n, &edges, &tiers, &cues, k, depth, threshold, fan_out, reverberate);
         }
+    }
+
+    /// Sleeps before every cold-tier phase.
+    struct SlowCold;
+
+    impl PhaseHook for SlowCold {
+        fn before_tier(&self, tier: Tier) {
+            if tier == Tier::Cold {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        }
+    }
+
+    #[test]
+    fn a_lane_is_charged_only_the_tiers_it_has_work_in() {
+        // Nodes 0..20 hot, a ring; nodes 20..40 cold, a ring. Lane 0 spreads in the hot ring only.
+        let mut b = GraphBuilder::new(40);
+        for v in 0..20 {
+            b.add_edge(v, (v + 1) % 20, 0.9).unwrap();
+            b.add_edge(20 + v, 20 + (v + 1) % 20, 0.9).unwrap();
+            b.set_tier(20 + v, Tier::Cold).unwrap();
+        }
+        let graph = b.build().unwrap();
+        let mut params = SpreadParams::from(&crate::config::EngineConfig::default().spreading);
+        params.tier_timeouts = [Some(std::time::Duration::from_millis(10)), None, None];
+        let mut lanes = LaneScratch::default();
+        lanes.prepare(40).unwrap();
+        let (mut hot, mut cold) = (Vec::new(), Vec::new());
+        let mut group = [
+            DeviceCue { seeds: &[(0, 1.0)], k: 10, results: &mut hot, stats: SpreadStats::default() },
+            DeviceCue { seeds: &[(20, 1.0)], k: 10, results: &mut cold, stats: SpreadStats::default() },
+        ];
+        spread_lanes(&graph, &params, &mut group, &mut lanes, None, &SlowCold);
+        let (hot, cold) = (&group[0].stats, &group[1].stats);
+        assert!(
+            !hot.truncated && !hot.tier_timed_out[0],
+            "the cold phase's delay is not the hot lane's: {hot:?}"
+        );
+        assert!(hot.tier_time[0] < std::time::Duration::from_millis(10));
+        assert_eq!(hot.tier_time[2], std::time::Duration::ZERO);
+        assert!(cold.tier_time[2] >= std::time::Duration::from_millis(30 * cold.depth_reached as u64));
+        assert_eq!((hot.depth_reached, cold.depth_reached), (3, 3));
     }
 
     #[test]

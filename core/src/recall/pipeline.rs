@@ -263,8 +263,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The graph a batch's large cues can share CPU passes over: a plain one (pending changes have no
-    /// reverse CSRs yet) that no device wants, whose lanes' state fits in this machine's last-level cache (beyond it every
-    /// gathered value misses the cache and sharing loses: docs/decisions/0017-batched-recall.md).
+    /// reverse CSRs yet) that no device wants, whose lanes' state fits in this machine's last-level
+    /// cache (beyond it every gathered value misses the cache and sharing loses:
+    /// docs/decisions/0017-batched-recall.md).
     pub(crate) fn lanes_graph(&self) -> Option<&'a Graph> {
         let graph = self.graph.plain()?;
         if self.device.is_some_and(|d| d.wants(graph)) {
@@ -424,11 +425,11 @@ impl<'a> Pipeline<'a> {
             let mut ran = false;
             let mut reason = Some(FallbackReason::BreakerOpen);
             // A launched cue's share of the launch counts, whether the launch succeeded or not.
-            let shared = if on_device(p) { share } else { Duration::ZERO };
+            let in_launch = if on_device(p) { share } else { Duration::ZERO };
             if attempted {
                 let device_stats = if on_device(p) { stats.pop_front() } else { None };
                 let (attempt, spread_time) = match device_stats.filter(|_| succeeded) {
-                    Some(stats) => (Some(stats), shared),
+                    Some(stats) => (Some(stats), in_launch),
                     None => {
                         // On the CPU, alone: chaos failed this cue's device attempt, the launch
                         // failed, or it was a CPU group of one.
@@ -438,7 +439,7 @@ impl<'a> Pipeline<'a> {
                         if let Some(stats) = attempt.as_mut() {
                             stats.device_failed = device.is_some();
                         }
-                        (attempt, shared + cpu_start.elapsed())
+                        (attempt, in_launch + cpu_start.elapsed())
                     }
                 };
                 (reason, ran) = self.judge(p.verdict, attempt, spread_time, slot);
@@ -454,7 +455,7 @@ impl<'a> Pipeline<'a> {
                 buffers.seeds_in_cue = false;
                 fallback::answer(view, self.similarity, cue, p.k, buffers, &mut slot.results);
             }
-            slot.latency = p.own + shared + start.elapsed();
+            slot.latency = p.own + in_launch + start.elapsed();
             record(slot, Outcome { attempted, ran });
         }
         buffers.recycle();

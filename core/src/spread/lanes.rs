@@ -1,14 +1,16 @@
 //! Shared graph passes on the CPU (docs/spec.md §19): up to [`LANES`] cues spread together as
-//! *lanes*, their state interleaved node by node (entry `v · LANES + lane`), every depth one pull over
-//! the in-edges for all of them. A batch of large cues runs here: each depth reads the in-edge lists
-//! once for the group instead of once per cue, and a source's eight values share a cache line
-//! (docs/decisions/0017-batched-recall.md has the measurements).
+//! *lanes*, their state interleaved node by node (entry `v · LANES + lane`), every dense depth one
+//! pull over the in-edges for all of them (a sparse one is pushed lane by lane). A batch of large
+//! cues runs here: each depth reads the in-edge lists once for the group instead of once per cue,
+//! and a source's eight values share a cache line (docs/decisions/0017-batched-recall.md has the
+//! measurements).
 //!
 //! The answer is the bits a cue's own spread gives: a lane adds its contributions to a node in the
 //! same order as any CPU spread (tier, then source id, then insertion order; a lane with nothing to
 //! send adds exact zeros), finishes and marks with the same arithmetic, and collects through the
 //! same order-independent top-k and fixed-point mass. Tier timeouts are judged per lane after each
-//! tier phase, as on the CPU; a phase's time counts toward every lane with work in that tier.
+//! tier phase, as on the CPU; a phase's time counts toward every lane with work in that tier, and
+//! only those.
 
 use std::time::Duration;
 

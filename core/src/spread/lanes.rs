@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
-use super::scratch::{TopK, UNREACHED, key_activation, order_key, result_entry};
+use super::scratch::{TopK, UNREACHED, key_activation, visit};
 use super::step::record_phase;
 use super::{
     Activation, DELIVERED_SCALE, DeviceCue, MASS_SCALE, MAX_DEPTH, PhaseHook, PhaseTimer, SpreadParams,
@@ -437,11 +437,7 @@ fn collect(view: View<'_>, threshold: f32, cues: &mut [DeviceCue<'_>], s: &LaneS
             let v = (base + i) as u32;
             for lane in 0..lanes {
                 if a[lane] > 0.0 {
-                    let (qualifies, u) = result_entry(a[lane], h[lane], threshold);
-                    if qualifies {
-                        tops[lane].offer(order_key(v, a[lane]));
-                    }
-                    units[lane] += u;
+                    units[lane] += visit(v, a[lane], h[lane], threshold, &mut tops[lane]);
                 }
             }
         }

@@ -292,8 +292,8 @@ pub trait PhaseHook {
     fn before_tier(&self, tier: Tier);
 }
 
-/// One cue of a shared launch (a device's, or the CPU's lanes): its normalised seeds (unique, sorted by id) and `k` in; its top-`k`
-/// results (best first) and its stats, mass included, out.
+/// One cue of a shared launch (a device's, or the CPU's lanes): its normalised seeds (unique,
+/// sorted by id) and `k` in; its top-`k` results (best first) and its stats, mass included, out.
 #[derive(Debug)]
 pub struct DeviceCue<'a> {
     /// Seeds, as [`spread_cpu`] takes them.

@@ -329,7 +329,7 @@ const TOP_K_MIN_BUFFER: usize = 1024;
 
 /// One reached node: its mass units (non-seeds); offered as a candidate when it qualifies.
 #[inline]
-fn visit(v: u32, a: f32, hops: u8, threshold: f32, top: &mut TopK) -> u128 {
+pub(super) fn visit(v: u32, a: f32, hops: u8, threshold: f32, top: &mut TopK) -> u128 {
     let (qualifies, units) = result_entry(a, hops, threshold);
     if qualifies {
         top.offer(order_key(v, a));

@@ -2,6 +2,8 @@
 cue answered as its own recall (bit for bit), as a list or in columnar form; malformed batches are
 errors naming the cue or the array entry, and nothing is recalled."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,8 @@ def recalls_total(e):
         ((np.array([1, -2]), np.array([0, 2])), axonal.RecallError, r"seed_ids\[1\]: -2 is not a node id"),
         ((np.array([1, 2]), np.array([0, -1, 2])), axonal.RecallError, r"offsets\[1\]: -1 is not an offset"),
         ((np.array([1.0, 2.0]), np.array([0, 2])), TypeError, r"seed_ids: expected a 1-D NumPy integer array"),
+        (types.MappingProxyType({1: [1]}), TypeError, r"cues: expected a list of seed specs"),
+        ([[1], [2, 1.5]], axonal.RecallError, r"^cue cues\[1\]\.seeds\[1\]: 1.5 \(float\) is not a node id"),
         ((np.array([1, 2]), np.array([0, 1, 2])), None, None),
     ],
 )
@@ -124,3 +128,75 @@ def test_k_applies_to_every_cue_and_zero_is_refused():
             e.recall_batch([[1]], k=0)
         with pytest.raises(axonal.RecallError, match="k: must be >= 1"):
             e.recall_batch([], k=0)
+
+
+def test_k_that_is_not_a_count_is_named():
+    with axonal.Engine(random_graph(), CONFIG) as e:
+        for call in (lambda k: e.recall([1], k=k), lambda k: e.recall_batch([[1]], k=k)):
+            for k, error, message in [
+                (-1, axonal.RecallError, r"^cue k: -1 must be >= 1"),
+                (2**64, axonal.RecallError, r"^cue k: 18446744073709551616 does not fit in 64 bits"),
+                (2**200, axonal.RecallError, r"^cue k: \d+ \(int\) does not fit in 64 bits"),
+                (1.5, TypeError, r"^k: expected an int >= 1 or None, got 1.5 \(float\)"),
+                ("3", TypeError, r"^k: expected an int >= 1 or None, got '3' \(str\)"),
+                (True, TypeError, r"^k: expected an int >= 1 or None, got True \(bool\)"),
+            ]:
+                with pytest.raises(error, match=message):
+                    call(k)
+            assert len(call(np.int64(2))) <= 2
+        assert recalls_total(e) == 2
+
+
+def test_a_mapping_of_seeds_is_read_as_id_to_activation():
+    """Any `Mapping`, not only a dict, gives its activations (iterating one yields keys alone)."""
+    with axonal.Engine(random_graph(), CONFIG) as e:
+        plain = {1: 0.05, 7: 0.5}
+        want = e.recall(plain)
+        proxy = types.MappingProxyType(plain)
+        assert same(e.recall(proxy), want)
+        assert same(e.recall_batch([proxy])[0], want)
+        with pytest.raises(axonal.RecallError, match=r"cues\[0\]\.seeds\[7\]: activation 1.5"):
+            e.recall_batch([types.MappingProxyType({7: 1.5})])
+
+
+def test_an_exception_from_the_hosts_objects_comes_through_as_raised():
+    class Odd(Exception):
+        def __init__(self, a, b):
+            super().__init__(f"{a}/{b}")
+
+    def cue():
+        yield 1
+        raise Odd(1, 2)
+
+    with axonal.Engine(random_graph(), CONFIG) as e:
+        with pytest.raises(Odd, match="^1/2$"):
+            e.recall_batch([[1], cue()])
+        with pytest.raises(Odd, match="^1/2$"):
+            e.recall(cue())
+        assert recalls_total(e) == 0
+
+
+def test_csr_arrays_in_the_other_byte_order_are_read():
+    with axonal.Engine(random_graph(), CONFIG) as e:
+        ids, offsets = np.array([1, 2, 3, 4]), np.array([0, 2, 4])
+        want = e.recall_batch((ids, offsets))
+        swapped = e.recall_batch((ids.astype(">u4"), offsets.astype(">i8")))
+        assert all(same(a, b) for a, b in zip(swapped, want))
+
+
+def test_stats_say_how_each_cue_ran():
+    """§19: `pulled`, `pull_phases` and `shared_lanes` in every cue's stats: a batch of cues that
+    reach most of a graph whose lanes fit the cache runs its first cue alone, the next in a group."""
+    n = 6_000
+    rng = np.random.default_rng(9)
+    cues = [rng.choice(n, 300, replace=False).astype(np.uint32) for _ in range(9)]
+    config = {**CONFIG, "spreading": {"latency_budget_ms": 60000, "tier_timeouts_ms": {"hot": 0, "warm": 0, "cold": 0}}}
+    with axonal.Engine(random_graph(n, 6 * n), config) as e:
+        batch = e.recall_batch(cues, k=5)
+        alone = [e.recall(c, k=5) for c in cues]
+        assert all(same(a, b) for a, b in zip(batch, alone))
+        for r in alone:
+            assert r.stats["shared_lanes"] == 0 and r.stats["pulled"] is True and r.stats["pull_phases"] >= 1
+        assert [r.stats["shared_lanes"] for r in batch] == [0] + [8] * 8
+        # A group's pull phases count once, on its first cue.
+        assert batch[1].stats["pull_phases"] >= 1 and all(r.stats["pull_phases"] == 0 for r in batch[2:])

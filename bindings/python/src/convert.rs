@@ -6,7 +6,7 @@ use numpy::{Element, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple,
 };
 use serde_json::{Map, Number, Value};
 
@@ -228,6 +228,12 @@ pub(crate) fn to_value(object: &Bound<'_, PyAny>, what: &str) -> PyResult<Value>
 /// core's seed rules (`axonal_core::recall::seed_id`, `seed_activation`); strings and bytes are
 /// refused.
 pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
+    seeds_at(seeds, "")
+}
+
+/// [`seeds`], its errors naming the seeds as `{prefix}seeds` (a batch's `cues[3].`). An exception
+/// the host's own objects raise (an iterator, `__index__`) comes through as raised.
+fn seeds_at(seeds: &Bound<'_, PyAny>, prefix: &str) -> PyResult<Vec<(u32, f32)>> {
     use axonal_core::recall::{seed_activation, seed_id};
     // The common arrays are read in place and converted in one pass.
     if let Ok(array) = seeds.extract::<PyReadonlyArray1<'_, u32>>() {
@@ -238,21 +244,23 @@ pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
             .as_array()
             .iter()
             .enumerate()
-            .map(|(i, &id)| Ok((seed_id(i128::from(id), || format!("seeds[{i}]")).map_err(py_err)?, 1.0)))
+            .map(|(i, &id)| {
+                Ok((seed_id(i128::from(id), || format!("{prefix}seeds[{i}]")).map_err(py_err)?, 1.0))
+            })
             .collect();
     }
     if let Some(ids) = integer_array(seeds)? {
         return ids
             .into_iter()
             .enumerate()
-            .map(|(i, id)| Ok((seed_id(id, || format!("seeds[{i}]")).map_err(py_err)?, 1.0)))
+            .map(|(i, id)| Ok((seed_id(id, || format!("{prefix}seeds[{i}]")).map_err(py_err)?, 1.0)))
             .collect();
     }
     let id = |value: &Bound<'_, PyAny>, at: &dyn Fn() -> String| -> PyResult<u32> {
         let number = if value.is_instance_of::<PyBool>() { None } else { value.extract::<i128>().ok() };
         let Some(number) = number else {
             return Err(crate::errors::RecallError::new_err(format!(
-                "{}: {} is not a node id (an int >= 0)",
+                "cue {}: {} is not a node id (an int >= 0)",
                 at(),
                 describe(value)
             )));
@@ -262,7 +270,7 @@ pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
     let activation = |value: &Bound<'_, PyAny>, at: &dyn Fn() -> String| -> PyResult<f32> {
         let Ok(number) = value.extract::<f64>() else {
             return Err(crate::errors::RecallError::new_err(format!(
-                "{}: activation {} is not a number",
+                "cue {}: activation {} is not a number",
                 at(),
                 describe(value)
             )));
@@ -270,16 +278,20 @@ pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
         let shown = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| number.to_string());
         seed_activation(number, &shown, at).map_err(py_err)
     };
+    let entry = |(k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>)| {
+        let at = || format!("{prefix}seeds[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default());
+        Ok((id(&k, &at)?, activation(&v, &at)?))
+    };
     if let Ok(dict) = seeds.cast::<PyDict>() {
-        return dict
-            .iter()
-            .map(|(k, v)| {
-                let at = || format!("seeds[{}]", k.repr().map(|r| r.to_string()).unwrap_or_default());
-                Ok((id(&k, &at)?, activation(&v, &at)?))
-            })
-            .collect();
+        return dict.iter().map(entry).collect();
     }
-    let expected = "seeds: expected a list of ids, a dict {id: activation} or (id, activation) pairs";
+    // Any other mapping (`MappingProxyType`, a `collections.abc.Mapping`) is `{id: activation}`
+    // too: iterating it would yield its keys alone, each at activation 1.
+    if let Ok(mapping) = seeds.cast::<PyMapping>() {
+        return mapping.items()?.iter().map(|item| entry(item.extract()?)).collect();
+    }
+    let expected =
+        format!("{prefix}seeds: expected a list of ids, a dict {{id: activation}} or (id, activation) pairs");
     if is_text(seeds) {
         return Err(PyTypeError::new_err(format!("{expected}, got {}", describe(seeds))));
     }
@@ -288,11 +300,11 @@ pub(crate) fn seeds(seeds: &Bound<'_, PyAny>) -> PyResult<Vec<(u32, f32)>> {
     let mut out = Vec::new();
     for (i, item) in items.enumerate() {
         let item = item?;
-        let at = || format!("seeds[{i}]");
+        let at = || format!("{prefix}seeds[{i}]");
         if let Ok(pair) = item.cast::<PyTuple>() {
             if pair.len() != 2 {
                 return Err(crate::errors::RecallError::new_err(format!(
-                    "{}: {pair} is not an (id, activation) pair",
+                    "cue {}: {pair} is not an (id, activation) pair",
                     at()
                 )));
             }
@@ -315,7 +327,37 @@ fn integer_array(object: &Bound<'_, PyAny>) -> PyResult<Option<Vec<i128>>> {
         )*};
     }
     try_dtype!(u32, i64, u64, i32, u16, i16, u8, i8);
+    // The same integers in the other byte order (`>u4` here): swapped once, then read as above.
+    if object.cast::<numpy::PyUntypedArray>().is_ok() {
+        let dtype = object.getattr("dtype")?;
+        let kind: String = dtype.getattr("kind")?.extract()?;
+        if (kind == "i" || kind == "u") && !dtype.getattr("isnative")?.is_truthy()? {
+            let native = object.call_method1("astype", (dtype.call_method1("newbyteorder", ("=",))?,))?;
+            return integer_array(&native);
+        }
+    }
     Ok(None)
+}
+
+/// A recall's `k` as Python gives it: `None` (the configured `recall.k`) or an integer (an `int`
+/// or anything with `__index__`, such as NumPy's; not a bool); errors name `k` and the value.
+/// Whether it is ≥ 1 is core's check (`cue k: must be >= 1`).
+pub(crate) fn recall_k(k: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    let Some(k) = k.filter(|k| !k.is_none()) else { return Ok(None) };
+    let value = if k.is_instance_of::<PyBool>() { None } else { k.extract::<i128>().ok() };
+    let Some(value) = value else {
+        if k.is_instance_of::<PyInt>() && !k.is_instance_of::<PyBool>() {
+            return Err(crate::errors::RecallError::new_err(format!(
+                "cue k: {} does not fit in 64 bits",
+                describe(k)
+            )));
+        }
+        return Err(PyTypeError::new_err(format!("k: expected an int >= 1 or None, got {}", describe(k))));
+    };
+    usize::try_from(value).map(Some).map_err(|_| {
+        let why = if value < 0 { "must be >= 1" } else { "does not fit in 64 bits" };
+        crate::errors::RecallError::new_err(format!("cue k: {value} {why}"))
+    })
 }
 
 /// The cues of a batch as Python gives them (docs/spec.md §19): a tuple of two NumPy integer arrays
@@ -323,7 +365,6 @@ fn integer_array(object: &Bound<'_, PyAny>) -> PyResult<Option<Vec<i128>>> {
 /// Errors name the cue (`cues[3].seeds[1]: …`) or the array entry at fault.
 pub(crate) fn batch_cues(cues: &Bound<'_, PyAny>, k: Option<usize>) -> PyResult<Vec<axonal_core::Cue>> {
     use axonal_core::recall::{batch_from_csr, seed_id};
-    let py = cues.py();
     if let Ok(pair) = cues.cast::<PyTuple>()
         && pair.len() == 2
         && pair.iter().all(|a| a.cast::<numpy::PyUntypedArray>().is_ok())
@@ -360,21 +401,14 @@ pub(crate) fn batch_cues(cues: &Bound<'_, PyAny>, k: Option<usize>) -> PyResult<
     }
     let expected =
         "cues: expected a list of seed specs or a tuple (seed_ids, offsets) of NumPy integer arrays";
-    if is_text(cues) || cues.is_instance_of::<PyDict>() {
+    if is_text(cues) || cues.cast::<PyMapping>().is_ok() {
         return Err(PyTypeError::new_err(format!("{expected}, got {}", describe(cues))));
     }
     let items =
         cues.try_iter().map_err(|_| PyTypeError::new_err(format!("{expected}, got {}", describe(cues))))?;
     let mut out = Vec::new();
     for (i, item) in items.enumerate() {
-        let seeds = seeds(&item?).map_err(|e| {
-            let message = e.value(py).to_string();
-            let message = match message.strip_prefix("cue ") {
-                Some(rest) => format!("cue cues[{i}].{rest}"),
-                None => format!("cues[{i}].{message}"),
-            };
-            PyErr::from_type(e.get_type(py), message)
-        })?;
+        let seeds = seeds_at(&item?, &format!("cues[{i}]."))?;
         out.push(axonal_core::Cue { seeds, embedding: None, k });
     }
     Ok(out)

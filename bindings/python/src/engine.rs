@@ -130,10 +130,11 @@ impl Engine {
         &self,
         py: Python<'_>,
         seeds: Option<Bound<'_, PyAny>>,
-        k: Option<usize>,
+        k: Option<Bound<'_, PyAny>>,
         embedding: Option<Bound<'_, PyAny>>,
     ) -> PyResult<RecallResult> {
         let engine = self.engine()?;
+        let k = crate::convert::recall_k(k.as_ref())?;
         let seeds = seeds.map(|s| self::seeds(&s)).transpose()?.unwrap_or_default();
         let embedding = embedding.map(|e| crate::convert::query_embedding(&e)).transpose()?;
         let cue = Cue { seeds, embedding, k };
@@ -150,10 +151,11 @@ impl Engine {
         &self,
         py: Python<'py>,
         cues: Bound<'py, PyAny>,
-        k: Option<usize>,
+        k: Option<Bound<'py, PyAny>>,
         columnar: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let engine = self.engine()?;
+        let k = crate::convert::recall_k(k.as_ref())?;
         if k == Some(0) {
             return Err(crate::errors::RecallError::new_err("cue k: must be >= 1 (it applies to every cue)"));
         }

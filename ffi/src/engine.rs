@@ -261,9 +261,13 @@ pub unsafe extern "C" fn axonal_engine_recall_batch(
             return Err(FfiError::null(if out_nodes.is_null() { "out_nodes" } else { "out_activations" }));
         }
         if capacity < needed {
+            let product = match cue_count.checked_mul(k) {
+                Some(product) => product.to_string(),
+                None => "more than a size_t holds".into(),
+            };
             return Err(FfiError::new(
                 AXONAL_STATUS_BUFFER_TOO_SMALL,
-                format!("capacity {capacity} is less than cue_count × k = {cue_count} × {k} = {needed}"),
+                format!("capacity {capacity} is less than cue_count × k = {cue_count} × {k} = {product}"),
             ));
         }
         let recalls = engine.recall_batch(&cues)?;

@@ -75,6 +75,15 @@ impl From<axonal_core::Error> for FfiError {
 
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
+/// Refuse a length of `T`s whose byte size passes `isize::MAX`: no real buffer has it, and a slice
+/// over it is undefined behaviour (a debug build aborts the host). The error names the argument.
+pub(crate) fn check_len<T>(len: usize, name: &str) -> FfiResult {
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(FfiError::invalid(format!("{name}: a length of {len} is larger than any buffer can be")));
+    }
+    Ok(())
+}
+
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }

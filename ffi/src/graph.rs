@@ -83,6 +83,7 @@ pub unsafe extern "C" fn axonal_graph_builder_set_embedding(
         if dim == 0 {
             return Err(FfiError::invalid("dim must be at least 1"));
         }
+        check_len::<f32>(dim, "dim")?;
         let v = unsafe { std::slice::from_raw_parts(v, dim) };
         Ok(b.set_embedding(node, v)?)
     })
@@ -108,6 +109,7 @@ pub unsafe extern "C" fn axonal_graph_builder_add_edges(
                 return Err(FfiError::null(name));
             }
         }
+        check_len::<u32>(len, "len")?;
         let (src, dst, weight) = unsafe {
             (
                 std::slice::from_raw_parts(src, len),

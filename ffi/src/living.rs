@@ -23,6 +23,7 @@ unsafe fn array<T: Copy>(ptr: *const T, len: usize, name: &str) -> FfiResult<Vec
     if ptr.is_null() {
         return Err(FfiError::null(name));
     }
+    check_len::<T>(len, name)?;
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
 }
 

@@ -447,6 +447,8 @@ static void test_bad_input(void) {
     CHECK(message_has("src"), "names src");
     CHECK(status_is(axonal_graph_builder_add_edges(b, src, NULL, w, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges dst"), "NULL dst");
     CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, NULL, 1), AXONAL_STATUS_NULL_ARGUMENT, "add_edges weight"), "NULL weight");
+    CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, w, SIZE_MAX), AXONAL_STATUS_INVALID_ARGUMENT, "len: a length"),
+          "impossible len");
     CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, w, 0), AXONAL_STATUS_INVALID_ARGUMENT, "add_edges len 0"), "zero length");
     CHECK(status_is(axonal_graph_builder_add_edges(b, src, dst, w, 2), AXONAL_STATUS_GRAPH, "out-of-range dst"), "out-of-range node");
     CHECK(message_has("edge 1") && message_has("node 9"), "names edge and node: %s", last_error);
@@ -892,6 +894,11 @@ static void test_living_graph(void) {
     const float row[] = {1, 2};
     CHECK(axonal_engine_add_nodes(e, 1, NULL, NULL, row, 0, NULL, NULL) == AXONAL_STATUS_INVALID_ARGUMENT, "embeddings without dim");
     CHECK(axonal_engine_add_edges(e, NULL, dst, w, 2, NULL) == AXONAL_STATUS_NULL_ARGUMENT, "NULL src");
+    /* A length no buffer can have is refused, not read (a slice over it would abort the host). */
+    CHECK(axonal_engine_add_edges(e, src, dst, w, SIZE_MAX, NULL) == AXONAL_STATUS_INVALID_ARGUMENT &&
+              strstr(error_text(), "larger than any buffer"),
+          "impossible length: %s", error_text());
+    CHECK(axonal_engine_set_tiers(e, src, cold, SIZE_MAX / 2, NULL) == AXONAL_STATUS_INVALID_ARGUMENT, "impossible tiers length");
     CHECK(axonal_engine_graph_version(e, &version) == AXONAL_STATUS_OK && version == 5, "rejected batches made no version: %llu",
           (unsigned long long)version);
 
@@ -1067,6 +1074,8 @@ static void test_recall_batch(void) {
     CHECK(s == AXONAL_STATUS_RECALL && message_has("cues[1].seeds"), "an empty cue: %s", error_text());
     s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, K, out_offsets, nodes, acts, CUES * K - 1, flags);
     CHECK(s == AXONAL_STATUS_BUFFER_TOO_SMALL && message_has("capacity"), "capacity too small: %s", error_text());
+    s = axonal_engine_recall_batch(e, ids, NULL, offsets, CUES, SIZE_MAX, out_offsets, nodes, acts, CUES * K, flags);
+    CHECK(s == AXONAL_STATUS_BUFFER_TOO_SMALL && message_has("more than a size_t holds"), "cue_count × k overflows: %s", error_text());
     s = axonal_engine_recall_batch(e, ids, NULL, NULL, CUES, K, out_offsets, nodes, acts, CUES * K, flags);
     CHECK(s == AXONAL_STATUS_NULL_ARGUMENT && message_has("seed_offsets"), "NULL offsets: %s", error_text());
 

@@ -86,6 +86,9 @@ impl Recall {
             backend: stats.backend.as_str(),
             latency_us: self.latency.as_secs_f64() * 1e6,
             graph_version: self.graph_version,
+            pulled: stats.pulled,
+            pull_phases: stats.pull_phases,
+            shared_lanes: stats.shared_lanes,
         }
     }
 
@@ -142,6 +145,12 @@ pub struct StatsView<'a> {
     pub latency_us: f64,
     /// The version of the graph the recall ran on.
     pub graph_version: u64,
+    /// Whether some depth was pulled (docs/spec.md §19).
+    pub pulled: bool,
+    /// Pool phases of the pulls: a group's count once, on its first cue (§19).
+    pub pull_phases: u32,
+    /// The size of the lane group the cue shared passes with; 0 when it ran alone (§19).
+    pub shared_lanes: u32,
 }
 
 /// Result rows, with `label` only when the graph has labels.

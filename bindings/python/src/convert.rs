@@ -286,17 +286,24 @@ fn seeds_at(seeds: &Bound<'_, PyAny>, prefix: &str) -> PyResult<Vec<(u32, f32)>>
         return dict.iter().map(entry).collect();
     }
     // Any other mapping (`MappingProxyType`, a `collections.abc.Mapping`) is `{id: activation}`
-    // too: iterating it would yield its keys alone, each at activation 1.
-    if let Ok(mapping) = seeds.cast::<PyMapping>() {
+    // too: iterating it would yield its keys alone, each at activation 1. (A list or tuple, the
+    // common case, skips the ABC check.)
+    if !seeds.is_instance_of::<PyList>()
+        && !seeds.is_instance_of::<PyTuple>()
+        && let Ok(mapping) = seeds.cast::<PyMapping>()
+    {
         return mapping.items()?.iter().map(|item| entry(item.extract()?)).collect();
     }
-    let expected =
-        format!("{prefix}seeds: expected a list of ids, a dict {{id: activation}} or (id, activation) pairs");
+    let refused = || {
+        PyTypeError::new_err(format!(
+            "{prefix}seeds: expected a list of ids, a dict {{id: activation}} or (id, activation) pairs, got {}",
+            describe(seeds)
+        ))
+    };
     if is_text(seeds) {
-        return Err(PyTypeError::new_err(format!("{expected}, got {}", describe(seeds))));
+        return Err(refused());
     }
-    let items =
-        seeds.try_iter().map_err(|_| PyTypeError::new_err(format!("{expected}, got {}", describe(seeds))))?;
+    let items = seeds.try_iter().map_err(|_| refused())?;
     let mut out = Vec::new();
     for (i, item) in items.enumerate() {
         let item = item?;
@@ -344,9 +351,10 @@ fn integer_array(object: &Bound<'_, PyAny>) -> PyResult<Option<Vec<i128>>> {
 /// Whether it is ≥ 1 is core's check (`cue k: must be >= 1`).
 pub(crate) fn recall_k(k: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     let Some(k) = k.filter(|k| !k.is_none()) else { return Ok(None) };
-    let value = if k.is_instance_of::<PyBool>() { None } else { k.extract::<i128>().ok() };
+    let is_bool = k.is_instance_of::<PyBool>();
+    let value = if is_bool { None } else { k.extract::<i128>().ok() };
     let Some(value) = value else {
-        if k.is_instance_of::<PyInt>() && !k.is_instance_of::<PyBool>() {
+        if k.is_instance_of::<PyInt>() && !is_bool {
             return Err(crate::errors::RecallError::new_err(format!(
                 "cue k: {} does not fit in 64 bits",
                 describe(k)
